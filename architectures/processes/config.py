@@ -1,0 +1,48 @@
+"""Process settings, standard library only (imported by config modules at listing time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEDULES = ("cosine", "cosine_shifted", "sigmoid", "linear")
+PREDICTIONS = ("eps", "x0", "v")
+TIME_INPUTS = ("gamma", "t")
+SAMPLERS = ("ddim", "ddpm")
+DDPM_VARIANCES = ("large", "small")
+
+
+@dataclass(frozen=True)
+class GaussianConfig:
+    """Continuous-time gaussian diffusion, x_t = sqrt(g) x0 + sqrt(1-g) eps (Jabri et al. 2023, Sec. 3)."""
+
+    schedule: str = "cosine"
+    start: float = 0.0  # cosine_shifted / sigmoid: start of the t -> angle / logit map
+    end: float = 1.0  # cosine_shifted / sigmoid: end of that map
+    tau: float = 1.0  # cosine_shifted / sigmoid: temperature
+    prediction: str = "eps"  # what the network outputs
+    time_input: str = "t"  # what the network sees as time: the noise level gamma (RIN) or t
+    self_condition_rate: float = 0.0  # RIN latent self-conditioning: 0.9 in the paper
+    sampler: str = "ddim"
+    ddpm_variance: str = "large"  # "large": 1 - alpha; "small": posterior variance
+    sample_steps: int = 100
+    time_difference: float = 0.0  # RIN's td: shifts t_next earlier by td / steps
+    guidance_scale: float = 0.0  # classifier-free guidance weight w (0 = off)
+
+    def __post_init__(self):
+        for name, value, allowed in [
+            ("schedule", self.schedule, SCHEDULES),
+            ("prediction", self.prediction, PREDICTIONS),
+            ("time_input", self.time_input, TIME_INPUTS),
+            ("sampler", self.sampler, SAMPLERS),
+            ("ddpm_variance", self.ddpm_variance, DDPM_VARIANCES),
+        ]:
+            if value not in allowed:
+                raise ValueError(f"process.{name}={value!r}; allowed: {list(allowed)}")
+        if not 0.0 <= self.self_condition_rate <= 1.0:
+            raise ValueError(f"process.self_condition_rate={self.self_condition_rate!r}; allowed: [0, 1]")
+        if self.sample_steps < 1:
+            raise ValueError(f"process.sample_steps={self.sample_steps!r}; allowed: >= 1")
+        if self.tau <= 0:
+            raise ValueError(f"process.tau={self.tau!r}; allowed: > 0")
+        if self.schedule in ("cosine_shifted", "sigmoid") and not self.start < self.end:
+            raise ValueError(f"process.start={self.start!r} must be < process.end={self.end!r}")

@@ -1,0 +1,155 @@
+"""The architecture registry: one table, name -> entry.
+
+Every string that points at code is a lazy "module:attribute" reference, so listing the
+registry imports neither torch nor jax. Config modules import only the standard library, so
+presets can be read without a framework too.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKENDS = ("torch", "jax")
+MODALITIES = ("image", "video")
+
+
+class RegistryError(ValueError):
+    """A bad registry name or entry; the message lists what is valid."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    config: Any  # a frozen config dataclass instance
+    provenance: str  # "official config <file>", "paper <table>", "not verified", "ours"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    config: str  # "module:ConfigClass" (stdlib-only module)
+    presets: str  # "module:PRESETS", a dict name -> Preset
+    backends: dict[str, str]  # backend -> "module:Class"
+    process: str  # process family, a key of PROCESSES
+    flops: str  # "module:function": analytic forward count, see docs/adding-an-architecture.md
+    modalities: tuple[str, ...] = ("image",)
+    extras: tuple[str, ...] = ()  # call extras beyond (x, t, y): "latents", "context"
+    description: str = ""
+    test_only: bool = False  # registered by the tests, never listed as shipped
+
+    def __post_init__(self):
+        unknown = set(self.backends) - set(BACKENDS)
+        if unknown:
+            raise RegistryError(f"entry {self.name!r}: unknown backend(s) {sorted(unknown)}; allowed: {list(BACKENDS)}")
+        bad = set(self.modalities) - set(MODALITIES)
+        if bad:
+            raise RegistryError(f"entry {self.name!r}: unknown modality {sorted(bad)}; allowed: {list(MODALITIES)}")
+
+    def load_config_class(self):
+        return resolve(self.config)
+
+    def load_presets(self) -> dict[str, Preset]:
+        return resolve(self.presets)
+
+    def preset(self, name: str) -> Preset:
+        presets = self.load_presets()
+        if name not in presets:
+            raise RegistryError(f"unknown preset {name!r} for {self.name!r}; valid: {sorted(presets)}")
+        return presets[name]
+
+    def load_model_class(self, backend: str):
+        if backend not in self.backends:
+            raise RegistryError(f"{self.name!r} has no {backend!r} backend; valid: {sorted(self.backends)}")
+        return resolve(self.backends[backend])
+
+    def load_flops(self):
+        return resolve(self.flops)
+
+
+def resolve(ref: str):
+    """Import "package.module:attr" and return the attribute."""
+    module, _, attr = ref.partition(":")
+    if not attr:
+        raise RegistryError(f"bad reference {ref!r}: expected 'module:attribute'")
+    return getattr(importlib.import_module(module), attr)
+
+
+# Process families: name -> "module:Class" of the process (written once for both backends).
+PROCESSES = {
+    "gaussian": "architectures.processes.gaussian:GaussianProcess",
+}
+
+_TABLE: dict[str, Entry] = {}
+
+
+def register(entry: Entry) -> Entry:
+    if entry.name in _TABLE:
+        raise RegistryError(f"architecture {entry.name!r} is registered twice")
+    if entry.process not in PROCESSES:
+        raise RegistryError(f"entry {entry.name!r}: unknown process {entry.process!r}; allowed: {sorted(PROCESSES)}")
+    _TABLE[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    """For tests that register temporary architectures."""
+    _TABLE.pop(name, None)
+
+
+def get(name: str) -> Entry:
+    if name not in _TABLE:
+        raise RegistryError(f"unknown architecture {name!r}; valid: {names()}")
+    return _TABLE[name]
+
+
+def names(include_test_only: bool = False) -> list[str]:
+    return sorted(n for n, e in _TABLE.items() if include_test_only or not e.test_only)
+
+
+def entries(include_test_only: bool = False) -> list[Entry]:
+    return [_TABLE[n] for n in names(include_test_only)]
+
+
+def find_preset(preset: str) -> Entry:
+    """The entry that owns a preset name (preset names are unique across the registry)."""
+    for entry in entries(include_test_only=True):
+        if preset in entry.load_presets():
+            return entry
+    raise RegistryError(f"no architecture has a preset {preset!r}")
+
+
+register(Entry(
+    name="rin",
+    config="architectures.rin.config:RINConfig",
+    presets="architectures.rin.config:PRESETS",
+    backends={"torch": "architectures.rin.rin_torch:RIN", "jax": "architectures.rin.rin_flax:RIN"},
+    process="gaussian",
+    flops="architectures.rin.flops:forward_macs",
+    modalities=("image", "video"),
+    extras=("latents", "context"),
+    description="Recurrent Interface Networks (Jabri et al. 2023) with latent self-conditioning",
+))
+
+register(Entry(
+    name="unet2d",
+    config="architectures.unet.config:UNetConfig",
+    presets="architectures.unet.config:PRESETS_2D",
+    backends={"torch": "architectures.unet.unet_torch:UNet", "jax": "architectures.unet.unet_flax:UNet"},
+    process="gaussian",
+    flops="architectures.unet.flops:forward_macs",
+    modalities=("image",),
+    description="ADM U-Net (Dhariwal & Nichol 2021), guided-diffusion UNetModel",
+))
+
+register(Entry(
+    name="unet3d",
+    config="architectures.unet.config:UNetConfig",
+    presets="architectures.unet.config:PRESETS_3D",
+    backends={"torch": "architectures.unet.unet_torch:UNet", "jax": "architectures.unet.unet_flax:UNet"},
+    process="gaussian",
+    flops="architectures.unet.flops:forward_macs",
+    modalities=("video",),
+    extras=("context",),
+    description="Space-time video U-Net (Ho et al. 2022): 1x3x3 convs, spatial + temporal attention",
+))
