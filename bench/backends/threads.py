@@ -1,0 +1,23 @@
+"""Thread settings, framework-free: they must be in the environment before torch or jax import."""
+
+from __future__ import annotations
+
+import os
+
+
+def resolve_threads(requested: int | None) -> int:
+    """None means all cores, as the case's default."""
+    return requested if requested is not None else (os.cpu_count() or 1)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment for a case process that pins intra-op threads of torch, XLA and BLAS to `threads`."""
+    xla = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "XLA_FLAGS": xla,
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # one case must not take 75% of a GPU
+        "DIFFBENCH_THREADS": str(threads),
+    }

@@ -1,0 +1,66 @@
+"""Records -> pandas: one row per case, nested fields flattened with dots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.records import RUN_FILE, record_paths
+
+RUN_COLUMNS = {"git.sha": ("provenance", "git", "sha"), "git.dirty": ("provenance", "git", "dirty")}
+
+
+def _run_dirs(path: Path) -> list[Path]:
+    """A run directory, or every run directory below a suite or results folder."""
+    if (path / RUN_FILE).is_file():
+        return [path]
+    return sorted(p.parent for p in path.rglob(RUN_FILE))
+
+
+def _record_files(paths) -> list[Path]:
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += [f for run in _run_dirs(path) for f in record_paths(run)]
+        else:
+            raise FileNotFoundError(f"no results at {path}")
+    return files
+
+
+def _run_meta(run_dir: Path, cache: dict) -> dict:
+    if run_dir not in cache:
+        run_file = run_dir / RUN_FILE
+        cache[run_dir] = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    return cache[run_dir]
+
+
+def _dig(data: dict, keys: tuple):
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def load(paths) -> pd.DataFrame:
+    """Records under `paths` (record files, run dirs, suite dirs or results/) as a DataFrame.
+
+    Lists (raw timing samples) stay lists in their cell; `record_path` says where each row
+    came from; run-level provenance (git sha, dirty flag) is joined in.
+    """
+    rows, meta_cache = [], {}
+    for path in _record_files(paths):
+        record = json.loads(path.read_text())
+        meta = _run_meta(path.parent, meta_cache)
+        record["record_path"] = str(path)
+        for column, keys in RUN_COLUMNS.items():
+            record[column] = _dig(meta, keys)
+        rows.append(record)
+    if not rows:
+        return pd.DataFrame(columns=["case_id", "status"])
+    frame = pd.json_normalize(rows, sep=".")
+    return frame.sort_values(["suite", "run_id", "case.index"], kind="stable", ignore_index=True)
