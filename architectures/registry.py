@@ -8,10 +8,12 @@ presets can be read without a framework too.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 BACKENDS = ("torch", "jax")
+PLUGINS_ENV = "DIFFBENCH_PLUGINS"
 MODALITIES = ("image", "video")
 
 
@@ -109,6 +111,22 @@ def names(include_test_only: bool = False) -> list[str]:
 
 def entries(include_test_only: bool = False) -> list[Entry]:
     return [_TABLE[n] for n in names(include_test_only)]
+
+
+def load_plugins(modules=()) -> list[str]:
+    """Import plugin modules that register their own architectures.
+
+    `modules` (e.g. a suite's `plugins:` list) plus the comma-separated DIFFBENCH_PLUGINS
+    environment variable; returns the module names imported.
+    """
+    env = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    names = list(dict.fromkeys([*modules, *env]))
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RegistryError(f"plugin module {module!r} could not be imported: {exc}") from exc
+    return names
 
 
 def find_preset(preset: str) -> Entry:
