@@ -1,0 +1,136 @@
+"""Strict YAML reading for suites: text -> plain data, or one SpecError naming file, key path, line.
+
+PyYAML's SafeLoader lets a duplicate key silently win and reads `1e-3` as a string; this reader
+rejects the first and reads the second as YAML 1.2 does (a float).
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+MAX_NODES = 100_000  # alias bombs ("billion laughs") expand to more than this
+_MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class SpecError(ValueError):
+    """A bad suite, on one line: '<file>: <key path>: <problem>; allowed: <...>'."""
+
+    def __init__(self, source: str, path: str, problem: str, allowed=None):
+        self.source, self.path, self.problem, self.allowed = source, path or "(top level)", problem, allowed
+        message = f"{source}: {self.path}: {problem}"
+        if allowed is not None:
+            message += f"; allowed: {format_allowed(allowed)}"
+        super().__init__(message.replace("\n", " "))
+
+    def __reduce__(self):  # picklable across processes despite the extra constructor arguments
+        return type(self), (self.source, self.path, self.problem, self.allowed)
+
+
+def format_allowed(allowed) -> str:
+    if isinstance(allowed, str):
+        return allowed
+    return ", ".join(str(a) for a in allowed) or "(none)"
+
+
+def show(value) -> str:
+    """A bad value as it appears in an error message: repr, type, at most ~60 characters."""
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def child(path: str, key) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads YAML 1.2 floats without a dot (1e-3, 5E4) as floats."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse(text: str, source: str):
+    """YAML text -> dicts, lists and scalars; duplicate keys and non-string keys are errors."""
+    loader = None
+    try:
+        loader = _Loader(text)
+        node = loader.get_single_node()
+        return None if node is None else _Builder(loader, source).build(node, "", ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+        raise SpecError(source, where, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(source, "(yaml)", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise SpecError(source, "(yaml)", "nesting too deep") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+class _Builder:
+    """Walks the composed node tree, so every error knows its key path and line."""
+
+    def __init__(self, loader: _Loader, source: str):
+        self.loader, self.source, self.count = loader, source, 0
+
+    def fail(self, path: str, node, problem: str, allowed=None):
+        if node is not None:
+            problem = f"{problem} (line {node.start_mark.line + 1})"
+        raise SpecError(self.source, path, problem, allowed)
+
+    def build(self, node, path: str, stack: tuple):
+        self.count += 1
+        if self.count > MAX_NODES:
+            self.fail(path, node, f"more than {MAX_NODES} YAML nodes (alias expansion?)")
+        if id(node) in stack:
+            self.fail(path, node, "recursive alias")
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path, (*stack, id(node)))
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self.fail(path, node, f"unsupported tag {node.tag!r}", "plain lists")
+            return [self.build(item, child(path, i), (*stack, id(node))) for i, item in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def scalar(self, node, path: str):
+        if node.tag == _MERGE_TAG:
+            self.fail(path, node, "merge keys ('<<') are not supported", "explicit keys, or `defaults:`")
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            self.fail(path, node, f"unreadable value {node.value!r}: {getattr(exc, 'problem', None) or exc}")
+
+    def mapping(self, node, path: str, stack: tuple) -> dict:
+        if node.tag != _MAP_TAG:
+            self.fail(path, node, f"unsupported tag {node.tag!r}", "plain mappings")
+        out, lines = {}, {}
+        for key_node, value_node in node.value:
+            key = self.key(key_node, path)
+            line = key_node.start_mark.line + 1
+            if key in out:
+                self.fail(child(path, key), None, f"duplicate key {key!r} at line {line} (first at line {lines[key]})",
+                          "each key once per mapping")
+            lines[key] = line
+            out[key] = self.build(value_node, child(path, key), stack)
+        return out
+
+    def key(self, node, path: str) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(path, node, "a mapping key is a list or mapping", "string keys")
+        key = self.scalar(node, path)
+        if not isinstance(key, str):
+            self.fail(path, node, f"key {show(key)} is not a string",
+                      "string keys (quote keys such as 'on', 'no', '1')")
+        return key
