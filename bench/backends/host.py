@@ -1,0 +1,131 @@
+"""Framework-free pieces both backend adapters share: device-spec parsing, thread environment,
+the random draws (numpy, canonical channels-last), the optimizer settings and the records an
+adapter returns. Nothing here imports torch or jax, so one seed gives the same numbers in both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+DEVICE_KINDS = ("cpu", "cuda", "tpu", "auto")
+# AdamW in both backends (torch.optim.AdamW, optax.adamw), decoupled weight decay on matrices
+# and kernels only (not biases / norm scales, as the paper's LAMB setup excludes them). The
+# paper's LAMB + warmup + EMA is a training-recipe choice, not an architecture cost.
+ADAMW = dict(lr=1e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01)
+X_LIKE = ("x", "x0", "eps", "noise", "context")  # arrays with the data layout (transposed by torch)
+
+
+class DeviceError(RuntimeError):
+    """A device that is unknown or not available to this backend; the message says what was found."""
+
+
+def parse_device(spec: str) -> tuple[str, int | None]:
+    """"cpu" | "cuda" | "cuda:1" | "tpu" | "tpu:0" | "auto" -> (kind, index or None)."""
+    m = re.fullmatch(r"(cpu|cuda|tpu|auto)(?::(\d+))?", str(spec).strip().lower())
+    if not m or (m.group(1) in ("cpu", "auto") and m.group(2)):
+        raise DeviceError(f"unknown device {spec!r}; allowed: cpu, cuda, cuda:<i>, tpu, tpu:<i>, auto")
+    return m.group(1), None if m.group(2) is None else int(m.group(2))
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment a worker sets BEFORE importing jax (XLA reads it once, at backend start).
+
+    One thread: XLA's Eigen pool off (the JAX FAQ's single-thread recipe). More threads: XLA
+    sizes its CPU pool from the process's CPU affinity, which `pin_threads` sets.
+    """
+    n = str(int(threads))
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+    if threads == 1:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
+
+
+def pin_threads(threads: int) -> dict[str, Any]:
+    """Set `thread_env(threads)` in os.environ and restrict the CPU affinity to `threads` CPUs.
+
+    Call in the case's own process before importing jax (torch reads its setting at runtime).
+    """
+    if threads < 1:
+        raise ValueError(f"threads={threads!r}; allowed: >= 1")
+    env = thread_env(threads)
+    if threads > 1:
+        env["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
+    os.environ.update(env)
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads > len(cpus):
+        raise ValueError(f"threads={threads} but this process may use {len(cpus)} CPUs: {cpus}")
+    os.sched_setaffinity(0, set(cpus[:threads]))
+    return {"threads": threads, "cpus": cpus[:threads], "env": env}
+
+
+# -- records ---------------------------------------------------------------------------------
+@dataclass
+class Built:
+    """A model ready to run: the framework module plus its weights (jax) or none (torch)."""
+
+    backend: str
+    entry: Any  # registry Entry
+    config: Any  # the resolved config dataclass
+    model: Any
+    params: Any  # jax variables (arrays or ShapeDtypeStructs when abstract); torch: None
+    device: Any
+    process: Any  # GaussianProcess of config.process
+    seed: int
+    abstract: bool = False
+
+
+@dataclass
+class Step:
+    """A zero-argument callable to time, with what it consumes and costs.
+
+    fn() returns the step's outputs (sample step: (x_next, latents); train step: the loss);
+    check them with the adapter's `all_finite` outside the timed region.
+    """
+
+    fn: Callable[[], Any]
+    inputs: dict[str, Any]
+    nfe: int  # network forward passes per call (guidance: 2; self-cond training: 2 fwd + 1 bwd)
+    compiled: bool
+    compile_seconds: float | None = None  # jax AOT lower+compile; torch.compile: first call
+    notes: list[str] = field(default_factory=list)
+
+
+# -- random draws (canonical layout, numpy) --------------------------------------------------
+def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num_classes: int) -> dict[str, np.ndarray]:
+    """Model inputs from config.input_shapes(batch): x, context, latents ~ N(0, 1); t ~ U(0, 1);
+    y uniform labels."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (shape, dtype) in shapes.items():
+        if name == "t":
+            out[name] = rng.uniform(0.0, 1.0, shape).astype(dtype)
+        elif name == "y":
+            out[name] = rng.integers(0, max(num_classes, 1), shape).astype(dtype)
+        else:
+            out[name] = rng.standard_normal(shape).astype(dtype)
+    return out
+
+
+def train_draws(rng: np.random.Generator, x_shape: tuple[int, ...], self_condition_rate: float) -> dict[str, np.ndarray]:
+    """t ~ U(0, 1), eps ~ N(0, I) like x, keep ~ Bernoulli(rate) per example (self-conditioning)."""
+    b = x_shape[0]
+    return {
+        "t": rng.uniform(0.0, 1.0, (b,)).astype(np.float32),
+        "eps": rng.standard_normal(x_shape).astype(np.float32),
+        "keep": (rng.uniform(0.0, 1.0, (b,)) < self_condition_rate).astype(np.float32),
+    }
+
+
+def sample_noise(rng: np.random.Generator, x_shape: tuple[int, ...], steps: int) -> list[np.ndarray]:
+    """One N(0, I) array per sampler step (DDPM), plus none for DDIM callers to ignore."""
+    return [rng.standard_normal(x_shape).astype(np.float32) for _ in range(steps)]
+
+
+def null_labels(y: np.ndarray | None, num_classes: int) -> np.ndarray | None:
+    """The classifier-free-guidance null label: num_classes (reserved by the contract)."""
+    return None if y is None else np.full_like(y, num_classes)

@@ -1,0 +1,238 @@
+"""The JAX/Flax adapter: the one place jax devices, threads, RNG, jit and memory are touched.
+
+Same function names as torch_backend.py. Arrays stay in the canonical channels-last layout.
+Everything runs in float32. Steps are compiled ahead of time (jit(f).lower(...).compile()) and
+the compile time is reported apart from the step; compile=False runs op by op (no jit).
+XLA reads its thread settings once, when the backend starts: a worker calls
+`bench.backends.host.pin_threads(n)` BEFORE importing this module (see `set_threads`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from architectures.processes.gaussian import GaussianProcess, forward_passes_per_sample_step, forward_passes_per_train_step
+from bench.backends import host
+from bench.backends.host import Built, DeviceError, Step
+
+NAME = "jax"
+_PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
+
+
+# -- devices, threads, memory -------------------------------------------------------------
+def resolve_device(spec: str = "cpu") -> jax.Device:
+    kind, index = host.parse_device(spec)
+    if kind == "auto":
+        return jax.devices()[0]  # jax's default backend: tpu > gpu > cpu
+    try:
+        devices = jax.devices(_PLATFORMS[kind])
+    except RuntimeError as err:
+        raise DeviceError(f"device {spec!r} unavailable: jax {jax.__version__} found {jax.devices()} ({err})") from err
+    index = index or 0
+    if index >= len(devices):
+        raise DeviceError(f"device {spec!r} unavailable: jax found {len(devices)} {kind} device(s): {devices}")
+    return devices[index]
+
+
+def set_threads(threads: int) -> dict[str, Any]:
+    """Check that the XLA thread setting was applied before jax started, and return it to record.
+
+    XLA cannot change its pool after start-up: call host.pin_threads(threads) in the case's own
+    process before `import jax` (the worker does). A mismatch raises rather than measuring with
+    an unknown thread count.
+    """
+    expected = host.thread_env(threads)
+    wrong = {k: os.environ.get(k) for k, v in expected.items() if os.environ.get(k) != v}
+    cpus = len(os.sched_getaffinity(0))
+    if wrong or cpus != threads:
+        raise RuntimeError(f"jax threads={threads} not applied (env {wrong}, {cpus} CPUs in affinity): call "
+                           "bench.backends.host.pin_threads(n) before importing jax")
+    return {"xla_threads": threads, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "cpu_affinity": cpus}
+
+
+def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
+    device = resolve_device(device) if isinstance(device, str) else device
+    return {"backend": NAME, "device": str(device), "platform": device.platform, "name": device.device_kind,
+            "jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32"}
+
+
+def reset_peak_memory(device) -> None:
+    """XLA has no reset for its peak counter: run one case per process instead."""
+
+
+def peak_memory(device) -> int | None:
+    """device.memory_stats()['peak_bytes_in_use'] where the platform provides it (GPU/TPU), else None."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    return None if not stats or "peak_bytes_in_use" not in stats else int(stats["peak_bytes_in_use"])
+
+
+def sync(x: Any = None) -> Any:
+    """jax dispatch is asynchronous on every platform, CPU included."""
+    return jax.block_until_ready(x)
+
+
+def all_finite(x: Any) -> bool:
+    return all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(x))
+
+
+def to_numpy(x) -> np.ndarray:
+    return np.asarray(x)
+
+
+# -- building ---------------------------------------------------------------------------------
+def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abstract: bool = False) -> Built:
+    """Instantiate the entry's Flax model and initialize its variables from `seed`.
+
+    abstract: jax.eval_shape(init), ShapeDtypeStructs only (no memory, no compute)."""
+    model = entry.load_model_class(NAME)(config)
+    dev = resolve_device(device) if isinstance(device, str) else device
+    dummy = host.random_inputs(config.input_shapes(1), seed, config.num_classes)
+    key = jax.random.key(seed)
+    init = lambda k: model.init(k, **{n: jnp.asarray(v) for n, v in dummy.items()})
+    if abstract:
+        variables = jax.eval_shape(init, key)
+    else:
+        with jax.default_device(dev):
+            variables = jax.jit(init)(key)
+    return Built(NAME, entry, config, model, variables, dev, GaussianProcess(config.process), seed, abstract)
+
+
+def param_count(built: Built) -> int:
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(built.params["params"]))
+
+
+def device_arrays(built: Built, arrays: dict[str, np.ndarray | None]) -> dict[str, jax.Array | None]:
+    return {n: None if a is None else jax.device_put(a, built.device) for n, a in arrays.items()}
+
+
+def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, jax.Array]:
+    shapes = built.config.input_shapes(batch)
+    return device_arrays(built, host.random_inputs(shapes, seed, built.config.num_classes))
+
+
+def denoiser(built: Built, variables, context=None, train: bool = False, key=None):
+    """denoise(x_t, time, y, latents) -> (pred, latents_out) over the Flax model; each call in
+    training draws its own dropout key from `key`."""
+    extras, calls = built.entry.extras, [0]
+
+    def denoise(x, time, y, latents):
+        kwargs = {"train": train}
+        if y is not None:
+            kwargs["y"] = y
+        if "context" in extras and context is not None:
+            kwargs["context"] = context
+        if "latents" in extras:
+            kwargs["latents"] = latents
+        rngs = {"dropout": jax.random.fold_in(key, calls[0])} if key is not None else None
+        calls[0] += 1
+        out = built.model.apply(variables, x, time, rngs=rngs, **kwargs)
+        return out if isinstance(out, tuple) else (out, None)
+
+    return denoise
+
+
+def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = ()):
+    """(callable, compile seconds): jit(fn).lower(*args).compile(), or fn itself un-jitted."""
+    if compile is False:
+        return fn, None
+    start = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+# -- sampling ---------------------------------------------------------------------------------
+def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = True,
+                     step_index: int | None = None) -> Step:
+    """One sampler step: guided network call(s) + DDIM/DDPM update, carrying RIN's latents.
+    With classifier-free guidance one step costs 2 NFEs (Step.nfe)."""
+    cfg, process = built.config, built.process
+    arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
+    k = cfg.process.sample_steps // 2 if step_index is None else step_index
+    t_now, t_next = process.time_grid()[k]
+    arrays.update(noise=host.sample_noise(np.random.default_rng(seed + 1), arrays["x"].shape, 1)[0],
+                  y_null=host.null_labels(arrays.get("y"), cfg.num_classes),
+                  t_now=np.full((batch,), t_now, np.float32), t_next=np.full((batch,), t_next, np.float32))
+    a = device_arrays(built, arrays)
+
+    def step(variables, a):
+        denoise = denoiser(built, variables, a.get("context"))
+        out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
+                                  a["noise"], a["y_null"])
+        return out.x, out.latents
+
+    run, seconds = _aot(step, (built.params, a), compile)
+    return Step(lambda: run(built.params, a), a, forward_passes_per_sample_step(cfg.process, cfg.num_classes > 0),
+                compile is not False, seconds)
+
+
+# -- training ---------------------------------------------------------------------------------
+def make_optimizer(built: Built, **overrides) -> optax.GradientTransformation:
+    """optax.adamw with host.ADAMW (same as torch.optim.AdamW in the torch adapter); no weight
+    decay on 1-D parameters (biases, norm scales)."""
+    h = {**host.ADAMW, **overrides}
+    mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+    return optax.adamw(h["lr"], b1=h["b1"], b2=h["b2"], eps=h["eps"], weight_decay=h["weight_decay"], mask=mask)
+
+
+class Trainer:
+    """Process loss (with the self-conditioning pass) + grad + AdamW update, jitted with the
+    parameters and optimizer state donated. `step(arrays)` takes device arrays (x0, t, eps, keep,
+    y / context) and returns the loss (not synchronized)."""
+
+    def __init__(self, built: Built, *, compile: bool | None = True, **adamw):
+        self.built, self.compile = built, compile
+        self.optimizer = make_optimizer(built, **adamw)
+        self.params = built.params["params"]
+        self.others = {k: v for k, v in built.params.items() if k != "params"}
+        self.opt_state = self.optimizer.init(self.params)
+        shapes = built.config.input_shapes(1)
+        self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
+        self.key, self.count, self._run, self.compile_seconds = jax.random.key(built.seed + 1), 0, None, None
+
+    def loss(self, params, a, key):
+        built = self.built
+        latents = None if self.latent_shape is None else jnp.zeros((a["x0"].shape[0], *self.latent_shape))
+        denoise = denoiser(built, {"params": params, **self.others}, a.get("context"), train=True, key=key)
+        return built.process.training_loss(denoise, a["x0"], a["t"], a["eps"], a.get("y"), latents=latents,
+                                           keep=a.get("keep"), stop_gradient=jax.lax.stop_gradient)
+
+    def update(self, params, opt_state, a, key):
+        loss, grads = jax.value_and_grad(self.loss)(params, a, key)
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    def step(self, a):
+        key = jax.random.fold_in(self.key, self.count)
+        if self._run is None:
+            args = (self.params, self.opt_state, a, key)
+            self._run, self.compile_seconds = _aot(self.update, args, self.compile, donate=(0, 1))
+        self.params, self.opt_state, loss = self._run(self.params, self.opt_state, a, key)
+        self.count += 1
+        return loss
+
+
+def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = True, **adamw) -> Step:
+    """One training step on fixed draws (for timing): loss, grad, AdamW update. With latent
+    self-conditioning it costs 2 forward passes + 1 backward (pass-1 latents under stop_gradient)."""
+    cfg = built.config
+    arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
+    draws = host.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape, cfg.process.self_condition_rate)
+    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
+    a = {k: v for k, v in a.items() if v is not None}
+    trainer = Trainer(built, compile=compile, **adamw)
+    if compile is not False:  # compile now so the first timed call does not include it
+        trainer._run, trainer.compile_seconds = _aot(trainer.update, (trainer.params, trainer.opt_state, a, trainer.key),
+                                                     compile, donate=(0, 1))
+    step = Step(lambda: trainer.step(a), a, forward_passes_per_train_step(cfg.process), compile is not False,
+                trainer.compile_seconds)
+    step.notes.append("nfe counts forward passes; the backward pass is extra")
+    return step

@@ -1,0 +1,249 @@
+"""The PyTorch adapter: the one place torch devices, threads, RNG, compile and memory are touched.
+
+Same function names as jax_backend.py. Models take channels-first tensors; inputs are drawn in
+the canonical channels-last layout (bench.backends.host) and transposed here, outside any timed
+region. Everything runs in float32.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from architectures.processes.gaussian import GaussianProcess, forward_passes_per_sample_step, forward_passes_per_train_step
+from bench.backends import host
+from bench.backends.host import Built, DeviceError, Step
+
+NAME = "torch"
+
+
+# -- devices, threads, memory -------------------------------------------------------------
+def resolve_device(spec: str = "cpu") -> torch.device:
+    kind, index = host.parse_device(spec)
+    if kind == "tpu":
+        raise DeviceError("the torch backend does not run on TPU (torch_xla is not supported); use backend 'jax'")
+    if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {spec!r} unavailable: torch {torch.__version__} sees no CUDA device "
+                          f"(torch.version.cuda={torch.version.cuda})")
+    index = index or 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(f"device {spec!r} unavailable: torch sees {count} CUDA device(s)")
+    return torch.device("cuda", index)
+
+
+def set_threads(threads: int) -> dict[str, Any]:
+    """Intra-op threads (torch.set_num_threads); returns what to record."""
+    torch.set_num_threads(threads)
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}
+
+
+def device_description(device: torch.device | str = "cpu") -> dict[str, Any]:
+    device = torch.device(device)
+    info = {"backend": NAME, "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "dtype": "float32"}
+    if device.type == "cuda":
+        info.update(name=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
+    else:
+        info.update(name=platform.processor() or platform.machine())
+    return info
+
+
+def reset_peak_memory(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device | str) -> int | None:
+    """Peak bytes allocated on a CUDA device since the last reset; None on CPU (use the process RSS)."""
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return None
+
+
+def sync(x: Any = None) -> Any:
+    """Wait for the device work behind x (CUDA is asynchronous; CPU ops already are done)."""
+    tensors = _tensors(x)
+    if tensors and tensors[0].is_cuda:
+        torch.cuda.synchronize(tensors[0].device)
+    return x
+
+
+def all_finite(x: Any) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in _tensors(x))
+
+
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    """A tensor back in the canonical channels-last layout when it is image/video shaped."""
+    a = x.detach().cpu().numpy()
+    return np.moveaxis(a, 1, -1) if a.ndim >= 4 else a
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _tensors(v)]
+    return []
+
+
+# -- building ---------------------------------------------------------------------------------
+def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False) -> Built:
+    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory)."""
+    cls = entry.load_model_class(NAME)
+    torch.manual_seed(seed)  # weight init and dropout draw from torch's global generator
+    if abstract:
+        with torch.device("meta"):
+            model = cls(config)
+        dev = torch.device("meta")
+    else:
+        dev = resolve_device(device) if isinstance(device, str) else device
+        model = cls(config).to(dev)
+    return Built(NAME, entry, config, model, None, dev, GaussianProcess(config.process), seed, abstract)
+
+
+def param_count(built: Built) -> int:
+    return sum(p.numel() for p in built.model.parameters())
+
+
+def device_arrays(built: Built, arrays: dict[str, np.ndarray | None]) -> dict[str, torch.Tensor | None]:
+    """Canonical numpy arrays -> tensors on the device; data-shaped ones to channels-first."""
+    out = {}
+    for name, a in arrays.items():
+        if a is None:
+            out[name] = None
+            continue
+        a = np.moveaxis(a, -1, 1) if name in host.X_LIKE and a.ndim >= 4 else a
+        out[name] = torch.from_numpy(np.ascontiguousarray(a)).to(built.device)
+    return out
+
+
+def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Model inputs of config.input_shapes(batch), drawn on the host and moved/transposed once."""
+    shapes = built.config.input_shapes(batch)
+    return device_arrays(built, host.random_inputs(shapes, seed, built.config.num_classes))
+
+
+def denoiser(built: Built, model, context=None):
+    """The process's denoise(x_t, time, y, latents) -> (pred, latents_out) over a torch model."""
+    extras = built.entry.extras
+
+    def denoise(x, time, y, latents):
+        kwargs = {}
+        if y is not None:
+            kwargs["y"] = y
+        if "context" in extras and context is not None:
+            kwargs["context"] = context
+        if "latents" in extras:
+            kwargs["latents"] = latents
+        out = model(x, time, **kwargs)
+        return out if isinstance(out, tuple) else (out, None)
+
+    return denoise
+
+
+def _maybe_compile(built: Built, compile: bool | None):
+    return torch.compile(built.model) if compile else built.model
+
+
+def _first_call_seconds(step: Step) -> Step:
+    """torch.compile compiles lazily: the first call's time (compile + one run) is reported."""
+    start = time.perf_counter()
+    sync(step.fn())
+    step.compile_seconds = time.perf_counter() - start
+    step.notes.append("torch.compile: compile_seconds is the first call (compile + one execution)")
+    return step
+
+
+# -- sampling ---------------------------------------------------------------------------------
+def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = False,
+                     step_index: int | None = None) -> Step:
+    """One sampler step (inference mode): guided network call(s) + DDIM/DDPM update, carrying
+    RIN's latents. With classifier-free guidance one step costs 2 NFEs (Step.nfe)."""
+    cfg, process = built.config, built.process
+    a = make_inputs(built, batch, seed)
+    k = cfg.process.sample_steps // 2 if step_index is None else step_index
+    t_now, t_next = process.time_grid()[k]
+    rng = np.random.default_rng(seed + 1)
+    extra = {"noise": host.sample_noise(rng, cfg.input_shapes(batch)["x"][0], 1)[0],
+             "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
+    a.update(device_arrays(built, extra))
+    a["t_now"] = torch.full((batch,), t_now, device=built.device)
+    a["t_next"] = torch.full((batch,), t_next, device=built.device)
+    model = _maybe_compile(built, compile)
+    built.model.eval()
+    denoise = denoiser(built, model, a.get("context"))
+
+    def fn():
+        with torch.inference_mode():
+            out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
+                                      a["noise"], a["y_null"])
+        return out.x, out.latents
+
+    step = Step(fn, a, forward_passes_per_sample_step(cfg.process, cfg.num_classes > 0), bool(compile))
+    return _first_call_seconds(step) if compile else step
+
+
+# -- training ---------------------------------------------------------------------------------
+def make_optimizer(built: Built, **overrides) -> torch.optim.Optimizer:
+    """torch.optim.AdamW with host.ADAMW (same as optax.adamw in the jax adapter); no weight
+    decay on 1-D parameters (biases, norm scales)."""
+    h = {**host.ADAMW, **overrides}
+    params = [p for p in built.model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": h["weight_decay"]},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=h["lr"], betas=(h["b1"], h["b2"]), eps=h["eps"])
+
+
+class Trainer:
+    """Process loss (with the self-conditioning pass) + backward + AdamW update.
+
+    `step(arrays)` takes device arrays from `device_arrays`: x0, t, eps, keep, and y / context
+    when the model uses them; it returns the loss tensor (not synchronized).
+    """
+
+    def __init__(self, built: Built, *, compile: bool | None = False, **adamw):
+        self.built = built
+        self.model = _maybe_compile(built, compile)
+        self.optimizer = make_optimizer(built, **adamw)
+        shapes = built.config.input_shapes(1)
+        self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
+
+    def loss(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
+        built = self.built
+        latents = None
+        if self.latent_shape is not None:
+            latents = torch.zeros((a["x0"].shape[0], *self.latent_shape), device=built.device)
+        denoise = denoiser(built, self.model, a.get("context"))
+        return built.process.training_loss(denoise, a["x0"], a["t"], a["eps"], a.get("y"), latents=latents,
+                                           keep=a.get("keep"), stop_gradient=torch.Tensor.detach)
+
+    def step(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.built.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(a)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = False, **adamw) -> Step:
+    """One training step on fixed draws (for timing): loss, backward, AdamW update. With latent
+    self-conditioning it costs 2 forward passes + 1 backward (the pass-1 latents are detached)."""
+    cfg = built.config
+    arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
+    draws = host.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape, cfg.process.self_condition_rate)
+    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
+    trainer = Trainer(built, compile=compile, **adamw)
+    step = Step(lambda: trainer.step(a), a, forward_passes_per_train_step(cfg.process), bool(compile))
+    step.notes.append("nfe counts forward passes; the backward pass is extra")
+    return _first_call_seconds(step) if compile else step
