@@ -193,7 +193,8 @@ class Trainer:
         self.optimizer = make_optimizer(built, **adamw)
         self.params = built.params["params"]
         self.others = {k: v for k, v in built.params.items() if k != "params"}
-        self.opt_state = self.optimizer.init(self.params)
+        init = self.optimizer.init
+        self.opt_state = jax.eval_shape(init, self.params) if built.abstract else init(self.params)  # abstract: shapes only
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
         self.key, self.count, self._run, self.compile_seconds = jax.random.key(built.seed + 1), 0, None, None
