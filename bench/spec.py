@@ -157,13 +157,14 @@ class _CaseReader:
         self.raw = _mapping(raw, path, source, CASE_KEYS, "a case mapping")
         matrix = _mapping(self.raw.get("matrix", {}), child(path, "matrix"), source, MATRIX_KEYS, "a mapping")
         self.axes = {}
+        self.override = _check("override", self.raw.get("override", {}), child(path, "override"), source)
         for key in ("preset", "override", *SETTINGS):
             if key in matrix:
-                if key in self.raw:
+                if key in self.raw and key != "override":  # a matrix override is merged over the case's
                     raise SpecError(source, f"{path}.matrix.{key}", f"{key!r} is also set at {path}.{key}",
                                     "each setting in one place")
                 self.axes[key] = _axis(matrix[key], f"{path}.matrix.{key}", key, source)
-            elif key in self.raw:
+            elif key in self.raw and key != "override":
                 self.axes[key] = [(_check(key, self.raw[key], child(path, key), source), child(path, key))]
             elif key in SETTINGS:
                 self.axes[key] = defaults.axis(key)
@@ -222,7 +223,7 @@ class _CaseReader:
         return owners[0]
 
     def _overrides(self, entry, preset: str, matrix_item) -> FrozenMapping:
-        base = self.raw.get("override", {})
+        base = self.override
         item, item_path = matrix_item if matrix_item else ({}, None)
         if not base and not item:
             return FrozenMapping()

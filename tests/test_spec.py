@@ -1,0 +1,517 @@
+"""The suite loader: strict errors (file, key path, bad value, allowed values), grid expansion,
+defaults, typed overrides, case round trips, plugins, the shipped suites, and property tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from architectures import registry
+from architectures.processes.config import SCHEDULES, GaussianConfig
+from bench import spec
+from bench.cases import DEVICES, MEASUREMENTS
+from tests import fake_arch
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE_PRESETS = sorted({*fake_arch.PRESETS, *fake_arch.PRESETS_UNI})
+
+
+@pytest.fixture(autouse=True)
+def fake_registry():
+    fake_arch.register()
+    yield
+    fake_arch.unregister()
+
+
+def error(text: str, source: str = "suite.yaml") -> str:
+    with pytest.raises(spec.SpecError) as info:
+        spec.loads(text, source)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def assert_error(text: str, path: str, *allowed: str) -> str:
+    """One line: file, key path, then the allowed values after '; allowed:'."""
+    message = error(text)
+    assert message.startswith(f"suite.yaml: {path}: "), message
+    for item in allowed:
+        assert item in message.split("; allowed: ", 1)[1], (item, message)
+    return message
+
+
+ONE = "cases: [{preset: fakenet-tiny}]"
+
+
+# --- duplicate and unknown keys -----------------------------------------------------------
+
+@pytest.mark.parametrize("text, path, line", [
+    ("cases: []\nname: a\ncases: []", "cases", 3),
+    ("cases:\n  - preset: fakenet-tiny\n    batch: 1\n    batch: 2", "cases[0].batch", 4),
+    ("cases:\n  - preset: fakenet-tiny\n    matrix:\n      batch: [1]\n      batch: [2]", "cases[0].matrix.batch", 5),
+    ("cases:\n  - preset: fakenet-tiny\n    override:\n      process: {tau: 1.0, tau: 2.0}", "cases[0].override.process.tau", 4),
+])
+def test_duplicate_keys_are_rejected_with_path_and_lines(text, path, line):
+    message = assert_error(text, path, "each key once")
+    assert f"at line {line}" in message
+
+
+@pytest.mark.parametrize("text, path, allowed", [
+    ("cases: [{preset: fakenet-tiny}]\nsuite: x", "suite", spec.TOP_KEYS),
+    ("cases: [{preset: fakenet-tiny, batches: 2}]", "cases[0].batches", spec.CASE_KEYS),
+    ("cases: [{preset: fakenet-tiny, matrix: {measure: [[params]]}}]", "cases[0].matrix.measure", spec.MATRIX_KEYS),
+    ("defaults: {preset: fakenet-tiny}\n" + ONE, "defaults.preset", spec.DEFAULT_KEYS),
+    ("defaults: {matrix: {preset: [fakenet-tiny]}}\n" + ONE, "defaults.matrix.preset", spec.DEFAULT_MATRIX_KEYS),
+    ("cases: [{preset: fakenet-tiny, override: {widht: 3}}]", "cases[0].override.widht",
+     [f.name for f in dataclasses.fields(fake_arch.FakeConfig)]),
+    ("cases: [{preset: fakenet-tiny, override: {process: {steps: 3}}}]", "cases[0].override.process.steps",
+     [f.name for f in dataclasses.fields(GaussianConfig)]),
+    ("cases: [{preset: fakenet-tiny, matrix: {override: [{}, {extra: {deep: 1}}]}}]",
+     "cases[0].matrix.override[1].extra.deep", ["depth", "gate"]),
+])
+def test_unknown_keys_list_the_allowed_keys(text, path, allowed):
+    message = assert_error(text, path, *allowed)
+    assert repr(path.rsplit(".", 1)[-1]) in message
+
+
+# --- wrong types and bad values -----------------------------------------------------------
+
+@pytest.mark.parametrize("text, path, bad, allowed", [
+    ("cases: [{preset: fakenet-tiny, batch: two}]", "cases[0].batch", "'two'", "an integer >= 1"),
+    ("cases: [{preset: fakenet-tiny, batch: 0}]", "cases[0].batch", "0", "an integer >= 1"),
+    ("cases: [{preset: fakenet-tiny, batch: true}]", "cases[0].batch", "True", "an integer >= 1"),
+    ("cases: [{preset: fakenet-tiny, timeout: -1}]", "cases[0].timeout", "-1", "seconds > 0"),
+    ("cases: [{preset: fakenet-tiny, threads: 0}]", "cases[0].threads", "0", "null (all cores)"),
+    ("cases: [{preset: fakenet-tiny, compile: 'yes'}]", "cases[0].compile", "'yes'", "true or false"),
+    ("cases: [{preset: fakenet-tiny, seed: -3}]", "cases[0].seed", "-3", "[0, 2**32)"),
+    ("cases: [{preset: fakenet-tiny, measure: params}]", "cases[0].measure", "'params'", "a non-empty list"),
+    ("cases: [{preset: fakenet-tiny, measure: [params, params]}]", "cases[0].measure[1]", "'params'", "once"),
+    ("cases: [{preset: 3}]", "cases[0].preset", "3", "a preset name"),
+    ("cases: [{preset: fakenet-tiny, override: [width, 3]}]", "cases[0].override", "['width', 3]", "a mapping"),
+    ("cases: [{preset: fakenet-tiny, matrix: {batch: 2}}]", "cases[0].matrix.batch", "2", "a list of batch"),
+    ("cases: {preset: fakenet-tiny}", "cases", "{'preset'", "a list of mappings"),
+    ("cases: [fakenet-tiny]", "cases[0]", "'fakenet-tiny'", "preset"),
+    ("- preset: fakenet-tiny", "(top level)", "[{'preset'", "cases"),
+    ("name: 'my suite'\n" + ONE, "name", "'my suite'", "letters, digits"),
+    ("plugins: tests.plugin_arch\n" + ONE, "plugins", "'tests.plugin_arch'", "a list of module names"),
+    ("cases: [{preset: fakenet-tiny, override: {width: '8'}}]", "cases[0].override.width", "'8'", "an integer"),
+    ("cases: [{preset: fakenet-tiny, override: {dropout: true}}]", "cases[0].override.dropout", "True", "a number"),
+    ("cases: [{preset: fakenet-tiny, override: {use_attention: 1}}]", "cases[0].override.use_attention", "1",
+     "true or false"),
+    ("cases: [{preset: fakenet-tiny, override: {mults: [1, 2.5]}}]", "cases[0].override.mults[1]", "2.5",
+     "an integer"),
+    ("cases: [{preset: fakenet-tiny, override: {pair: [1]}}]", "cases[0].override.pair", "[1]", "a list of 2"),
+    ("cases: [{preset: fakenet-tiny, override: {heads: x}}]", "cases[0].override.heads", "'x'",
+     "an integer or null"),
+    ("cases: [{preset: fakenet-tiny, override: {norm: batch}}]", "cases[0].override.norm", "'batch'", "'layer'"),
+    ("cases: [{preset: fakenet-tiny, override: {process: 3}}]", "cases[0].override.process", "3", "schedule"),
+    ("cases: [{preset: fakenet-tiny, override: {label: null}}]", "cases[0].override.label", "None", "a string"),
+])
+def test_wrong_types_name_the_bad_value_and_the_allowed_ones(text, path, bad, allowed):
+    message = assert_error(text, path, allowed)
+    assert bad in message.split("; allowed: ")[0], message
+
+
+@pytest.mark.parametrize("text, path, allowed", [
+    ("cases: [{arch: fakenett, preset: fakenet-tiny}]", "cases[0].arch", ["fakenet", "fakeuni", "rin"]),
+    ("cases: [{arch: fakenet, preset: fakeuni-tiny}]", "cases[0].preset", sorted(fake_arch.PRESETS)),
+    ("cases: [{preset: nope-tiny}]", "cases[0].preset", FAKE_PRESETS),
+    ("cases: [{preset: fakenet-tiny, backend: mlx}]", "cases[0].backend", registry.BACKENDS),
+    ("cases: [{preset: fakeuni-tiny, backend: jax}]", "cases[0].backend", ["torch"]),
+    ("cases: [{preset: fakenet-tiny, matrix: {device: [cpu, gpu]}}]", "cases[0].matrix.device[1]", DEVICES),
+    ("cases: [{preset: fakenet-tiny, device: 'cuda:x'}]", "cases[0].device", DEVICES),
+    ("cases: [{preset: fakenet-tiny, measure: [params, fid]}]", "cases[0].measure[1]", MEASUREMENTS),
+    ("defaults: {measure: [latency]}\n" + ONE, "defaults.measure[0]", MEASUREMENTS),
+    ("cases: [{preset: shared-tiny}]", "cases[0].preset", FAKE_PRESETS),
+])
+def test_unknown_names_list_the_valid_names(text, path, allowed):
+    assert_error(text, path, *allowed)
+
+
+def test_ambiguous_preset_names_its_owners():
+    assert "['fakenet', 'fakeuni']" in error("cases: [{preset: shared-tiny}]")
+    case, = spec.loads("cases: [{arch: fakeuni, preset: shared-tiny}]").cases
+    assert (case.arch, spec.resolve_config(case).width) == ("fakeuni", 2)
+
+
+def test_empty_matrix_list_and_missing_preset():
+    assert_error("cases: [{preset: fakenet-tiny, matrix: {batch: []}}]", "cases[0].matrix.batch", "non-empty list")
+    assert_error("defaults: {matrix: {device: []}}\n" + ONE, "defaults.matrix.device", "non-empty list")
+    assert_error("cases: [{batch: 2}]", "cases[0]", *FAKE_PRESETS)
+    assert_error("cases: []", "cases", "a list of mappings")
+    assert_error("", "(top level)", "cases")
+
+
+def test_tpu_needs_jax():
+    text = "cases: [{preset: fakenet-tiny, matrix: {backend: [jax, torch], device: [cpu, tpu]}}]"
+    message = assert_error(text, "cases[0].matrix.device[1]", "cpu, cuda, cuda:N, auto")
+    assert "torch" in message
+    ok = spec.loads("cases: [{preset: fakenet-tiny, backend: jax, matrix: {device: [cpu, tpu, 'cuda:1', auto]}}]")
+    assert [c.device for c in ok.cases] == ["cpu", "tpu", "cuda:1", "auto"]
+
+
+def test_same_setting_in_case_and_matrix_is_ambiguous():
+    assert_error("cases: [{preset: fakenet-tiny, batch: 2, matrix: {batch: [1, 4]}}]", "cases[0].matrix.batch",
+                 "one place")
+    assert_error("defaults: {seed: 1, matrix: {seed: [1, 2]}}\n" + ONE, "defaults.matrix.seed", "one place")
+
+
+def test_yaml_syntax_and_file_errors(tmp_path):
+    assert error("cases: [{preset: fakenet-tiny}", "s.yaml").startswith("s.yaml: line 1, column ")
+    assert error("cases: [{<<: {preset: fakenet-tiny}}]").startswith("suite.yaml: cases[0]: merge keys")
+    assert "not a string" in error("cases: [{preset: fakenet-tiny, 1: x}]")
+    assert "recursive alias" in error("cases: &a [*a]")
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(spec.SpecError, match=f"^{missing}: \\(file\\): cannot read"):
+        spec.load(missing)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(spec.SpecError, match="not UTF-8"):
+        spec.load(latin)
+
+
+# --- expansion, defaults, ids -------------------------------------------------------------
+
+def test_matrix_expands_as_a_cartesian_grid_with_unique_ids():
+    suite = spec.loads("""
+cases:
+  - arch: fakenet
+    override: {width: 16}
+    matrix: {preset: [fakenet-tiny, fakenet-wide], backend: [torch, jax], batch: [1, 4, 8], device: [cpu, auto]}
+  - preset: fakeuni-tiny
+    matrix: {threads: [1, null], compile: [false, true], seed: [0, 7]}
+""")
+    assert len(suite.cases) == 2 * 2 * 3 * 2 + 2 * 2 * 2
+    assert [c.index for c in suite.cases] == list(range(len(suite.cases)))
+    assert len({c.id for c in suite.cases}) == len(suite.cases)
+    grid = {(c.preset, c.backend, c.batch, c.device) for c in suite.cases if c.arch == "fakenet"}
+    assert grid == set(itertools.product(["fakenet-tiny", "fakenet-wide"], ["torch", "jax"], [1, 4, 8], ["cpu", "auto"]))
+    first = suite.cases[0]
+    assert first.id.startswith("fakenet/fakenet-tiny/torch/cpu/b1/o") and len(first.id.rsplit("/o", 1)[1]) == 8
+    knobs = {(c.threads, c.compile, c.seed): c.id for c in suite.cases if c.arch == "fakeuni"}
+    assert knobs[(1, True, 7)] == "fakeuni/fakeuni-tiny/torch/cpu/b1/t1/compiled/s7"
+    assert knobs[(None, False, 0)] == "fakeuni/fakeuni-tiny/torch/cpu/b1"
+
+
+def test_defaults_apply_and_case_settings_win():
+    suite = spec.loads("""
+defaults:
+  backend: jax
+  batch: 3
+  measure: [memory, params]
+  timeout: 30
+  threads: 2
+  matrix: {device: [cpu, tpu]}
+cases:
+  - preset: fakenet-tiny
+  - preset: fakenet-wide
+    batch: 5
+    timeout: 1.5
+    matrix: {device: [auto]}
+""")
+    a, b, c = suite.cases
+    assert (a.backend, a.batch, a.measure, a.timeout_s, a.threads, a.device) == ("jax", 3, ("params", "memory"), 30.0, 2, "cpu")
+    assert b.device == "tpu"
+    assert (c.batch, c.timeout_s, c.device, c.compile, c.seed) == (5, 1.5, "auto", False, 0)
+    builtin, = spec.loads(ONE).cases
+    assert (builtin.backend, builtin.device, builtin.batch, builtin.measure, builtin.timeout_s, builtin.threads) == (
+        "torch", "cpu", 1, ("params", "flops"), 600.0, None)
+
+
+def test_ids_are_stable_and_ignore_how_an_override_is_written():
+    a = spec.loads("cases: [{preset: fakenet-tiny, override: {dropout: 0, process: {tau: 2, schedule: sigmoid}}}]")
+    b = spec.loads("cases: [{preset: fakenet-tiny, override: {process: {schedule: sigmoid, tau: 2.0}, dropout: 0.0}}]")
+    c = spec.loads("cases: [{preset: fakenet-tiny, override: {dropout: 0.1}}]")
+    assert a.cases[0].id == b.cases[0].id != c.cases[0].id
+    assert a.cases[0].overrides == b.cases[0].overrides
+
+
+def test_cases_differing_only_in_measure_get_readable_ids_and_true_duplicates_fail():
+    suite = spec.loads("cases: [{preset: fakenet-tiny, measure: [flops]}, {preset: fakenet-tiny, measure: [train_step, params]}]")
+    assert [c.id for c in suite.cases] == ["fakenet/fakenet-tiny/torch/cpu/b1/flops",
+                                          "fakenet/fakenet-tiny/torch/cpu/b1/params+train_step"]
+    message = assert_error("cases: [{preset: fakenet-tiny}, {preset: fakenet-wide}, {preset: fakenet-tiny, timeout: 5}]",
+                           "cases[2]", "merge their measure lists")
+    assert "already given by cases[0]" in message
+
+
+def test_suite_metadata(tmp_path):
+    path = tmp_path / "my-suite.yaml"
+    path.write_text("description: two cases\nplugins: []\n" + ONE)
+    suite = spec.load(path)
+    assert (suite.name, suite.path, suite.description, suite.plugins) == ("my-suite", str(path), "two cases", ())
+    assert suite.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert spec.loads("name: other\n" + ONE).name == "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        suite.cases[0].batch = 2
+
+
+def test_format_plan_lists_every_case():
+    suite = spec.loads("cases: [{preset: fakenet-tiny, override: {width: 16}, matrix: {batch: [1, 2], backend: [torch, jax]}}]")
+    plan = spec.format_plan(suite)
+    assert "4 case(s)" in plan.splitlines()[0]
+    for case in suite.cases:
+        assert case.id in plan
+    assert plan.count('{"width": 16}') == 4
+
+
+# --- overrides and resolve_config ---------------------------------------------------------
+
+def test_overrides_build_the_config_with_replace():
+    text = """
+cases:
+  - preset: fakenet-wide
+    override: {dropout: 1e-1, mults: [1, 2, 4], pair: [3, 2], extra: {depth: 3}, process: {schedule: sigmoid, tau: 2}}
+    matrix: {override: [{heads: 4}, {process: {tau: 0.5}, extra: null}]}
+"""
+    first, second = spec.loads(text).cases
+    preset = fake_arch.PRESETS["fakenet-wide"].config
+    want_first = dataclasses.replace(
+        preset, dropout=0.1, mults=(1, 2, 4), pair=(3, 2.0), extra=fake_arch.Inner(depth=3), heads=4,
+        process=GaussianConfig(schedule="sigmoid", tau=2.0))
+    want_second = dataclasses.replace(want_first, heads=8, extra=None, process=GaussianConfig(schedule="sigmoid", tau=0.5))
+    assert spec.resolve_config(first) == want_first
+    assert spec.resolve_config(second) == want_second
+    assert isinstance(spec.resolve_config(first).pair[1], float)
+    assert second.overrides.to_dict()["process"] == {"schedule": "sigmoid", "tau": 0.5}
+
+
+@pytest.mark.parametrize("override, path, says", [
+    ("{width: 0}", "cases[0].override", "width=0"),
+    ("{heads: 3}", "cases[0].override", "heads=3 must divide width=8"),
+    ("{process: {schedule: bogus}}", "cases[0].override.process", str(list(SCHEDULES))),
+    ("{process: {schedule: sigmoid, start: 1.0, end: 0.5}}", "cases[0].override.process", "must be <"),
+    ("{extra: {depth: x}}", "cases[0].override.extra.depth", "an integer"),
+])
+def test_config_post_init_errors_become_spec_errors(override, path, says):
+    message = error(f"cases: [{{preset: fakenet-tiny, override: {override}}}]")
+    assert message.startswith(f"suite.yaml: {path}: ") and says in message, message
+
+
+def test_matrix_override_errors_point_at_the_matrix_item():
+    text = "cases: [{preset: fakenet-tiny, override: {width: 16}, matrix: {override: [{heads: 4}, {heads: 'x'}]}}]"
+    assert_error(text, "cases[0].matrix.override[1].heads", "an integer or null")
+
+
+# --- cases travel as JSON ----------------------------------------------------------------
+
+def test_case_round_trips_through_json():
+    suite = spec.loads("""
+cases:
+  - preset: fakenet-tiny
+    override: {mults: [2, 2], process: {tau: 3}, extra: {gate: true}}
+    timeout: 12
+    matrix: {backend: [torch, jax], threads: [1, null], compile: [true], seed: [5]}
+""")
+    for case in suite.cases:
+        data = json.loads(json.dumps(case.to_dict()))
+        assert data["overrides"]["mults"] == [2, 2]
+        again = spec.Case.from_dict(data)
+        assert again == case and hash(again) == hash(case)
+        assert spec.resolve_config(again) == spec.resolve_config(case)
+
+
+@pytest.mark.parametrize("change", [{"backend": "mlx"}, {"device": "tpu"}, {"batch": 0}, {"measure": ["fid"]},
+                                    {"timeout_s": 0}, {"threads": 0}, {"color": 1}])
+def test_from_dict_rejects_invalid_cases(change):
+    data = spec.loads(ONE).cases[0].to_dict()
+    with pytest.raises(ValueError):
+        spec.Case.from_dict({**data, **change})
+
+
+# --- plugins ------------------------------------------------------------------------------
+
+@pytest.fixture
+def plugin_cleanup():
+    yield
+    registry.unregister("plugnet")
+    sys.modules.pop("tests.plugin_arch", None)
+
+
+def test_suite_plugins_register_architectures_before_validation(plugin_cleanup):
+    suite = spec.loads("plugins: [tests.plugin_arch]\ncases: [{preset: plugnet-tiny, backend: jax}]")
+    assert suite.plugins == ("tests.plugin_arch",)
+    assert suite.cases[0].arch == "plugnet"
+
+
+def test_env_plugins(monkeypatch, plugin_cleanup):
+    monkeypatch.setenv(registry.PLUGINS_ENV, " tests.plugin_arch , ")
+    assert spec.loads("cases: [{preset: plugnet-tiny, backend: jax}]").cases[0].arch == "plugnet"
+    monkeypatch.setenv(registry.PLUGINS_ENV, "tests.no_such_plugin")
+    assert_error(ONE, "DIFFBENCH_PLUGINS", "importable modules")
+
+
+def test_bad_plugins_name_the_module():
+    message = assert_error("plugins: [tests.no_such_plugin]\n" + ONE, "plugins[0]", "importable modules")
+    assert "tests.no_such_plugin" in message
+    assert_error("plugins: ['os; rm']\n" + ONE, "plugins[0]", "dotted module names")
+
+
+# --- real architectures and shipped suites -----------------------------------------------
+
+PAPER = {"paper-rin.yaml": ["rin"], "paper-unet.yaml": ["unet2d", "unet3d"]}
+
+
+@pytest.mark.parametrize("name, archs", PAPER.items())
+def test_paper_suites_cover_every_full_size_preset(name, archs):
+    suite = spec.load(REPO / "suites" / name)
+    full = {(a, p) for a in archs for p in registry.get(a).load_presets() if not p.endswith("-tiny")}
+    assert {(c.arch, c.preset) for c in suite.cases} == full
+    assert {c.backend for c in suite.cases} == {"torch", "jax"}
+    for case in suite.cases:
+        assert case.measure == ("params", "flops") and case.device == "cpu"
+        assert spec.resolve_config(case) == registry.get(case.arch).preset(case.preset).config
+
+
+def test_every_shipped_suite_loads():
+    paths = sorted((REPO / "suites").glob("*.yaml"))
+    assert {"smoke.yaml", *PAPER} <= {p.name for p in paths}
+    for path in paths:
+        suite = spec.load(path)
+        assert suite.cases and len({c.id for c in suite.cases}) == len(suite.cases)
+
+
+def test_overrides_against_the_real_rin_config():
+    text = """
+cases:
+  - preset: rin-tiny
+    override: {num_blocks: 3, dropout: 0.1, process: {schedule: sigmoid, start: -3, end: 3, tau: 1.1}}
+    matrix: {backend: [torch, jax]}
+"""
+    torch_case, jax_case = spec.loads(text).cases
+    base = registry.get("rin").preset("rin-tiny").config
+    want = dataclasses.replace(base, num_blocks=3, dropout=0.1, process=dataclasses.replace(
+        base.process, schedule="sigmoid", start=-3.0, end=3.0, tau=1.1))
+    assert spec.resolve_config(torch_case) == spec.resolve_config(jax_case) == want
+    assert "allowed: ['gamma']" in error("cases: [{preset: rin-tiny, override: {process: {time_input: t}}}]")
+    assert_error("cases: [{preset: rin-tiny, override: {latent_dim: '64'}}]", "cases[0].override.latent_dim", "an integer")
+
+
+def test_listing_and_loading_import_neither_torch_nor_jax():
+    code = ("import sys; from bench import spec; s = spec.load('suites/paper-unet.yaml'); "
+            "s2 = spec.load('suites/paper-rin.yaml'); [spec.resolve_config(c) for c in s.cases + s2.cases]; "
+            "spec.format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# --- property tests -----------------------------------------------------------------------
+
+VOCAB_KEYS = [*spec.TOP_KEYS, *spec.CASE_KEYS, "width", "process", "schedule", "extra", "depth", "heads", "mults"]
+VOCAB_VALUES = [*FAKE_PRESETS, "rin-tiny", "unet2d-tiny", "fakenet", "fakeuni", "rin", *registry.BACKENDS,
+                "cpu", "tpu", "cuda:0", "auto", "gpu", *MEASUREMENTS, "sigmoid", "tests.no_such_plugin"]
+SAFE_PLUGINS = {"tests.fake_arch"}
+
+
+def _load_plugins_offline(modules=()):
+    """No hypothesis-made module name is ever imported: only SAFE_PLUGINS 'import'."""
+    for module in modules:
+        if module not in SAFE_PLUGINS:
+            raise registry.RegistryError(f"plugin module {module!r} could not be imported")
+    return list(modules)
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 10), st.floats(allow_nan=True, allow_infinity=True),
+                    st.text(max_size=8), st.sampled_from(VOCAB_VALUES))
+keys = st.one_of(st.sampled_from(VOCAB_KEYS), st.text(max_size=6))
+trees = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                     st.dictionaries(keys, inner, max_size=5)), max_leaves=25)
+settings_values = {
+    "backend": st.sampled_from([*registry.BACKENDS, "mlx"]),
+    "device": st.sampled_from(["cpu", "tpu", "auto", "cuda:1", "gpu"]),
+    "batch": st.integers(-1, 4),
+    "measure": st.lists(st.sampled_from([*MEASUREMENTS, "fid"]), max_size=3),
+    "timeout": st.one_of(st.integers(-1, 5), st.floats(0.1, 10)),
+    "threads": st.one_of(st.none(), st.integers(0, 3)),
+    "compile": st.booleans(),
+    "seed": st.integers(-1, 3),
+    "override": st.dictionaries(st.sampled_from(["width", "heads", "dropout", "mults", "process", "extra", "num_blocks"]),
+                                st.one_of(st.integers(0, 16), st.floats(0, 1), st.lists(st.integers(1, 3), max_size=3),
+                                          st.fixed_dictionaries({}, optional={"schedule": st.sampled_from(SCHEDULES),
+                                                                              "depth": st.integers(0, 3)})), max_size=2),
+    "preset": st.sampled_from([*FAKE_PRESETS, "rin-tiny", "nope"]),
+    "arch": st.sampled_from(["fakenet", "fakeuni", "rin", "nope"]),
+}
+
+
+@st.composite
+def near_valid_suites(draw):
+    """Mostly well-formed suites with a few bad values, so both outcomes are common."""
+    def setting_block(names):
+        chosen = draw(st.lists(st.sampled_from(names), unique=True, max_size=4))
+        return {k: draw(settings_values[k]) for k in chosen}
+
+    cases = []
+    for _ in range(draw(st.integers(1, 3))):
+        case = {"preset": draw(settings_values["preset"]), **setting_block(list(settings_values)[:-1])}
+        axes = draw(st.lists(st.sampled_from(["backend", "device", "batch", "seed"]), unique=True, max_size=2))
+        if axes:
+            case["matrix"] = {k: draw(st.lists(settings_values[k], max_size=2)) for k in axes if k not in case}
+        cases.append(case)
+    top = {"cases": cases, "defaults": setting_block(list(settings_values)[:8])}
+    if draw(st.booleans()):
+        top["plugins"] = draw(st.lists(st.sampled_from([*SAFE_PLUGINS, "tests.no_such_plugin"]), max_size=1))
+    return top
+
+
+def check_outcome(text: str) -> bool:
+    """loads either returns valid cases or raises SpecError; True when it returned a suite."""
+    try:
+        suite = spec.loads(text, "fuzz.yaml")
+    except spec.SpecError as exc:
+        assert str(exc).startswith("fuzz.yaml: ") and "\n" not in str(exc)
+        return False
+    assert len({c.id for c in suite.cases}) == len(suite.cases) > 0
+    for i, case in enumerate(suite.cases):
+        assert isinstance(case, spec.Case) and case.index == i
+        assert spec.Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
+        assert case.backend in registry.get(case.arch).backends
+        assert dataclasses.is_dataclass(spec.resolve_config(case))
+    return True
+
+
+FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_property_random_structures_never_crash():
+    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+        @FUZZ
+        @given(st.one_of(trees, st.fixed_dictionaries({"cases": trees}, optional={"defaults": trees})))
+        def run(tree):
+            check_outcome(yaml.safe_dump(tree))
+        run()
+
+
+TOKENS = [*"abc:-[]{},&*!<>'\"\n #1e.", "\n  ", "- ", "cases:", "preset: ", "fakenet-tiny", "matrix:", "batch: ",
+          "override: ", "width: ", "{process: {schedule: ", "defaults:", "&a ", "*a", "<<: ", "!!str ", "? ", "1e-3"]
+
+
+def test_property_random_text_never_crashes():
+    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+        @FUZZ
+        @given(st.lists(st.sampled_from(TOKENS), max_size=30).map("".join))
+        def run(text):
+            check_outcome(text)
+        run()
+
+
+def test_property_near_valid_suites_load_or_fail_cleanly():
+    outcomes = []
+    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+        @FUZZ
+        @given(near_valid_suites())
+        def run(tree):
+            outcomes.append(check_outcome(yaml.safe_dump(tree)))
+        run()
+    assert any(outcomes) and not all(outcomes), "the generator must produce both valid and invalid suites"
