@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
 
 from architectures.registry import BACKENDS
 from bench.overrides import FrozenMapping
@@ -60,7 +61,7 @@ _CHECKS = {
     "timeout": _timeout,
     "threads": lambda v: (v, None) if v is None or (_int(v) and v >= 1) else (None, "an integer >= 1, or null (all cores)"),
     "compile": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
-    "seed": lambda v: (v, None) if _int(v) and 0 <= v < MAX_SEED else (None, f"an integer in [0, 2**32)"),
+    "seed": lambda v: (v, None) if _int(v) and 0 <= v < MAX_SEED else (None, "an integer in [0, 2**32)"),
 }
 
 
@@ -92,6 +93,8 @@ class Case:
     seed: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.overrides, Mapping):
+            raise SpecError(f"case {self.id!r}", "overrides", f"bad overrides {show(self.overrides)}", "a mapping")
         object.__setattr__(self, "overrides", FrozenMapping(self.overrides))
         object.__setattr__(self, "measure", tuple(self.measure))
         for key, value in [("backend", self.backend), ("device", self.device), ("batch", self.batch),
@@ -111,8 +114,9 @@ class Case:
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise SpecError("case dict", ",".join(sorted(unknown)), "unknown key(s)", sorted(names))
+        names = [f.name for f in fields(cls)]
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        bad = sorted(set(data) - set(names)) or sorted(set(required) - set(data))
+        if bad:
+            raise SpecError("case dict", ", ".join(bad), "unknown or missing key(s)", names)
         return cls(**data)

@@ -1,57 +1,22 @@
 """The suite loader: strict errors (file, key path, bad value, allowed values), grid expansion,
-defaults, typed overrides, case round trips, plugins, the shipped suites, and property tests."""
+defaults, ids, plugins and the shipped suites."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import itertools
-import json
 import subprocess
 import sys
-from pathlib import Path
-from unittest import mock
 
 import pytest
-import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from architectures import registry
-from architectures.processes.config import SCHEDULES, GaussianConfig
+from architectures.processes.config import GaussianConfig
 from bench import spec
 from bench.cases import DEVICES, MEASUREMENTS
 from tests import fake_arch
-
-REPO = Path(__file__).resolve().parents[1]
-FAKE_PRESETS = sorted({*fake_arch.PRESETS, *fake_arch.PRESETS_UNI})
-
-
-@pytest.fixture(autouse=True)
-def fake_registry():
-    fake_arch.register()
-    yield
-    fake_arch.unregister()
-
-
-def error(text: str, source: str = "suite.yaml") -> str:
-    with pytest.raises(spec.SpecError) as info:
-        spec.loads(text, source)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
-def assert_error(text: str, path: str, *allowed: str) -> str:
-    """One line: file, key path, then the allowed values after '; allowed:'."""
-    message = error(text)
-    assert message.startswith(f"suite.yaml: {path}: "), message
-    for item in allowed:
-        assert item in message.split("; allowed: ", 1)[1], (item, message)
-    return message
-
-
-ONE = "cases: [{preset: fakenet-tiny}]"
+from tests.spec_helpers import FAKE_PRESETS, ONE, REPO, assert_error, error, fake_registry  # noqa: F401
 
 
 # --- duplicate and unknown keys -----------------------------------------------------------
@@ -265,71 +230,6 @@ def test_format_plan_lists_every_case():
         assert case.id in plan
     assert plan.count('{"width": 16}') == 4
 
-
-# --- overrides and resolve_config ---------------------------------------------------------
-
-def test_overrides_build_the_config_with_replace():
-    text = """
-cases:
-  - preset: fakenet-wide
-    override: {dropout: 1e-1, mults: [1, 2, 4], pair: [3, 2], extra: {depth: 3}, process: {schedule: sigmoid, tau: 2}}
-    matrix: {override: [{heads: 4}, {process: {tau: 0.5}, extra: null}]}
-"""
-    first, second = spec.loads(text).cases
-    preset = fake_arch.PRESETS["fakenet-wide"].config
-    want_first = dataclasses.replace(
-        preset, dropout=0.1, mults=(1, 2, 4), pair=(3, 2.0), extra=fake_arch.Inner(depth=3), heads=4,
-        process=GaussianConfig(schedule="sigmoid", tau=2.0))
-    want_second = dataclasses.replace(want_first, heads=8, extra=None, process=GaussianConfig(schedule="sigmoid", tau=0.5))
-    assert spec.resolve_config(first) == want_first
-    assert spec.resolve_config(second) == want_second
-    assert isinstance(spec.resolve_config(first).pair[1], float)
-    assert second.overrides.to_dict()["process"] == {"schedule": "sigmoid", "tau": 0.5}
-
-
-@pytest.mark.parametrize("override, path, says", [
-    ("{width: 0}", "cases[0].override", "width=0"),
-    ("{heads: 3}", "cases[0].override", "heads=3 must divide width=8"),
-    ("{process: {schedule: bogus}}", "cases[0].override.process", str(list(SCHEDULES))),
-    ("{process: {schedule: sigmoid, start: 1.0, end: 0.5}}", "cases[0].override.process", "must be <"),
-    ("{extra: {depth: x}}", "cases[0].override.extra.depth", "an integer"),
-])
-def test_config_post_init_errors_become_spec_errors(override, path, says):
-    message = error(f"cases: [{{preset: fakenet-tiny, override: {override}}}]")
-    assert message.startswith(f"suite.yaml: {path}: ") and says in message, message
-
-
-def test_matrix_override_errors_point_at_the_matrix_item():
-    text = "cases: [{preset: fakenet-tiny, override: {width: 16}, matrix: {override: [{heads: 4}, {heads: 'x'}]}}]"
-    assert_error(text, "cases[0].matrix.override[1].heads", "an integer or null")
-
-
-# --- cases travel as JSON ----------------------------------------------------------------
-
-def test_case_round_trips_through_json():
-    suite = spec.loads("""
-cases:
-  - preset: fakenet-tiny
-    override: {mults: [2, 2], process: {tau: 3}, extra: {gate: true}}
-    timeout: 12
-    matrix: {backend: [torch, jax], threads: [1, null], compile: [true], seed: [5]}
-""")
-    for case in suite.cases:
-        data = json.loads(json.dumps(case.to_dict()))
-        assert data["overrides"]["mults"] == [2, 2]
-        again = spec.Case.from_dict(data)
-        assert again == case and hash(again) == hash(case)
-        assert spec.resolve_config(again) == spec.resolve_config(case)
-
-
-@pytest.mark.parametrize("change", [{"backend": "mlx"}, {"device": "tpu"}, {"batch": 0}, {"measure": ["fid"]},
-                                    {"timeout_s": 0}, {"threads": 0}, {"color": 1}])
-def test_from_dict_rejects_invalid_cases(change):
-    data = spec.loads(ONE).cases[0].to_dict()
-    with pytest.raises(ValueError):
-        spec.Case.from_dict({**data, **change})
-
-
 # --- plugins ------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -382,136 +282,9 @@ def test_every_shipped_suite_loads():
         assert suite.cases and len({c.id for c in suite.cases}) == len(suite.cases)
 
 
-def test_overrides_against_the_real_rin_config():
-    text = """
-cases:
-  - preset: rin-tiny
-    override: {num_blocks: 3, dropout: 0.1, process: {schedule: sigmoid, start: -3, end: 3, tau: 1.1}}
-    matrix: {backend: [torch, jax]}
-"""
-    torch_case, jax_case = spec.loads(text).cases
-    base = registry.get("rin").preset("rin-tiny").config
-    want = dataclasses.replace(base, num_blocks=3, dropout=0.1, process=dataclasses.replace(
-        base.process, schedule="sigmoid", start=-3.0, end=3.0, tau=1.1))
-    assert spec.resolve_config(torch_case) == spec.resolve_config(jax_case) == want
-    assert "allowed: ['gamma']" in error("cases: [{preset: rin-tiny, override: {process: {time_input: t}}}]")
-    assert_error("cases: [{preset: rin-tiny, override: {latent_dim: '64'}}]", "cases[0].override.latent_dim", "an integer")
-
-
 def test_listing_and_loading_import_neither_torch_nor_jax():
     code = ("import sys; from bench import spec; s = spec.load('suites/paper-unet.yaml'); "
             "s2 = spec.load('suites/paper-rin.yaml'); [spec.resolve_config(c) for c in s.cases + s2.cases]; "
             "spec.format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
-
-
-# --- property tests -----------------------------------------------------------------------
-
-VOCAB_KEYS = [*spec.TOP_KEYS, *spec.CASE_KEYS, "width", "process", "schedule", "extra", "depth", "heads", "mults"]
-VOCAB_VALUES = [*FAKE_PRESETS, "rin-tiny", "unet2d-tiny", "fakenet", "fakeuni", "rin", *registry.BACKENDS,
-                "cpu", "tpu", "cuda:0", "auto", "gpu", *MEASUREMENTS, "sigmoid", "tests.no_such_plugin"]
-SAFE_PLUGINS = {"tests.fake_arch"}
-
-
-def _load_plugins_offline(modules=()):
-    """No hypothesis-made module name is ever imported: only SAFE_PLUGINS 'import'."""
-    for module in modules:
-        if module not in SAFE_PLUGINS:
-            raise registry.RegistryError(f"plugin module {module!r} could not be imported")
-    return list(modules)
-
-
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 10), st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(max_size=8), st.sampled_from(VOCAB_VALUES))
-keys = st.one_of(st.sampled_from(VOCAB_KEYS), st.text(max_size=6))
-trees = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                     st.dictionaries(keys, inner, max_size=5)), max_leaves=25)
-settings_values = {
-    "backend": st.sampled_from([*registry.BACKENDS, "mlx"]),
-    "device": st.sampled_from(["cpu", "tpu", "auto", "cuda:1", "gpu"]),
-    "batch": st.integers(-1, 4),
-    "measure": st.lists(st.sampled_from([*MEASUREMENTS, "fid"]), max_size=3),
-    "timeout": st.one_of(st.integers(-1, 5), st.floats(0.1, 10)),
-    "threads": st.one_of(st.none(), st.integers(0, 3)),
-    "compile": st.booleans(),
-    "seed": st.integers(-1, 3),
-    "override": st.dictionaries(st.sampled_from(["width", "heads", "dropout", "mults", "process", "extra", "num_blocks"]),
-                                st.one_of(st.integers(0, 16), st.floats(0, 1), st.lists(st.integers(1, 3), max_size=3),
-                                          st.fixed_dictionaries({}, optional={"schedule": st.sampled_from(SCHEDULES),
-                                                                              "depth": st.integers(0, 3)})), max_size=2),
-    "preset": st.sampled_from([*FAKE_PRESETS, "rin-tiny", "nope"]),
-    "arch": st.sampled_from(["fakenet", "fakeuni", "rin", "nope"]),
-}
-
-
-@st.composite
-def near_valid_suites(draw):
-    """Mostly well-formed suites with a few bad values, so both outcomes are common."""
-    def setting_block(names):
-        chosen = draw(st.lists(st.sampled_from(names), unique=True, max_size=4))
-        return {k: draw(settings_values[k]) for k in chosen}
-
-    cases = []
-    for _ in range(draw(st.integers(1, 3))):
-        case = {"preset": draw(settings_values["preset"]), **setting_block(list(settings_values)[:-1])}
-        axes = draw(st.lists(st.sampled_from(["backend", "device", "batch", "seed"]), unique=True, max_size=2))
-        if axes:
-            case["matrix"] = {k: draw(st.lists(settings_values[k], max_size=2)) for k in axes if k not in case}
-        cases.append(case)
-    top = {"cases": cases, "defaults": setting_block(list(settings_values)[:8])}
-    if draw(st.booleans()):
-        top["plugins"] = draw(st.lists(st.sampled_from([*SAFE_PLUGINS, "tests.no_such_plugin"]), max_size=1))
-    return top
-
-
-def check_outcome(text: str) -> bool:
-    """loads either returns valid cases or raises SpecError; True when it returned a suite."""
-    try:
-        suite = spec.loads(text, "fuzz.yaml")
-    except spec.SpecError as exc:
-        assert str(exc).startswith("fuzz.yaml: ") and "\n" not in str(exc)
-        return False
-    assert len({c.id for c in suite.cases}) == len(suite.cases) > 0
-    for i, case in enumerate(suite.cases):
-        assert isinstance(case, spec.Case) and case.index == i
-        assert spec.Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
-        assert case.backend in registry.get(case.arch).backends
-        assert dataclasses.is_dataclass(spec.resolve_config(case))
-    return True
-
-
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def test_property_random_structures_never_crash():
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
-        @FUZZ
-        @given(st.one_of(trees, st.fixed_dictionaries({"cases": trees}, optional={"defaults": trees})))
-        def run(tree):
-            check_outcome(yaml.safe_dump(tree))
-        run()
-
-
-TOKENS = [*"abc:-[]{},&*!<>'\"\n #1e.", "\n  ", "- ", "cases:", "preset: ", "fakenet-tiny", "matrix:", "batch: ",
-          "override: ", "width: ", "{process: {schedule: ", "defaults:", "&a ", "*a", "<<: ", "!!str ", "? ", "1e-3"]
-
-
-def test_property_random_text_never_crashes():
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
-        @FUZZ
-        @given(st.lists(st.sampled_from(TOKENS), max_size=30).map("".join))
-        def run(text):
-            check_outcome(text)
-        run()
-
-
-def test_property_near_valid_suites_load_or_fail_cleanly():
-    outcomes = []
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
-        @FUZZ
-        @given(near_valid_suites())
-        def run(tree):
-            outcomes.append(check_outcome(yaml.safe_dump(tree)))
-        run()
-    assert any(outcomes) and not all(outcomes), "the generator must produce both valid and invalid suites"
