@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import re
 import subprocess
 import sys
 
@@ -288,3 +289,14 @@ def test_listing_and_loading_import_neither_torch_nor_jax():
             "spec.format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_docs_example_loads_and_expands_as_documented():
+    text = (REPO / "docs" / "suites.md").read_text()
+    example = re.search(r"## Example\n\n```yaml\n(.*?)```", text, re.S).group(1)
+    claimed = int(re.search(r"This expands to [\d +]+= (\d+) cases", text).group(1))
+    suite = spec.loads(example, "docs/suites.md")
+    assert len(suite.cases) == claimed
+    assert {c.arch for c in suite.cases} == {"rin", "unet2d"}
+    for key in [*spec.TOP_KEYS, *spec.CASE_KEYS, *spec.MATRIX_KEYS]:  # every key is documented
+        assert f"`{key}`" in text, key
