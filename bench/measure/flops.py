@@ -1,0 +1,189 @@
+"""FLOP records: the analytic headline, traced cross-checks (each in its own process), the
+training step (counted) and the per-sample cost. Schema: docs/measurement.md.
+
+Convention (the headline and every "value" below): GFLOP = 2 x multiply-accumulates over
+matmuls, convolutions (all kernel taps) and attention QK^T and AV, per forward pass (one NFE).
+"""
+
+from __future__ import annotations
+
+from architectures import registry
+from architectures.processes.gaussian import forward_passes_per_sample_step
+from bench.measure.count_job import CountJob, resolve, run_counter
+
+CONVENTION = ("2 x multiply-accumulates over matmuls, convolutions (all kernel taps) and attention (QK^T, AV); "
+              "bias adds, norms, activations, softmax and other elementwise ops excluded")
+TOLERANCE = 0.02  # traced counts aligned to CONVENTION must agree with the analytic one this closely
+COUNTERS = {"torch": ("bench.measure.fvcore_count", "bench.measure.torch_count"), "jax": ("bench.measure.xla_count",)}
+_FVCORE = ("fvcore counts 1 per MAC; value = 2 x its MACs, with handles added for scaled_dot_product_attention "
+           "and exact einsum and its norm/upsample/pool handles removed")
+_XLA = ("XLA: 2 per MAC plus elementwise ops (transcendentals apart), convolutions count only non-padded taps; "
+        "aligned_value: 2 x MACs of the dot/convolution instructions of the same optimized HLO, all taps")
+
+
+def analytic(entry, config, batch: int) -> dict:
+    """The entry's `forward_macs(config, batch)`: MACs keyed by module type."""
+    macs = {key: int(value) for key, value in entry.load_flops()(config, batch).items()}
+    return {"method": f"analytic ({entry.flops})", "macs": sum(macs.values()), "breakdown_macs": macs}
+
+
+def nfe_per_sample(config) -> int:
+    """Network evaluations to generate one sample: steps x (2 with classifier-free guidance)."""
+    p = config.process
+    return p.sample_steps * forward_passes_per_sample_step(p, config.num_classes > 0)
+
+
+def _entry(method, version, convention, gflops, reference, **extra) -> dict:
+    ratio = None if gflops is None or not reference else gflops / reference
+    return {"method": method, "version": version, "convention": convention, "unit": "GFLOP", "value": gflops,
+            "ratio_to_analytic": ratio, "error": None, **extra}
+
+
+def _failed(method: str, error: str) -> dict:
+    return {"method": method, "version": None, "convention": None, "unit": "GFLOP", "value": None,
+            "ratio_to_analytic": None, "error": error}
+
+
+def _agrees(value, reference) -> bool | None:
+    return None if value is None else abs(value / reference - 1.0) <= TOLERANCE
+
+
+def counter_entries(raw: dict, reference_gflops: float) -> dict:
+    """Counter outputs (module -> child JSON) -> the record's `counters` (name -> entry)."""
+    out, ref = {}, reference_gflops
+    for module, r in raw.items():
+        name = module.rsplit(".", 1)[-1]
+        if r.get("error"):
+            for counter in {"fvcore_count": ["fvcore"], "torch_count": ["torch_flop_counter"],
+                            "xla_count": ["xla", "jaxpr"]}[name]:
+                out[counter] = _failed(module, r["error"])
+            continue
+        fwd = r["forward"]
+        if name == "fvcore_count":
+            g = fwd["flops"] / 1e9
+            out["fvcore"] = _entry(r["method"], r["version"], _FVCORE, g, ref, agrees=_agrees(g, ref),
+                                   raw_macs=fwd["macs"], breakdown_gflops=_g(fwd["by_operator"], 2),
+                                   skipped_ops=r["skipped_ops"], traced_batch=r["traced_batch"])
+        elif name == "torch_count":
+            g = fwd["flops"] / 1e9
+            out["torch_flop_counter"] = _entry(r["method"], r["version"], "2 per MAC, matmuls and convolutions", g,
+                                               ref, agrees=_agrees(g, ref), breakdown_gflops=_g(fwd["by_operator"]))
+        else:
+            out.update(_jax_entries(r, ref))
+    return out
+
+
+def _jax_entries(r: dict, ref: float) -> dict:
+    fwd = r["forward"]
+    aligned = fwd.get("xla_dot_conv_flops")
+    aligned = None if aligned is None else aligned / 1e9
+    xla = _entry(r["method"], r["version"], _XLA, fwd["xla_flops"] / 1e9, ref, aligned_value=aligned,
+                 aligned_ratio=None if aligned is None else aligned / ref, agrees=_agrees(aligned, ref), stage=fwd["xla_stage"], platform=r["platform"],
+                 aligned_error=fwd.get("xla_dot_conv_error"))
+    g = fwd["jaxpr_flops"] / 1e9
+    jaxpr = _entry("jaxpr walk (dot_general, conv_general_dilated)", r["version"], "2 per MAC, all kernel taps", g,
+                   ref, agrees=_agrees(g, ref), breakdown_gflops=_g(fwd["jaxpr_by_primitive"]))
+    return {"xla": xla, "jaxpr": jaxpr}
+
+
+def _g(counts: dict, factor: int = 1) -> dict:
+    return {k: factor * v / 1e9 for k, v in counts.items()}
+
+
+def train_record(raw: dict, forward_gflops: float, batch: int) -> dict:
+    """FLOPs of one training step, counted (never assumed 3x): loss with the process's extra
+    forward passes + backward (the optimizer update has no matmuls)."""
+    sources = [("torch_flop_counter", raw.get("bench.measure.torch_count")), ("jaxpr", raw.get("bench.measure.xla_count"))]
+    counted = {name: r["train"] for name, r in sources if r and not r.get("error") and "train" in r}
+    if not counted:
+        errors = "; ".join(r["error"] for _, r in sources if r and r.get("error")) or "no training-step counter ran"
+        return {"gflops": None, "error": errors}
+    name, t = next(iter(counted.items()))
+    g = (t["flops"] if name == "torch_flop_counter" else t["jaxpr_flops"]) / 1e9
+    out = {"gflops": g, "gflops_per_image": g / batch, "method": name, "convention": CONVENTION,
+           "forward_passes": t["forward_passes"], "ratio_to_forward": g / forward_gflops, "error": None}
+    if "jaxpr" in counted:
+        j = counted["jaxpr"]
+        out["xla_gflops"] = j["xla_flops"] / 1e9
+        out["xla_stage"] = j["xla_stage"]
+        out["jaxpr_gflops"] = j["jaxpr_flops"] / 1e9
+    return out
+
+
+def flops_record(entry, config, batch: int, counters: tuple[str, ...], seed: int = 0, timeout_s: float = 300.0,
+                 plugins: tuple = (), overrides: dict | None = None, preset: str = "") -> dict:
+    """The record's `flops` field; `counters` are counter modules, each run in its own process."""
+    a = analytic(entry, config, batch)
+    gmacs = a["macs"] / 1e9
+    job = CountJob(entry.name, preset, dict(overrides or {}), batch, seed, tuple(plugins), train=True)
+    raw = {module: run_counter(module, job, timeout_s) for module in counters}
+    counters_out = counter_entries(raw, 2 * gmacs)
+    nfe = nfe_per_sample(config)
+    return {
+        "convention": CONVENTION, "batch": batch, "analytic": a["method"],
+        "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "gmacs_per_image": gmacs / batch,
+        "breakdown_gmacs": {k: v / 1e9 for k, v in a["breakdown_macs"].items()},
+        "nfe_per_sample": nfe, "gflops_per_sample": nfe * 2 * gmacs / batch,
+        "train_step": train_record(raw, 2 * gmacs, batch),
+        "counters": counters_out,
+        "agreement": agreement(counters_out),
+        "params_counted": {m.rsplit(".", 1)[-1]: r["params"] for m, r in raw.items() if "params" in r},
+    }
+
+
+def agreement(counters: dict) -> dict:
+    """Counters whose conventions-aligned value is off the analytic one by more than TOLERANCE."""
+    off = {n: c.get("aligned_ratio", c["ratio_to_analytic"]) for n, c in counters.items() if c.get("agrees") is False}
+    return {"tolerance": TOLERANCE, "ok": not off, "disagreeing": off,
+            "checked": sorted(n for n, c in counters.items() if c.get("agrees") is not None)}
+
+
+def flops_report(arch: str, preset: str, backend: str | None = None, batch: int = 1, overrides: dict | None = None,
+                 timeout_s: float = 300.0) -> dict:
+    """`diffbench flops`: params, GFLOPs, GMACs, breakdown and one entry per counter (JSON-ready)."""
+    job = CountJob(arch, preset, dict(overrides or {}), batch)
+    entry, config = resolve(job)
+    backends = [backend] if backend else [b for b in ("torch", "jax") if b in entry.backends]
+    counters = tuple(m for b in backends for m in COUNTERS[b])
+    rec = flops_record(entry, config, batch, counters, timeout_s=timeout_s, overrides=overrides, preset=preset)
+    params = rec["params_counted"]
+    return {"arch": arch, "preset": preset, "backends": backends, "params": next(iter(params.values()), None),
+            "params_agree": len(set(params.values())) <= 1, **rec}
+
+
+def format_flops_report(r: dict) -> str:
+    """Plain-text rendering of flops_report's dict."""
+    lines = [f"{r['arch']} / {r['preset']}   batch {r['batch']}   params {_num(r['params'])}"
+             + ("" if r["params_agree"] else f"  (backends differ: {r['params_counted']})"),
+             f"forward (1 NFE): {r['gflops']:.4g} GFLOPs = 2 x {r['gmacs']:.4g} GMACs;"
+             f" per image {r['gflops_per_image']:.4g} GFLOPs   [{r['analytic']}]",
+             "breakdown (GMACs): " + ", ".join(f"{k} {v:.4g}" for k, v in r["breakdown_gmacs"].items()),
+             f"per sample: {r['nfe_per_sample']} NFE x {r['gflops_per_image']:.4g} = {r['gflops_per_sample']:.4g} GFLOPs"]
+    t = r["train_step"]
+    lines.append(f"train step: {t['gflops']:.4g} GFLOPs ({t['ratio_to_forward']:.2f} x forward; {t['forward_passes']} "
+                 f"forward passes + backward; counted by {t['method']})" if t["gflops"] is not None
+                 else f"train step: not counted ({t['error']})")
+    lines.append(f"counters (agree within {100 * TOLERANCE:.0f}% once aligned?):")
+    for name, c in r["counters"].items():
+        if c["error"]:
+            lines.append(f"  {name:<19} FAILED: {c['error'][:160]}")
+            continue
+        shown = c.get("aligned_value", c["value"])
+        extra = f"   (XLA total {c['value']:.4g}, x{c['ratio_to_analytic']:.3f})" if name == "xla" else ""
+        lines.append(f"  {name:<19} {_gf(shown)} GFLOPs  {_verdict(c.get('agrees'))}{extra}")
+    if not r["agreement"]["ok"]:
+        lines.append(f"  DISAGREEMENT beyond {100 * TOLERANCE:.0f}%: {r['agreement']['disagreeing']}")
+    lines.append(f"convention: {r['convention']}")
+    return "\n".join(lines)
+
+
+def _gf(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _verdict(agrees) -> str:
+    return {True: "agrees", False: "DISAGREES", None: "not compared"}[agrees]
+
+
+def _num(n) -> str:
+    return "?" if n is None else f"{n:,}"
