@@ -219,6 +219,9 @@ class _CaseReader:
         if len(owners) != 1:
             problem = f"unknown preset {preset!r}" if not owners else \
                 f"preset {preset!r} belongs to {[e.name for e in owners]}: say which with `arch:`"
+            broken = [e.name for e in registry.entries(include_test_only=True) if not _try_presets(e)]
+            if broken and not owners:
+                problem += f" (the presets of {broken} could not be loaded: name the arch to see why)"
             raise SpecError(self.source, path, problem, self._presets_allowed())
         return owners[0]
 

@@ -300,3 +300,17 @@ def test_the_docs_example_loads_and_expands_as_documented():
     assert {c.arch for c in suite.cases} == {"rin", "unet2d"}
     for key in [*spec.TOP_KEYS, *spec.CASE_KEYS, *spec.MATRIX_KEYS]:  # every key is documented
         assert f"`{key}`" in text, key
+
+
+def test_an_entry_with_a_broken_config_module_is_named():
+    registry.register(registry.Entry(name="brokennet", config="tests.no_such_module:C", presets="tests.no_such_module:P",
+                                     backends={"torch": "x:y"}, process="gaussian", flops="x:y", test_only=True))
+    try:
+        message = assert_error("cases: [{preset: brokennet-tiny}]", "cases[0].preset", "fakenet-tiny")
+        assert "['brokennet'] could not be loaded" in message
+        message = error("cases: [{arch: brokennet, preset: brokennet-tiny}]")
+        assert message.startswith("suite.yaml: cases[0].preset: cannot load the presets of 'brokennet'")
+        assert "ModuleNotFoundError" in message and "tests.no_such_module:P" in message
+        assert spec.loads(ONE).cases[0].arch == "fakenet"  # other entries still load
+    finally:
+        registry.unregister("brokennet")
