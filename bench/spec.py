@@ -156,21 +156,24 @@ class _CaseReader:
         self.path, self.source = path, source
         self.raw = _mapping(raw, path, source, CASE_KEYS, "a case mapping")
         matrix = _mapping(self.raw.get("matrix", {}), child(path, "matrix"), source, MATRIX_KEYS, "a mapping")
-        self.axes = {}
         self.override = _check("override", self.raw.get("override", {}), child(path, "override"), source)
-        for key in ("preset", "override", *SETTINGS):
-            if key in matrix:
-                if key in self.raw and key != "override":  # a matrix override is merged over the case's
-                    raise SpecError(source, f"{path}.matrix.{key}", f"{key!r} is also set at {path}.{key}",
-                                    "each setting in one place")
-                self.axes[key] = _axis(matrix[key], f"{path}.matrix.{key}", key, source)
-            elif key in self.raw and key != "override":
-                self.axes[key] = [(_check(key, self.raw[key], child(path, key), source), child(path, key))]
-            elif key in SETTINGS:
-                self.axes[key] = defaults.axis(key)
+        axes = {key: self._axis_for(key, matrix, defaults) for key in ("preset", "override", *SETTINGS)}
+        self.axes = {key: axis for key, axis in axes.items() if axis}
         if "preset" not in self.axes:
             raise SpecError(source, path, "missing key 'preset'", self._presets_allowed())
         self.arch = self._arch()
+
+    def _axis_for(self, key: str, matrix: dict, defaults: _Defaults) -> list[tuple] | None:
+        """Where `key` comes from: this case's matrix, the case, then defaults (see docs/suites.md)."""
+        here = child(self.path, key)
+        if key in matrix:
+            if key in self.raw and key != "override":  # a matrix override is merged over the case's
+                raise SpecError(self.source, f"{self.path}.matrix.{key}", f"{key!r} is also set at {here}",
+                                "each setting in one place")
+            return _axis(matrix[key], f"{self.path}.matrix.{key}", key, self.source)
+        if key in self.raw and key != "override":
+            return [(_check(key, self.raw[key], here, self.source), here)]
+        return defaults.axis(key) if key in SETTINGS else None
 
     def _arch(self):
         if "arch" not in self.raw:
