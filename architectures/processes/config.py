@@ -46,3 +46,9 @@ class GaussianConfig:
             raise ValueError(f"process.tau={self.tau!r}; allowed: > 0")
         if self.schedule in ("cosine_shifted", "sigmoid") and not self.start < self.end:
             raise ValueError(f"process.start={self.start!r} must be < process.end={self.end!r}")
+        if self.schedule == "cosine_shifted" and not 0.0 <= self.start < self.end <= 1.0:
+            raise ValueError(f"process.start={self.start!r}, end={self.end!r}; cosine_shifted needs 0 <= start < end <= 1")
+        if self.time_difference < 0:
+            raise ValueError(f"process.time_difference={self.time_difference!r}; allowed: >= 0")
+        if self.guidance_scale < 0:
+            raise ValueError(f"process.guidance_scale={self.guidance_scale!r}; allowed: >= 0")
