@@ -92,3 +92,22 @@ cases:
     assert spec.resolve_config(torch_case) == spec.resolve_config(jax_case) == want
     assert "allowed: ['gamma']" in error("cases: [{preset: rin-tiny, override: {process: {time_input: t}}}]")
     assert_error("cases: [{preset: rin-tiny, override: {latent_dim: '64'}}]", "cases[0].override.latent_dim", "an integer")
+
+
+def test_overrides_against_the_real_unet_config():
+    text = """
+cases:
+  - arch: unet2d
+    preset: unet2d-tiny
+    matrix:
+      override: [{channel_mult: [1, 2, 2], attention_resolutions: [4], num_res_blocks: 2}, {dropout: 0.25}]
+"""
+    first, second = spec.loads(text).cases
+    base = registry.get("unet2d").preset("unet2d-tiny").config
+    assert spec.resolve_config(first) == dataclasses.replace(
+        base, channel_mult=(1.0, 2.0, 2.0), attention_resolutions=(4,), num_res_blocks=2)
+    assert spec.resolve_config(second) == dataclasses.replace(base, dropout=0.25)
+    assert_error("cases: [{preset: unet2d-tiny, override: {attention_resolutions: 8}}]",
+                 "cases[0].override.attention_resolutions", "a list of (an integer)")
+    message = error("cases: [{preset: unet2d-tiny, override: {image_size: 17}}]")
+    assert message.startswith("suite.yaml: cases[0].override: invalid UNetConfig: image_size=17 must be divisible")
