@@ -111,3 +111,16 @@ cases:
                  "cases[0].override.attention_resolutions", "a list of (an integer)")
     message = error("cases: [{preset: unet2d-tiny, override: {image_size: 17}}]")
     assert message.startswith("suite.yaml: cases[0].override: invalid UNetConfig: image_size=17 must be divisible")
+
+
+def test_case_overrides_are_frozen_and_hashable():
+    case, = spec.loads("cases: [{preset: fakenet-tiny, override: {mults: [1, 2], process: {tau: 2}}}]").cases
+    with pytest.raises(TypeError):
+        case.overrides["width"] = 3
+    with pytest.raises(AttributeError):
+        case.overrides.to_dict = None
+    assert case.overrides["mults"] == (1, 2) and case.overrides["process"]["tau"] == 2.0
+    thawed = case.overrides.to_dict()
+    thawed["process"]["tau"] = 5.0  # a plain copy: the case does not change
+    assert case.overrides["process"]["tau"] == 2.0
+    assert len({case, spec.Case.from_dict(case.to_dict())}) == 1
