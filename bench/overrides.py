@@ -126,6 +126,8 @@ class _Applier:
         Ints widen to float, lists become tuples, a mapping for a dataclass field becomes an instance.
         """
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if hint is tuple:  # a bare `tuple` annotation
+            origin, args = tuple, (Any, ...)
         if origin in (typing.Union, types.UnionType):
             return self.union(value, args, hint, keys)
         if origin is tuple:

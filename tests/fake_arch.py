@@ -33,6 +33,7 @@ class FakeConfig:
     use_attention: bool = False
     pair: tuple[int, float] = (1, 0.5)
     extra: Inner | None = None
+    tags: tuple = ()  # a bare annotation: any JSON-like items
     process: GaussianConfig = field(default_factory=GaussianConfig)
 
     def __post_init__(self):

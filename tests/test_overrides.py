@@ -124,3 +124,10 @@ def test_case_overrides_are_frozen_and_hashable():
     thawed["process"]["tau"] = 5.0  # a plain copy: the case does not change
     assert case.overrides["process"]["tau"] == 2.0
     assert len({case, spec.Case.from_dict(case.to_dict())}) == 1
+
+
+def test_bare_tuple_fields_take_any_json_like_items():
+    case, = spec.loads("cases: [{preset: fakenet-tiny, override: {tags: [a, 1, [2.5, null], {k: true}]}}]").cases
+    assert spec.resolve_config(case).tags == ("a", 1, (2.5, None), {"k": True})
+    assert_error("cases: [{preset: fakenet-tiny, override: {tags: [.nan]}}]", "cases[0].override.tags[0]",
+                 "any JSON-like value")
