@@ -41,6 +41,14 @@ def resolve(job: CountJob):
     return entry, config
 
 
+def guarded(fn) -> dict:
+    """fn()'s dict, or {"error": ...}: a failing training-step count keeps the forward count."""
+    try:
+        return fn()
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def child_main(count) -> None:
     """Entry point of a counter module: argv[1] is the job's JSON; prints the result's JSON."""
     started = time.perf_counter()

@@ -93,20 +93,20 @@ def _g(counts: dict, factor: int = 1) -> dict:
 def train_record(raw: dict, forward_gflops: float, batch: int) -> dict:
     """FLOPs of one training step, counted (never assumed 3x): loss with the process's extra
     forward passes + backward (the optimizer update has no matmuls)."""
-    sources = [("torch_flop_counter", raw.get("bench.measure.torch_count")), ("jaxpr", raw.get("bench.measure.xla_count"))]
-    counted = {name: r["train"] for name, r in sources if r and not r.get("error") and "train" in r}
+    sources = {"torch_flop_counter": raw.get("bench.measure.torch_count"), "jaxpr": raw.get("bench.measure.xla_count")}
+    train = {name: r.get("train", {"error": r.get("error", "not counted")}) for name, r in sources.items() if r}
+    counted = {name: t for name, t in train.items() if not t.get("error")}
     if not counted:
-        errors = "; ".join(r["error"] for _, r in sources if r and r.get("error")) or "no training-step counter ran"
+        errors = "; ".join(f"{n}: {t['error']}" for n, t in train.items()) or "no training-step counter ran"
         return {"gflops": None, "error": errors}
     name, t = next(iter(counted.items()))
     g = (t["flops"] if name == "torch_flop_counter" else t["jaxpr_flops"]) / 1e9
     out = {"gflops": g, "gflops_per_image": g / batch, "method": name, "convention": CONVENTION,
-           "forward_passes": t["forward_passes"], "ratio_to_forward": g / forward_gflops, "error": None}
+           "forward_passes": t["forward_passes"], "ratio_to_forward": g / forward_gflops, "error": None,
+           "failed": {n: t["error"] for n, t in train.items() if t.get("error")}}
     if "jaxpr" in counted:
         j = counted["jaxpr"]
-        out["xla_gflops"] = j["xla_flops"] / 1e9
-        out["xla_stage"] = j["xla_stage"]
-        out["jaxpr_gflops"] = j["jaxpr_flops"] / 1e9
+        out.update(jaxpr_gflops=j["jaxpr_flops"] / 1e9, xla_gflops=j["xla_flops"] / 1e9, xla_stage=j["xla_stage"])
     return out
 
 
@@ -161,7 +161,7 @@ def format_flops_report(r: dict) -> str:
              f"per sample: {r['nfe_per_sample']} NFE x {r['gflops_per_image']:.4g} = {r['gflops_per_sample']:.4g} GFLOPs"]
     t = r["train_step"]
     lines.append(f"train step: {t['gflops']:.4g} GFLOPs ({t['ratio_to_forward']:.2f} x forward; {t['forward_passes']} "
-                 f"forward passes + backward; counted by {t['method']})" if t["gflops"] is not None
+                 f"forward pass(es) + backward; counted by {t['method']})" if t["gflops"] is not None
                  else f"train step: not counted ({t['error']})")
     lines.append(f"counters (agree within {100 * TOLERANCE:.0f}% once aligned?):")
     for name, c in r["counters"].items():

@@ -9,7 +9,7 @@ adds excluded; the training step is the process loss (with its extra forward pas
 
 from __future__ import annotations
 
-from bench.measure.count_job import CountJob, child_main, resolve
+from bench.measure.count_job import CountJob, child_main, guarded, resolve
 
 METHOD = "torch.utils.flop_counter.FlopCounterMode (meta device, SDPA math kernel)"
 
@@ -26,6 +26,14 @@ def _counted(fn) -> dict:
     return {"flops": int(counter.get_total_flops()), "by_operator": by_op}
 
 
+def _train(tb, built, job: CountJob) -> dict:
+    """Loss (with the process's extra forward passes) + backward; AdamW has no matmuls."""
+    step = tb.make_train_step(built, job.batch, seed=job.seed)
+    trainer = tb.Trainer(built)
+    built.model.train()
+    return {**_counted(lambda: trainer.loss(step.inputs).backward()), "forward_passes": step.nfe}
+
+
 def count(job: CountJob) -> dict:
     import torch
 
@@ -39,11 +47,7 @@ def count(job: CountJob) -> dict:
     with torch.no_grad():
         result = {"forward": _counted(lambda: denoise(a["x"], a["t"], a.get("y"), a.get("latents")))}
     if job.train:
-        step = tb.make_train_step(built, job.batch, seed=job.seed)
-        trainer = tb.Trainer(built)
-        built.model.train()
-        result["train"] = _counted(lambda: trainer.loss(step.inputs).backward())
-        result["train"]["forward_passes"] = step.nfe
+        result["train"] = guarded(lambda: _train(tb, built, job))
     return {"method": METHOD, "version": f"torch {torch.__version__}", "batch": job.batch,
             "params": tb.param_count(built), **result}
 

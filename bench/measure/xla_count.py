@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from bench.measure.count_job import CountJob, child_main, resolve
+from bench.measure.count_job import CountJob, child_main, guarded, resolve
 
 METHOD = "XLA cost_analysis of the jitted function on abstract inputs (compiled or lowered: see xla_stage)"
 
@@ -57,6 +57,16 @@ def _counts(fn, args: tuple, compile: bool) -> dict:
 COMPILE_LIMIT_MACS = 2e11
 
 
+def _train(jb, built, job: CountJob) -> dict:
+    """Loss (with the process's extra passes) + grad + AdamW update, lowered, not compiled."""
+    import jax
+
+    step = jb.make_train_step(built, job.batch, seed=job.seed, compile=False)
+    trainer = jb.Trainer(built, compile=False)
+    args = (trainer.params, trainer.opt_state, _abstract(step.inputs), jax.random.key(0))
+    return {**_counts(trainer.update, args, compile=False), "forward_passes": step.nfe}
+
+
 def count(job: CountJob) -> dict:
     import jax
     import jaxlib
@@ -73,11 +83,7 @@ def count(job: CountJob) -> dict:
     macs = sum(entry.load_flops()(config, job.batch).values())
     result = {"forward": _counts(forward, (built.params, a), compile=macs <= COMPILE_LIMIT_MACS)}
     if job.train:
-        step = jb.make_train_step(built, job.batch, seed=job.seed, compile=False)
-        trainer = jb.Trainer(built, compile=False)
-        args = (trainer.params, trainer.opt_state, _abstract(step.inputs), jax.random.key(0))
-        result["train"] = _counts(trainer.update, args, compile=False)
-        result["train"]["forward_passes"] = step.nfe
+        result["train"] = guarded(lambda: _train(jb, built, job))
     return {"method": METHOD, "version": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}",
             "platform": jax.default_backend(), "batch": job.batch, "params": jb.param_count(built), **result}
 
