@@ -172,7 +172,7 @@ class GaussianProcess:
         alpha = xp.clip(xp.exp(xp.log(gamma) - xp.log(gamma_next)), 0.0, 1.0)
         if self.config.ddpm_variance == "large":
             return alpha, 1.0 - alpha
-        return alpha, xp.exp(xp.log1p(-gamma_next) - xp.log1p(-gamma)) * (1.0 - alpha)
+        return alpha, (1.0 - gamma_next) / (1.0 - gamma) * (1.0 - alpha)
 
     def ddpm_update(self, x, eps, gamma, gamma_next, noise):
         """Ancestral step (Ho et al. 2020, Eq. 11): mean = alpha^(-1/2) (x - (1-alpha) eps / sqrt(1-g))."""
