@@ -33,28 +33,27 @@ def parse_device(spec: str) -> tuple[str, int | None]:
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """Environment a worker sets BEFORE importing jax (XLA reads it once, at backend start).
+    """Environment a case process sets BEFORE importing torch or jax (XLA reads it once, at
+    backend start): bench.backends.threads.thread_env, the one definition the runner uses too."""
+    from bench.backends.threads import thread_env as env
 
-    One thread: XLA's Eigen pool off (the JAX FAQ's single-thread recipe). More threads: XLA
-    sizes its CPU pool from the process's CPU affinity, which `pin_threads` sets.
-    """
-    n = str(int(threads))
-    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
-    if threads == 1:
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    return env
+    return env(threads)
 
 
 def pin_threads(threads: int) -> dict[str, Any]:
-    """Set `thread_env(threads)` in os.environ and restrict the CPU affinity to `threads` CPUs.
+    """Apply `thread_env(threads)` to os.environ (XLA_FLAGS appended to any already set) and
+    restrict the CPU affinity to `threads` CPUs: XLA sizes its CPU pool from the affinity.
 
     Call in the case's own process before importing jax (torch reads its setting at runtime).
     """
     if threads < 1:
         raise ValueError(f"threads={threads!r}; allowed: >= 1")
     env = thread_env(threads)
-    if threads > 1:
-        env["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if env["XLA_FLAGS"] not in flags:
+        env["XLA_FLAGS"] = f"{flags} {env['XLA_FLAGS']}".strip()
+    else:
+        env["XLA_FLAGS"] = flags
     os.environ.update(env)
     cpus = sorted(os.sched_getaffinity(0))
     if threads > len(cpus):

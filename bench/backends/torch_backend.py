@@ -146,9 +146,16 @@ def denoiser(built: Built, model, context=None):
         if "latents" in extras:
             kwargs["latents"] = latents
         out = model(x, time, **kwargs)
-        return out if isinstance(out, tuple) else (out, None)
+        pred, latents_out = out if isinstance(out, tuple) else (out, None)
+        return _prediction_only(pred, x), latents_out
 
     return denoise
+
+
+def _prediction_only(pred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """learn_sigma models output [prediction | variance] on channels; the process uses the first
+    half (the variance head is computed, so its cost is measured, but not trained or sampled with)."""
+    return pred[:, : x.shape[1]] if pred.shape[1] != x.shape[1] else pred
 
 
 def _maybe_compile(built: Built, compile: bool | None):
