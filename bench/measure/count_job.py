@@ -26,6 +26,7 @@ class CountJob:
     seed: int = 0
     plugins: tuple = ()  # registry plugin modules (tests register architectures this way)
     train: bool = True  # also count one training step (forward + backward)
+    compile: bool = True  # jax: compile the forward for XLA's post-optimization count (else lowered only)
 
 
 def resolve(job: CountJob):

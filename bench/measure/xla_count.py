@@ -81,7 +81,7 @@ def count(job: CountJob) -> dict:
         return jb.denoiser(built, variables, a.get("context"))(a["x"], a["t"], a.get("y"), a.get("latents"))
 
     macs = sum(entry.load_flops()(config, job.batch).values())
-    result = {"forward": _counts(forward, (built.params, a), compile=macs <= COMPILE_LIMIT_MACS)}
+    result = {"forward": _counts(forward, (built.params, a), compile=job.compile and macs <= COMPILE_LIMIT_MACS)}
     if job.train:
         result["train"] = guarded(lambda: _train(jb, built, job))
     return {"method": METHOD, "version": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}",

@@ -1,0 +1,157 @@
+"""FLOP counting: analytic vs traced counts (each counter in its own process) for every
+registered architecture's tiny presets in both backends, plus closed forms for the handles and
+walkers the counters rely on."""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from architectures import registry
+from bench.measure.count_job import CountJob, run_counter
+from bench.measure.flops import COUNTERS, TOLERANCE, analytic, counter_entries, nfe_per_sample
+
+TINY = [(e.name, p, b) for e in registry.entries() for p in sorted(e.load_presets()) if p.endswith("-tiny")
+        for b in sorted(e.backends)]
+
+
+@pytest.mark.parametrize("arch,preset,backend", TINY)
+def test_traced_counts_agree_with_analytic(arch, preset, backend):
+    """Aligned to 2 x MACs of matmuls, convolutions (all taps) and attention; norms, activations,
+    softmax, bias adds and elementwise ops excluded (docs/measurement.md)."""
+    entry = registry.get(arch)
+    config = entry.preset(preset).config
+    reference = 2 * analytic(entry, config, 2)["macs"] / 1e9
+    job = CountJob(arch, preset, batch=2, train=False)
+    with ThreadPoolExecutor(2) as pool:  # each counter in its own process, side by side
+        raw = dict(zip(COUNTERS[backend], pool.map(lambda m: run_counter(m, job, timeout_s=300), COUNTERS[backend])))
+    counters = counter_entries(raw, reference)
+    for name, c in counters.items():
+        assert c["error"] is None, (name, c["error"])
+        assert c["agrees"], (name, c.get("aligned_ratio", c["ratio_to_analytic"]))
+        aligned = c.get("aligned_value", c["value"])
+        assert abs(aligned / reference - 1) <= TOLERANCE
+    if backend == "jax":  # XLA's own total adds elementwise ops and drops padded taps: same order only
+        assert 0.5 < counters["xla"]["ratio_to_analytic"] < 2.0
+
+
+def test_training_step_counts_agree_across_frameworks():
+    """One training step of rin-tiny (self-conditioning: 2 forward passes + 1 backward) counted
+    by FlopCounterMode in torch and by the jaxpr walk in jax: two independent traces."""
+    job = CountJob("rin", "rin-tiny", batch=2, train=True, compile=False)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda m: run_counter(m, job), ["bench.measure.torch_count", "bench.measure.xla_count"]))
+    torch_train, jax_train = (r["train"] for r in results)
+    assert torch_train["forward_passes"] == jax_train["forward_passes"] == 2
+    assert jax_train["jaxpr_flops"] == pytest.approx(torch_train["flops"], rel=1e-3)
+    entry = registry.get("rin")
+    forward = 2 * analytic(entry, entry.preset("rin-tiny").config, 2)["macs"]
+    # pass 1 (no grad) + pass 2 + its backward (~2x, less the input-side grads nobody needs)
+    assert 3.5 < torch_train["flops"] / forward < 4.0
+
+
+def test_counter_failure_is_recorded_not_dropped():
+    job = CountJob("rin", "rin-tiny", batch=1, train=False)
+    missing = run_counter("bench.measure.no_such_counter", job)
+    timed_out = run_counter("bench.measure.xla_count", job, timeout_s=0.05)
+    assert "exit code" in missing["error"] and "timed out" in timed_out["error"]
+    entries = counter_entries({"bench.measure.xla_count": timed_out, "bench.measure.fvcore_count": missing}, 1.0)
+    assert set(entries) == {"xla", "jaxpr", "fvcore"}
+    assert all(e["value"] is None and e["error"] for e in entries.values())
+
+
+def test_full_size_presets_count_without_running():
+    """Every preset has an analytic count; ADM-256 is 1120 GMACs per image (DiT, Table 4 lists
+    its 'Gflops' as 1120, which are MACs)."""
+    for entry in registry.entries():
+        for name, preset in entry.load_presets().items():
+            a = analytic(entry, preset.config, 1)
+            assert a["macs"] > 0 and set(a["breakdown_macs"]) >= {"linear"}, name
+            assert analytic(entry, preset.config, 3)["macs"] == 3 * a["macs"], name
+    adm = registry.get("unet2d").preset("adm-imagenet256").config
+    assert analytic(registry.get("unet2d"), adm, 1)["macs"] / 1e9 == pytest.approx(1120, rel=0.01)
+
+
+def test_nfe_per_sample_counts_guidance():
+    from dataclasses import replace
+
+    cfg = registry.get("rin").preset("rin-tiny").config
+    steps = cfg.process.sample_steps
+    assert nfe_per_sample(cfg) == steps
+    guided = replace(cfg, process=replace(cfg.process, guidance_scale=1.5))
+    assert nfe_per_sample(guided) == 2 * steps  # conditional + unconditional pass per step
+
+
+def test_fvcore_sdpa_and_einsum_handles_closed_form():
+    import torch
+    import torch.nn.functional as F
+
+    from bench.measure.fvcore_count import fvcore_macs
+
+    class M(torch.nn.Module):
+        def forward(self, q, k, v, a, b):
+            return F.scaled_dot_product_attention(q, k, v), torch.einsum("bid,bjd->bij", a, b)
+
+    q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 4)
+    a, b = torch.randn(3, 17, 13), torch.randn(3, 19, 13)
+    counted = fvcore_macs(M(), (q, k, v, a, b))
+    assert counted["by_operator"]["scaled_dot_product_attention"] == 2 * 3 * 5 * 7 * (8 + 4)
+    assert counted["by_operator"]["einsum"] == 3 * 17 * 19 * 13  # exact, not 4 significant digits
+
+
+def test_jaxpr_and_hlo_count_all_conv_taps_and_scan_iterations():
+    import jax
+    import jax.numpy as jnp
+
+    from bench.measure.hlo_count import hlo_macs
+    from bench.measure.jaxpr_count import count_fn
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def f(x, w, m):
+        z, _ = jax.lax.scan(lambda c, _: (jnp.tanh(c @ m), None), conv(x, w).reshape(-1, 8), None, length=3)
+        return z
+
+    x, w, m = jnp.ones((2, 6, 6, 4)), jnp.ones((3, 3, 4, 8)), jnp.ones((8, 8))
+    taps = 2 * 6 * 6 * 8 * 4 * 9  # every output sums over 4 in-features x 9 taps, padding included
+    dots = 3 * (2 * 6 * 6) * 8 * 8
+    assert count_fn(f, x, w, m) == {"conv_general_dilated": taps, "dot_general": dots}
+    compiled = jax.jit(conv).lower(x, w).compile()
+    assert hlo_macs(compiled.as_text())["convolution"] == taps
+    assert compiled.cost_analysis()["flops"] < 2 * taps  # XLA's own count drops the padded taps
+
+
+def test_counts_refuse_loops_without_a_static_trip_count():
+    import jax
+    import jax.numpy as jnp
+
+    from bench.measure.hlo_count import hlo_macs
+    from bench.measure.jaxpr_count import count_fn
+
+    def f(c, m, n):
+        return jax.lax.while_loop(lambda s: s[1] < n, lambda s: (s[0] @ m, s[1] + 1), (c, 0))[0]
+
+    args = (jnp.ones((4, 4)), jnp.ones((4, 4)), 3)
+    with pytest.raises(NotImplementedError, match="while"):
+        count_fn(f, *args)
+    with pytest.raises(NotImplementedError, match="while"):
+        hlo_macs(jax.jit(f).lower(*args).compile().as_text())
+
+
+def test_flops_report_json_schema():
+    """`diffbench flops --json` prints this dict: params, gflops, gmacs, one entry per counter."""
+    from bench.measure.flops import flops_report, format_flops_report
+
+    r = flops_report("rin", "rin-tiny", backend="torch", batch=2)
+    r = json.loads(json.dumps(r))
+    assert r["params"] > 0 and r["params_agree"]
+    assert r["gflops"] == pytest.approx(2 * r["gmacs"]) and r["gflops_per_image"] == pytest.approx(r["gflops"] / 2)
+    assert math.isclose(sum(r["breakdown_gmacs"].values()), r["gmacs"])
+    for c in r["counters"].values():
+        assert {"method", "value", "convention", "error", "version"} <= set(c)
+    assert r["train_step"]["gflops"] > r["gflops"] and r["agreement"]["ok"]
+    assert "fvcore" in format_flops_report(r)
