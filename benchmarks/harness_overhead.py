@@ -1,0 +1,123 @@
+"""Harness overhead: the same training step (rin-tiny, torch, CPU, 1 thread) timed through
+diffbench (bench.measure.run_case) and through a bare hand-written loop.
+
+Variants run interleaved, A B A B ..., each in a fresh process (noise on a shared machine is
+mostly between processes). Reported: the ratio of medians harness / bare over all samples with a
+percentile-bootstrap 95% CI, and the same ratio over per-process medians.
+
+    .venv/bin/python benchmarks/harness_overhead.py [--rounds 4] [--reps 40] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ARCH, PRESET, BATCH = "rin", "rin-tiny", 2
+
+
+def harness(reps: int) -> list[float]:
+    from bench.cases import Case
+    from bench.measure import run_case
+
+    case = Case(id="overhead", index=0, arch=ARCH, preset=PRESET, overrides={}, backend="torch", device="cpu",
+                batch=BATCH, measure=("train_step",), threads=1, timeout_s=600.0)
+    # the harness's adaptive rule decides its own count; the cap keeps it comparable to `reps`
+    return run_case(case)["timing"]["train_step"]["samples_ms"]
+
+
+def bare(reps: int, warmup: int = 3) -> list[float]:
+    """The step by hand: self-conditioning pass, loss pass, backward, AdamW (same groups)."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    import torch
+
+    from architectures import registry
+    from architectures.processes.gaussian import GaussianProcess
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = registry.get(ARCH).preset(PRESET).config
+    model = registry.get(ARCH).load_model_class("torch")(cfg).train()
+    params = list(model.parameters())
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim > 1], "weight_decay": 0.01},
+                             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}], lr=1e-4)
+    process = GaussianProcess(cfg.process)
+    x0 = torch.randn(BATCH, cfg.channels, cfg.image_size, cfg.image_size)
+    y, t, eps = torch.randint(0, cfg.num_classes, (BATCH,)), torch.rand(BATCH), torch.randn_like(x0)
+    keep = (torch.rand(BATCH) < cfg.process.self_condition_rate).float()
+    zeros = torch.zeros(BATCH, cfg.num_latents, cfg.latent_dim)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = process.training_loss(lambda x, s, c, z: model(x, s, y=c, latents=z), x0, t, eps, y,
+                                     latents=zeros, keep=keep, stop_gradient=torch.Tensor.detach)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    samples = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def run_child(variant: str, reps: int) -> list[float]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, __file__, "--child", variant, "--reps", str(reps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, timeout=900)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(a: list[list[float]], b: list[list[float]]) -> dict:
+    import numpy as np
+
+    from bench.measure.stats import bootstrap_ratio_ci
+
+    pooled_a, pooled_b = np.concatenate(a), np.concatenate(b)
+    per_a, per_b = [float(np.median(s)) for s in a], [float(np.median(s)) for s in b]
+    return {
+        "step": f"{ARCH}/{PRESET} torch train step, batch {BATCH}, CPU, 1 thread",
+        "harness_median_ms": float(np.median(pooled_a)), "bare_median_ms": float(np.median(pooled_b)),
+        "ratio_of_medians": float(np.median(pooled_a) / np.median(pooled_b)),
+        "ratio_ci95": bootstrap_ratio_ci(pooled_a, pooled_b),
+        "per_process_medians_ms": {"harness": per_a, "bare": per_b},
+        "ratio_of_per_process_medians": float(np.median(per_a) / np.median(per_b)),
+        "ratio_ci95_per_process": bootstrap_ratio_ci(per_a, per_b),
+        "samples": {"harness": sum(map(len, a)), "bare": sum(map(len, b))}, "rounds": len(a),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=4, help="A B pairs, each variant in a fresh process")
+    p.add_argument("--reps", type=int, default=40, help="timed steps per bare process")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--child", choices=("harness", "bare"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps((harness if args.child == "harness" else bare)(args.reps)))
+        return 0
+    a, b = [], []
+    for _ in range(args.rounds):
+        a.append(run_child("harness", args.reps))
+        b.append(run_child("bare", args.reps))
+    r = report(a, b)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        lo, hi = r["ratio_ci95"]
+        print(f"{r['step']}: harness {r['harness_median_ms']:.2f} ms, bare {r['bare_median_ms']:.2f} ms; "
+              f"ratio of medians {r['ratio_of_medians']:.3f} (95% CI {lo:.3f}-{hi:.3f}); per-process "
+              f"{r['ratio_of_per_process_medians']:.3f} over {r['rounds']} A/B rounds")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
