@@ -314,3 +314,9 @@ def test_an_entry_with_a_broken_config_module_is_named():
         assert spec.loads(ONE).cases[0].arch == "fakenet"  # other entries still load
     finally:
         registry.unregister("brokennet")
+
+
+def test_suite_measurements_are_the_ones_the_worker_runs():
+    from bench import measure
+
+    assert tuple(measure.MEASUREMENTS) == spec.MEASUREMENTS == MEASUREMENTS
