@@ -156,6 +156,6 @@ def flax_to_torch(flax_params: dict, module_or_state_dict) -> dict:
     for path, name in pairs.items():
         array = _as_numpy(flat[path])
         rule = _rule(path[-1], array.ndim)
-        array = np.ascontiguousarray(rule.to_torch(array) if rule else array)
+        array = np.array(rule.to_torch(array) if rule else array, copy=True)  # writable, contiguous
         out[name] = torch.as_tensor(array, dtype=target[name].dtype)
     return out
