@@ -1,0 +1,207 @@
+"""ADM U-Net (2D) and shared U-Net checks: preset shapes and params in both backends, zero-init,
+weight-transfer parity, attention against a numpy transcription of ADM's QKV attention, and
+analytic MACs against torch's FlopCounterMode."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from architectures import registry
+from architectures.unet import flops
+from architectures.unet.blocks_torch import Attention, timestep_embedding
+from architectures.unet.config import PRESETS_2D, PRESETS_3D, UNetConfig
+from architectures.unet.unet_flax import UNet as FlaxUNet
+from architectures.unet.unet_torch import UNet as TorchUNet
+from bench.convert import flax_to_torch, torch_to_flax
+from tests.unet_cases import (canonical_inputs, flax_params_from, init_flax, randomized_torch, relative_error,
+                              run_flax, run_torch, torch_inputs)
+
+ALL = {**PRESETS_2D, **PRESETS_3D}
+TINY = PRESETS_2D["unet2d-tiny"].config
+# Unconditional, plain-add embedding, conv resampling vs ResBlock resampling, head dim, new qkv order.
+VARIANTS = {
+    "tiny-class": TINY,
+    "uncond-updown-newattn": dataclasses.replace(
+        TINY, num_classes=0, use_scale_shift_norm=False, resblock_updown=True, learn_sigma=True,
+        use_new_attention_order=True, num_head_channels=8, channel_mult=(1, 2, 2), attention_resolutions=(8, 4)),
+}
+
+
+MINI = dataclasses.replace(TINY, channel_mult=(1,), attention_resolutions=(16,))  # one level: fast Flax compiles
+
+
+def n_params_torch(cfg: UNetConfig) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in TorchUNet(cfg).parameters())
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_preset_shapes_and_params_agree_across_backends(name):
+    cfg = ALL[name].config
+    abstract = {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in cfg.input_shapes(2).items()}
+    out, variables = jax.eval_shape(
+        lambda kw: FlaxUNet(cfg).init_with_output(jax.random.PRNGKey(0), **kw), abstract)
+    n_flax = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(variables["params"]))
+    assert n_flax == n_params_torch(cfg)
+    expected = (*cfg.input_shapes(2)["x"][0][:-1], cfg.out_channels)
+    assert out.shape == expected
+    with torch.device("meta"):
+        inputs = {k: torch.empty(s, dtype=getattr(torch, d)) for k, (s, d) in cfg.input_shapes(2).items()}
+        x = inputs.pop("x")
+        x = torch.movedim(x, -1, 1)
+        if "context" in inputs:
+            inputs["context"] = torch.movedim(inputs["context"], -1, 1)
+        y = TorchUNet(cfg)(x, **inputs)
+    assert tuple(torch.movedim(y, 1, -1).shape) == expected
+
+
+def test_registry_entries_resolve_to_unet():
+    for arch, presets in (("unet2d", PRESETS_2D), ("unet3d", PRESETS_3D)):
+        entry = registry.get(arch)
+        assert entry.load_presets() is presets and entry.load_config_class() is UNetConfig
+        assert entry.load_model_class("torch") is TorchUNet and entry.load_model_class("jax") is FlaxUNet
+        assert {p.config.modality for p in presets.values()} == set(entry.modalities)
+
+
+def test_ddpm_cifar10_has_the_papers_35_7m_params():
+    assert abs(n_params_torch(PRESETS_2D["ddpm-cifar10"].config) / 35.7e6 - 1) < 0.005
+
+
+def test_adm_imagenet256_has_554m_params():
+    # DiT (Peebles & Xie 2023) Table 4 lists ADM-256 at 554M params.
+    assert abs(n_params_torch(PRESETS_2D["adm-imagenet256"].config) / 554e6 - 1) < 0.005
+
+
+@pytest.mark.parametrize("preset", [TINY, PRESETS_3D["unet3d-tiny"].config], ids=["2d", "3d"])
+def test_fresh_models_output_exactly_zero(preset):
+    cfg = dataclasses.replace(preset, channel_mult=(1,), attention_resolutions=(16,))
+    inputs = canonical_inputs(cfg, 2)
+    torch.manual_seed(0)
+    model = TorchUNet(cfg).eval()
+    zero_init = {n: p for n, p in model.named_parameters() if n.split(".")[-2] in ("out_conv", "proj")}
+    assert len(zero_init) > 4 and all(torch.count_nonzero(p) == 0 for p in zero_init.values())
+    assert np.all(run_torch(model, inputs) == 0)
+    params = init_flax(cfg, inputs)
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    zeros = [a for path, a in flat if path[-2].key in ("out_conv", "proj")]
+    assert len(zeros) == len(zero_init) and all(np.all(np.asarray(a) == 0) for a in zeros)
+    assert np.all(run_flax(cfg, params, inputs) == 0)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_torch_to_flax_parity(name):
+    cfg = VARIANTS[name]
+    inputs = canonical_inputs(cfg, 2, seed=1)
+    model = randomized_torch(cfg)
+    expected = run_torch(model, inputs)
+    got = run_flax(cfg, flax_params_from(model, cfg, inputs), inputs)
+    assert got.shape == expected.shape == (2, 16, 16, cfg.out_channels)
+    assert np.abs(expected).max() > 1e-2  # the random zero-init layers make the output non-trivial
+    assert relative_error(got, expected) < 1e-5
+
+
+def test_flax_to_torch_round_trip_is_exact():
+    inputs = canonical_inputs(TINY, 1)
+    model = randomized_torch(TINY)
+    state = flax_to_torch(flax_params_from(model, TINY, inputs), model)
+    assert state.keys() == model.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_missing_label_is_the_null_label():
+    inputs = canonical_inputs(TINY, 2)
+    model = randomized_torch(TINY)
+    tensors = torch_inputs(inputs)
+    with torch.no_grad():
+        null = model(tensors["x"], tensors["t"], torch.full((2,), TINY.num_classes))
+        none = model(tensors["x"], tensors["t"])
+        real = model(tensors["x"], tensors["t"], tensors["y"])
+    assert torch.equal(null, none) and not torch.allclose(null, real)
+
+
+def test_dropout_is_active_only_in_training():
+    cfg = dataclasses.replace(MINI, dropout=0.5)
+    inputs = canonical_inputs(cfg, 2)
+    model = randomized_torch(cfg)
+    params = flax_params_from(model, cfg, inputs)
+    evaluated = run_flax(cfg, params, inputs)
+    trained = run_flax(cfg, params, inputs, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+    assert relative_error(evaluated, run_torch(model, inputs)) < 1e-5
+    assert relative_error(trained, evaluated) > 1e-3
+    model.train()
+    assert relative_error(run_torch(model, inputs), evaluated) > 1e-3
+
+
+def test_timestep_embedding_closed_form():
+    t = np.array([0.0, 0.37, 1.0])
+    dim, half = 10, 5
+    freqs = 10000.0 ** (-np.arange(half) / half)
+    expected = np.concatenate([np.cos(1000 * t[:, None] * freqs), np.sin(1000 * t[:, None] * freqs)], axis=1)
+    got = timestep_embedding(torch.tensor(t * 1000, dtype=torch.float32), dim).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def adm_qkv_attention(qkv: np.ndarray, heads: int, new_order: bool) -> np.ndarray:
+    """numpy transcription of ADM's QKVAttention (new order) / QKVAttentionLegacy on (N, 3*C, L)."""
+    n, width, length = qkv.shape
+    ch = width // (3 * heads)
+    if new_order:  # chunk into q, k, v first, then split heads
+        q, k, v = (a.reshape(n * heads, ch, length) for a in np.split(qkv, 3, axis=1))
+    else:  # split heads first, then q, k, v within each head
+        q, k, v = np.split(qkv.reshape(n * heads, 3 * ch, length), 3, axis=1)
+    logits = np.einsum("bct,bcs->bts", q, k) / math.sqrt(ch)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return np.einsum("bts,bcs->bct", weights, v).reshape(n, -1, length)
+
+
+@pytest.mark.parametrize("new_order", [False, True])
+def test_attention_block_matches_adm_reference(new_order):
+    torch.manual_seed(0)
+    block = Attention(8, heads=2, groups=2, new_order=new_order)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.5)
+        x = torch.randn(2, 8, 3, 4)
+        got = block(x).numpy()
+        normed = block.norm(x).flatten(2).numpy()  # (N, C, L)
+    w_qkv, b_qkv = block.qkv.weight.detach().numpy(), block.qkv.bias.detach().numpy()
+    w_proj, b_proj = block.proj.weight.detach().numpy(), block.proj.bias.detach().numpy()
+    qkv = np.einsum("oc,ncl->nol", w_qkv, normed) + b_qkv[:, None]  # ADM's 1x1 conv
+    h = np.einsum("oc,ncl->nol", w_proj, adm_qkv_attention(qkv, 2, new_order)) + b_proj[:, None]
+    np.testing.assert_allclose(got, x.numpy() + h.reshape(x.shape), rtol=1e-4, atol=1e-5)
+
+
+def torch_macs(cfg: UNetConfig, batch: int = 2, **kwargs) -> int:
+    inputs = torch_inputs(canonical_inputs(cfg, batch))
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        TorchUNet(cfg)(**inputs, **kwargs)
+    return counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-accumulate
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_analytic_macs_equal_flop_counter(name):
+    cfg = VARIANTS[name]
+    macs = flops.forward_macs(cfg, 2)
+    assert set(macs) == {"conv", "linear", "attention"} and all(v > 0 for v in macs.values())
+    assert sum(macs.values()) == torch_macs(cfg)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="norm_groups"):
+        dataclasses.replace(TINY, norm_groups=32)
+    with pytest.raises(ValueError, match="num_head_channels"):
+        dataclasses.replace(TINY, num_head_channels=12)
+    with pytest.raises(ValueError, match="cond_frames"):
+        dataclasses.replace(TINY, cond_frames=1)
+    with pytest.raises(ValueError, match="time_input"):
+        dataclasses.replace(TINY, process=dataclasses.replace(TINY.process, time_input="gamma"))
