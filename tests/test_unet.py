@@ -12,8 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from architectures import registry
 from architectures.unet import flops
@@ -23,7 +21,7 @@ from architectures.unet.unet_flax import UNet as FlaxUNet
 from architectures.unet.unet_torch import UNet as TorchUNet
 from bench.convert import flax_to_torch, torch_to_flax
 from tests.unet_cases import (canonical_inputs, flax_params_from, init_flax, randomized_torch, relative_error,
-                              run_flax, run_torch, torch_inputs)
+                              run_flax, run_torch, torch_inputs, torch_macs)
 
 ALL = {**PRESETS_2D, **PRESETS_3D}
 TINY = PRESETS_2D["unet2d-tiny"].config
@@ -179,13 +177,6 @@ def test_attention_block_matches_adm_reference(new_order):
     qkv = np.einsum("oc,ncl->nol", w_qkv, normed) + b_qkv[:, None]  # ADM's 1x1 conv
     h = np.einsum("oc,ncl->nol", w_proj, adm_qkv_attention(qkv, 2, new_order)) + b_proj[:, None]
     np.testing.assert_allclose(got, x.numpy() + h.reshape(x.shape), rtol=1e-4, atol=1e-5)
-
-
-def torch_macs(cfg: UNetConfig, batch: int = 2, **kwargs) -> int:
-    inputs = torch_inputs(canonical_inputs(cfg, batch))
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        TorchUNet(cfg)(**inputs, **kwargs)
-    return counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-accumulate
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

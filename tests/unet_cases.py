@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from architectures.unet.config import UNetConfig
 from architectures.unet.unet_flax import UNet as FlaxUNet
@@ -88,3 +90,10 @@ def init_flax(cfg: UNetConfig, inputs: dict[str, np.ndarray], seed: int = 0) -> 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def torch_macs(cfg: UNetConfig, batch: int = 2, **kwargs) -> int:
+    inputs = torch_inputs(canonical_inputs(cfg, batch))
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        TorchUNet(cfg)(**inputs, **kwargs)
+    return counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-accumulate
