@@ -8,7 +8,6 @@ import dataclasses
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -196,3 +195,16 @@ def test_config_rejects_bad_values():
         dataclasses.replace(TINY, cond_frames=1)
     with pytest.raises(ValueError, match="time_input"):
         dataclasses.replace(TINY, process=dataclasses.replace(TINY.process, time_input="gamma"))
+
+
+def test_valid_tap_macs_bound_xla_cost_analysis():
+    """XLA's HloCostAnalysis counts only conv taps that land on the image, plus elementwise ops."""
+    cfg = TINY
+    abstract = {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in cfg.input_shapes(2).items()}
+    model = FlaxUNet(cfg)
+    params = jax.eval_shape(lambda kw: model.init(jax.random.PRNGKey(0), **kw), abstract)
+    cost = jax.jit(lambda p, kw: model.apply(p, **kw)).lower(params, abstract).cost_analysis()
+    xla_flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
+    valid = sum(flops.forward_macs(cfg, 2, padded_taps=False).values())
+    assert 1.0 < xla_flops / (2 * valid) < 1.05  # the excess is norms, activations and biases
+    assert valid < sum(flops.forward_macs(cfg, 2).values())
