@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -81,6 +82,7 @@ def assert_rel_close(actual, expected, rel=1e-5):
 
 # ---------------------------------------------------------------- presets, shapes, param counts
 
+@functools.cache
 def torch_meta_forward(config: RINConfig):
     with torch.device("meta"):
         model = rin_torch.RIN(config)
@@ -111,6 +113,31 @@ def test_preset_shapes_and_param_counts_agree_across_backends(name):
     assert pred_t == pred_f == shapes["x"][0]
     assert z_t == z_f == shapes["latents"][0] == (1, config.num_latents, config.latent_dim)
     assert count_t == count_f
+
+
+def dense(d_in: int, d_out: int) -> int:
+    return d_in * d_out + d_out
+
+
+def closed_form_params(c: RINConfig) -> int:
+    """Parameter count from the spec's layer list, written out independently of both model files."""
+    dz, dx, r, h = c.latent_dim, c.interface_dim, c.rw_dim, c.latent_mlp_ratio * c.latent_dim
+    ffn = lambda d, hidden: 2 * d + dense(d, hidden) + dense(hidden, d) if hidden else 0  # with its pre-LN
+    read = 2 * dz + dense(dz, r) + 2 * dense(dx, r) + dense(r, dz) + ffn(dz, h)
+    process = 2 * dz + 4 * dense(dz, dz) + ffn(dz, h)
+    write = 2 * dx + dense(dx, r) + 2 * dense(dz, r) + dense(r, dx) + ffn(dx, c.tape_mlp_ratio * dx)
+    stem = dense(c.patch_dim, dx) + 2 * dx + (c.num_tokens + c.num_context_tokens) * dx
+    latent_init = (c.num_latents - 2) * dz + dense(dz // 4, dz) + dense(dz, dz) + dense(c.num_classes + 1, dz)
+    self_cond = ffn(dz, h) + 2 * dz
+    readout = 2 * dx + dense(dx, c.patch_dim)
+    blocks = c.num_blocks * (read + c.process_layers * process + write)
+    return stem + latent_init + self_cond + blocks + readout
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_param_count_matches_closed_form(name):
+    config = PRESETS[name].config
+    assert torch_meta_forward(config)[2] == closed_form_params(config)
 
 
 def test_cifar10_param_count_matches_paper():
@@ -159,7 +186,7 @@ def test_config_validation_names_the_field(change, field):
 @pytest.mark.parametrize("config", [TINY, TINY_VIDEO], ids=["image", "video"])
 @pytest.mark.parametrize("given_latents", [False, True])
 def test_torch_flax_parity(config, given_latents):
-    inputs = numpy_inputs(config, batch=3)
+    inputs = numpy_inputs(config, batch=2)
     if not given_latents:
         inputs.pop("latents")
     model = torch_model(config)
@@ -180,6 +207,9 @@ def test_video_context_is_read_and_not_output():
     assert not torch.allclose(base, moved)
     with pytest.raises(ValueError, match="context"):
         model(**{k: v for k, v in to_torch(inputs).items() if k != "context"})
+    image_inputs = to_torch(numpy_inputs(TINY, batch=2))
+    with pytest.raises(ValueError, match="context"):
+        torch_model(TINY)(**image_inputs, context=torch.zeros(2, 3, 2, 16, 16))
 
 
 # ---------------------------------------------------------------- self-conditioning, labels, time
@@ -257,7 +287,7 @@ def test_dropout_and_drop_path_only_in_process_layers():
 
 
 def test_train_mode_is_stochastic_only_with_rates():
-    inputs = numpy_inputs(TINY, batch=4)
+    inputs = numpy_inputs(TINY, batch=2)
     for config, stochastic in [(STOCHASTIC, True), (TINY, False)]:
         model = torch_model(config)
         with torch.no_grad():

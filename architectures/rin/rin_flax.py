@@ -198,6 +198,8 @@ class RIN(nn.Module):
             if context is None:
                 raise ValueError(f"this RIN conditions on {c.cond_frames} frames: pass context (B, T, H, W, C)")
             tape = jnp.concatenate([tape, self.tokenize(context, c.num_tokens)], axis=1)
+        elif context is not None:
+            raise ValueError("this RIN has no conditioning frames (cond_frames=0): context must be None")
         z = self.init_latents(t, y, latents)
         for block in self.blocks:
             tape, z = block(tape, z, train)

@@ -134,7 +134,7 @@ class TimeMLP(nn.Module):
         self.fc1, self.fc2 = _dense(dim // 4, dim), _dense(dim, dim)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.silu(self.fc1(code)))
+        return self.fc2(F.silu(self.fc1(code.to(self.fc1.weight.dtype))))  # the code is computed in float32
 
 
 class RIN(nn.Module):
@@ -198,6 +198,8 @@ class RIN(nn.Module):
             if context is None:
                 raise ValueError(f"this RIN conditions on {c.cond_frames} frames: pass context (B, C, T, H, W)")
             tape = torch.cat([tape, self.tokenize(context, c.num_tokens)], dim=1)
+        elif context is not None:
+            raise ValueError("this RIN has no conditioning frames (cond_frames=0): context must be None")
         z = self.init_latents(t, y, latents)
         for block in self.blocks:
             tape, z = block(tape, z)
