@@ -18,7 +18,7 @@ from architectures.unet.blocks_torch import Attention, timestep_embedding
 from architectures.unet.config import PRESETS_2D, PRESETS_3D, UNetConfig
 from architectures.unet.unet_flax import UNet as FlaxUNet
 from architectures.unet.unet_torch import UNet as TorchUNet
-from bench.convert import flax_to_torch, torch_to_flax
+from bench.convert import flax_to_torch
 from tests.unet_cases import (canonical_inputs, flax_params_from, init_flax, randomized_torch, relative_error,
                               run_flax, run_torch, torch_inputs, torch_macs)
 
@@ -123,6 +123,12 @@ def test_missing_label_is_the_null_label():
         none = model(tensors["x"], tensors["t"])
         real = model(tensors["x"], tensors["t"], tensors["y"])
     assert torch.equal(null, none) and not torch.allclose(null, real)
+
+
+def test_unconditional_model_rejects_labels():
+    cfg = VARIANTS["uncond-updown-newattn"]
+    with pytest.raises(ValueError, match="unconditional"):
+        TorchUNet(cfg)(torch.zeros(1, 3, 16, 16), torch.zeros(1), torch.zeros(1, dtype=torch.long))
 
 
 def test_dropout_is_active_only_in_training():

@@ -6,7 +6,6 @@ Submodule names match unet_torch.py.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from einops import rearrange
 from flax import linen as nn
@@ -72,20 +71,21 @@ class UNet(nn.Module):
     def embed(self, t, y):
         cfg = self.config
         emb = self.time_out(nn.silu(self.time_in(timestep_embedding(t * cfg.time_scaling, cfg.model_channels))))
-        if self.label_emb is not None:
-            y = jnp.full(t.shape, cfg.num_classes, jnp.int32) if y is None else y.astype(jnp.int32)
-            emb = emb + self.label_emb(y)
-        return emb
+        if self.label_emb is None:
+            if y is not None:
+                raise ValueError("y given to an unconditional model (num_classes=0)")
+            return emb
+        y = jnp.full(t.shape, cfg.num_classes, jnp.int32) if y is None else y.astype(jnp.int32)  # null label
+        return emb + self.label_emb(y)
 
     def frame_mask(self, batch: int, independent_frames):
         """(B, T, T) allowed temporal pairs, or None when no example has independent frames."""
         ind = self.config.independent_frames if independent_frames is None else independent_frames
-        if isinstance(ind, bool):
-            if not ind:
-                return None
-            ind = jnp.ones((batch,), bool)
+        if ind is False:
+            return None
+        ind = jnp.broadcast_to(jnp.asarray(ind, bool), (batch,))
         eye = jnp.eye(self.config.frames, dtype=bool)
-        return eye[None] | ~jnp.asarray(ind, bool)[:, None, None]
+        return eye[None] | ~ind[:, None, None]
 
     def video_input(self, x, context):
         """(B, Tp, H, W, C) noisy + (B, Tc, H, W, C) clean -> (B*T, H, W, 2C+1) frames (config.py)."""

@@ -66,20 +66,21 @@ class UNet(nn.Module):
     def embed(self, t, y):
         cfg = self.config
         emb = self.time_out(F.silu(self.time_in(timestep_embedding(t * cfg.time_scaling, cfg.model_channels))))
-        if self.label_emb is not None:
-            y = torch.full_like(t, cfg.num_classes, dtype=torch.long) if y is None else y.long()
-            emb = emb + self.label_emb(y)
-        return emb
+        if self.label_emb is None:
+            if y is not None:
+                raise ValueError("y given to an unconditional model (num_classes=0)")
+            return emb
+        y = torch.full_like(t, cfg.num_classes, dtype=torch.long) if y is None else y.long()  # null label
+        return emb + self.label_emb(y)
 
     def frame_mask(self, batch: int, independent_frames, device):
         """(B, T, T) allowed temporal pairs, or None when no example has independent frames."""
         ind = self.config.independent_frames if independent_frames is None else independent_frames
-        if isinstance(ind, bool):
-            if not ind:
-                return None
-            ind = torch.ones(batch, dtype=torch.bool, device=device)
+        if ind is False:
+            return None
+        ind = torch.as_tensor(ind, dtype=torch.bool, device=device).expand(batch)
         eye = torch.eye(self.config.frames, dtype=torch.bool, device=device)
-        return eye | ~ind.bool()[:, None, None]
+        return eye | ~ind[:, None, None]
 
     def video_input(self, x, context):
         """(B, C, Tp, H, W) noisy + (B, C, Tc, H, W) clean -> (B*T, 2C+1, H, W) frames (config.py)."""
