@@ -101,9 +101,12 @@ def _unwrap(flax_params: dict) -> tuple[dict, bool]:
 
 
 def _as_numpy(value) -> np.ndarray:
+    """A numpy array; bfloat16 (which numpy and torch do not share) goes through float32."""
     if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
+    array = np.asarray(value)
+    return array.astype(np.float32) if array.dtype.name == "bfloat16" else array
 
 
 def _match(flax_flat: dict, torch_shapes: dict[str, tuple]) -> dict[tuple[str, ...], str]:
@@ -116,7 +119,8 @@ def _match(flax_flat: dict, torch_shapes: dict[str, tuple]) -> dict[tuple[str, .
             problems.append(f"flax {'/'.join(path)} {tuple(value.shape)}: no torch parameter {flax_key(path)!r}")
             continue
         rule = _rule(path[-1], len(value.shape))
-        expected = tuple(rule.to_torch(np.empty(value.shape, dtype=np.uint8)).shape) if rule else tuple(value.shape)
+        view = np.broadcast_to(np.uint8(0), tuple(value.shape))  # shape only, no memory
+        expected = tuple(rule.to_torch(view).shape) if rule else tuple(value.shape)
         if expected != tuple(torch_shapes[name]):
             problems.append(f"{'/'.join(path)} -> {name}: flax {tuple(value.shape)} needs torch {expected}, "
                             f"got {tuple(torch_shapes[name])}")

@@ -135,3 +135,12 @@ def test_errors_list_every_unmatched_or_misshaped_parameter():
         assert fragment in message, message
     with pytest.raises(ConversionError, match="ln.bias"):
         flax_to_torch(template, TorchNet())
+
+
+def test_bfloat16_on_either_side():
+    model = randomized_torch_net().to(torch.bfloat16)
+    params = torch_to_flax(model.state_dict(), abstract_flax_params())
+    assert params["params"]["conv"]["kernel"].dtype == jnp.float32
+    back = flax_to_torch(jax.tree_util.tree_map(lambda a: a.astype(jnp.bfloat16), params), model)
+    for name, tensor in model.state_dict().items():
+        assert back[name].dtype == torch.bfloat16 and torch.equal(back[name], tensor), name
