@@ -1,11 +1,11 @@
 """Harness overhead: the same training step (rin-tiny, torch, CPU, 1 thread) timed through
 diffbench (bench.measure.run_case) and through a bare hand-written loop.
 
-Variants run interleaved, A B A B ..., each in a fresh process (noise on a shared machine is
+Variants run interleaved, A B B A A B ..., each in a fresh process (noise on a shared machine is
 mostly between processes). Reported: the ratio of medians harness / bare over all samples with a
 percentile-bootstrap 95% CI, and the same ratio over per-process medians.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--rounds 4] [--reps 40] [--json]
+    .venv/bin/python benchmarks/harness_overhead.py [--rounds 4] [--reps 200] [--json]
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def harness(reps: int) -> list[float]:
     return run_case(case)["timing"]["train_step"]["samples_ms"]
 
 
-def bare(reps: int, warmup: int = 3) -> list[float]:
-    """The step by hand: self-conditioning pass, loss pass, backward, AdamW (same groups)."""
+def bare(reps: int, warmup: int = 3, time_cap_s: float = 20.0) -> list[float]:
+    """The step by hand: self-conditioning pass, loss pass, backward, AdamW (same groups).
+    Same warmup, rep cap and time cap as the harness's default policy (minus its IQR stop)."""
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     import torch
 
@@ -60,8 +61,8 @@ def bare(reps: int, warmup: int = 3) -> list[float]:
 
     for _ in range(warmup):
         step()
-    samples = []
-    for _ in range(reps):
+    samples, started = [], time.perf_counter()
+    while len(samples) < reps and time.perf_counter() - started < time_cap_s:
         start = time.perf_counter()
         step()
         samples.append((time.perf_counter() - start) * 1e3)
@@ -97,7 +98,7 @@ def report(a: list[list[float]], b: list[list[float]]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=4, help="A B pairs, each variant in a fresh process")
-    p.add_argument("--reps", type=int, default=40, help="timed steps per bare process")
+    p.add_argument("--reps", type=int, default=200, help="at most this many timed steps per bare process (20 s cap)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--child", choices=("harness", "bare"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -105,9 +106,9 @@ def main(argv=None) -> int:
         print(json.dumps((harness if args.child == "harness" else bare)(args.reps)))
         return 0
     a, b = [], []
-    for _ in range(args.rounds):
-        a.append(run_child("harness", args.reps))
-        b.append(run_child("bare", args.reps))
+    for i in range(args.rounds):  # A B, B A, ...: neither variant always runs first
+        for variant in ("harness", "bare") if i % 2 == 0 else ("bare", "harness"):
+            (a if variant == "harness" else b).append(run_child(variant, args.reps))
     r = report(a, b)
     if args.json:
         print(json.dumps(r))

@@ -78,8 +78,8 @@ def _jax_entries(r: dict, ref: float) -> dict:
     aligned = fwd.get("xla_dot_conv_flops")
     aligned = None if aligned is None else aligned / 1e9
     xla = _entry(r["method"], r["version"], _XLA, fwd["xla_flops"] / 1e9, ref, aligned_value=aligned,
-                 aligned_ratio=None if aligned is None else aligned / ref, agrees=_agrees(aligned, ref), stage=fwd["xla_stage"], platform=r["platform"],
-                 aligned_error=fwd.get("xla_dot_conv_error"))
+                 aligned_ratio=None if aligned is None else aligned / ref, agrees=_agrees(aligned, ref),
+                 stage=fwd["xla_stage"], platform=r["platform"], aligned_error=fwd.get("xla_dot_conv_error"))
     g = fwd["jaxpr_flops"] / 1e9
     jaxpr = _entry("jaxpr walk (dot_general, conv_general_dilated)", r["version"], "2 per MAC, all kernel taps", g,
                    ref, agrees=_agrees(g, ref), breakdown_gflops=_g(fwd["jaxpr_by_primitive"]))
