@@ -1,0 +1,232 @@
+"""Backend adapters on CPU: devices, threads, building, inputs, sample and train steps."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from architectures import registry
+from bench import backends
+from bench.backends import host
+from bench.backends.host import DeviceError
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+tb, jb = backends.get("torch"), backends.get("jax")
+ADAPTERS = {"torch": tb, "jax": jb}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rin_micro(**process):
+    """rin-tiny with one block: the smallest real RIN (keeps XLA compiles short)."""
+    cfg = registry.get("rin").preset("rin-tiny").config
+    return dataclasses.replace(cfg, num_blocks=1, process=dataclasses.replace(cfg.process, **process))
+
+
+# -- devices and threads ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_cpu_and_auto_resolve(name):
+    a = ADAPTERS[name]
+    assert "cpu" in str(a.resolve_device("cpu")).lower()
+    if name == "torch" and not torch.cuda.is_available():
+        assert a.resolve_device("auto").type == "cpu"
+    desc = a.device_description(a.resolve_device("cpu"))
+    assert desc["backend"] == name and desc["dtype"] == "float32"
+    assert a.peak_memory(a.resolve_device("cpu")) is None  # CPU: the process RSS is measured instead
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("spec", ["gpu", "cuda:x", "cpu:1", "npu", ""])
+def test_unknown_device_names_the_allowed_ones(name, spec):
+    with pytest.raises(DeviceError, match="allowed: cpu, cuda"):
+        ADAPTERS[name].resolve_device(spec)
+
+
+def test_torch_on_tpu_is_a_clear_error():
+    with pytest.raises(DeviceError, match="torch backend does not run on TPU.*jax"):
+        tb.resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_torch_unavailable_cuda_says_what_was_found():
+    with pytest.raises(DeviceError, match="sees no CUDA device"):
+        tb.resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("spec", ["cuda", "cuda:3", "tpu"])
+def test_jax_unavailable_device_says_what_was_found(spec):
+    platform = {"cuda": "gpu", "tpu": "tpu"}[spec.split(":")[0]]
+    try:
+        available = jax.devices(platform)
+    except RuntimeError:
+        available = []
+    if spec == "cuda:3" and len(available) > 3 or spec != "cuda:3" and available:
+        pytest.skip(f"{spec} exists here")
+    with pytest.raises(DeviceError, match=r"unavailable: jax .*found .*cpu|unavailable: jax found"):
+        jb.resolve_device(spec)
+
+
+def test_adapters_do_not_import_the_other_framework():
+    code = ("import sys, bench.backends.{mod}; bad = [m for m in {bad} if m in sys.modules]; "
+            "assert not bad, bad")
+    for mod, bad in [("torch_backend", ["jax", "flax", "optax"]), ("jax_backend", ["torch"])]:
+        subprocess.run([sys.executable, "-c", code.format(mod=mod, bad=bad)], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", "import sys, bench.backends, bench.backends.host; "
+                    "assert 'torch' not in sys.modules and 'jax' not in sys.modules"], cwd=ROOT, check=True)
+
+
+def test_thread_env_pinned_before_jax_import_is_recorded():
+    code = ("from bench.backends import host; host.pin_threads(1); import os; "
+            "from bench.backends import jax_backend as jb; r = jb.set_threads(1); "
+            "assert r['xla_threads_applied'] and r['xla_threads'] == 1 and r['cpu_affinity'] == 1, r; "
+            "assert os.environ['OMP_NUM_THREADS'] == '1'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "XLA_FLAGS": ""})
+    assert host.thread_env(1)["XLA_FLAGS"].startswith("--xla_cpu_multi_thread_eigen=false")
+
+
+def test_jax_threads_set_after_import_are_reported_not_applied():
+    if host.thread_env(1)["XLA_FLAGS"] in os.environ.get("XLA_FLAGS", ""):
+        pytest.skip("this process was started with the 1-thread XLA flags")
+    with pytest.warns(RuntimeWarning, match="not applied"):
+        record = jb.set_threads(1)
+    assert record["xla_threads_applied"] is False and record["xla_threads"] is None
+
+
+def test_torch_set_threads():
+    before = torch.get_num_threads()
+    try:
+        assert tb.set_threads(1)["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- building and inputs -------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["rin-cifar10", "rin-micro"])
+def test_abstract_and_real_builds_count_the_same_params(preset):
+    entry = registry.get("rin")
+    cfg = rin_micro() if preset == "rin-micro" else entry.preset(preset).config
+    counts = {name: a.param_count(a.build(entry, cfg, seed=0, abstract=True)) for name, a in ADAPTERS.items()}
+    assert counts["torch"] == counts["jax"] > 0
+    if preset == "rin-micro":
+        assert tb.param_count(tb.build(entry, cfg, seed=0)) == counts["torch"]
+        assert jb.param_count(jb.build(entry, cfg, seed=0)) == counts["jax"]
+    else:  # meta device / eval_shape: no memory allocated
+        built = tb.build(entry, cfg, seed=0, abstract=True)
+        assert all(p.is_meta for p in built.model.parameters())
+        assert isinstance(jax.tree.leaves(jb.build(entry, cfg, seed=0, abstract=True).params)[0], jax.ShapeDtypeStruct)
+
+
+def test_inputs_follow_the_contract_layouts():
+    entry, cfg = registry.get("rin"), rin_micro()
+    t_in = tb.make_inputs(tb.build(entry, cfg, seed=0, abstract=True), 3, seed=7)
+    j_in = jb.make_inputs(jb.build(entry, cfg, seed=0, abstract=True), 3, seed=7)
+    shapes = cfg.input_shapes(3)
+    assert set(t_in) == set(j_in) == set(shapes)
+    for name, (shape, dtype) in shapes.items():
+        assert j_in[name].shape == shape and str(j_in[name].dtype) == dtype
+    assert t_in["x"].shape == (3, cfg.channels, cfg.image_size, cfg.image_size)  # channels-first for torch
+    assert t_in["x"].is_meta and t_in["y"].dtype == torch.int32
+
+
+def test_device_arrays_transpose_only_data_shaped_arrays():
+    entry, cfg = registry.get("rin"), rin_micro()
+    built = tb.build(entry, cfg, seed=0)
+    rng = np.random.default_rng(0)
+    arrays = {"x0": rng.standard_normal((2, 4, 4, 3)).astype(np.float32),
+              "latents": rng.standard_normal((2, 5, 3)).astype(np.float32), "y": None}
+    a = tb.device_arrays(built, arrays)
+    np.testing.assert_array_equal(a["x0"].numpy(), np.moveaxis(arrays["x0"], -1, 1))
+    np.testing.assert_array_equal(a["latents"].numpy(), arrays["latents"])
+    np.testing.assert_array_equal(tb.to_numpy(a["x0"]), arrays["x0"])
+    assert a["y"] is None
+    j = jb.make_inputs(jb.build(entry, cfg, seed=0, abstract=True), 2, seed=5)
+    t = tb.make_inputs(built, 2, seed=5)
+    for name in j:
+        np.testing.assert_array_equal(tb.to_numpy(t[name]), np.asarray(j[name]))
+
+
+# -- sample steps ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_sample_step_is_deterministic_given_the_seed_and_finite(name):
+    a, entry = ADAPTERS[name], registry.get("rin")
+    built = a.build(entry, rin_micro(sampler="ddpm"), seed=0)
+    steps = [a.make_sample_step(built, 2, seed=1), a.make_sample_step(built, 2, seed=1)]
+    first, again = ([a.to_numpy(o) for o in a.sync(s.fn())] for s in steps)
+    for f, g in zip(first, again):
+        np.testing.assert_array_equal(f, g)
+    assert first[0].shape == (2, 16, 16, 3) and first[1].shape == (2, 16, 64)
+    other = a.make_sample_step(built, 2, seed=2, compile=False).inputs  # another seed, other draws
+    assert not np.allclose(a.to_numpy(other["noise"]), a.to_numpy(steps[0].inputs["noise"]))
+    out = a.sync(steps[0].fn())
+    assert a.all_finite(out) and steps[0].nfe == 1
+    bad = torch.tensor([1.0, float("nan")]) if name == "torch" else jax.numpy.array([1.0, float("nan")])
+    assert not a.all_finite((out[0], bad))
+    if name == "jax":
+        assert steps[0].compiled and steps[0].compile_seconds > 0
+
+
+def test_guidance_costs_a_second_network_call():
+    built = tb.build(registry.get("rin"), rin_micro(guidance_scale=1.0), seed=0)
+    labels = []
+    hook = built.model.register_forward_pre_hook(lambda m, args, kw: labels.append(kw["y"].clone()), with_kwargs=True)
+    try:
+        step = tb.make_sample_step(built, 3, seed=0)
+        step.fn()
+    finally:
+        hook.remove()
+    assert step.nfe == 2 and len(labels) == 2
+    assert (labels[1] == built.config.num_classes).all() and (labels[0] < built.config.num_classes).all()
+
+
+def test_sample_step_of_a_preset_on_the_unet():
+    """Families without latents: the latents slot stays None through the step."""
+    entry = registry.get("unet2d")
+    cfg = entry.preset("unet2d-tiny").config
+    x_next, latents = tb.make_sample_step(tb.build(entry, cfg, seed=0), 2, seed=0).fn()
+    assert latents is None and tb.all_finite(x_next) and x_next.shape == (2, 3, 16, 16)
+
+
+# -- train steps ----------------------------------------------------------------------------------
+def test_torch_train_step_updates_weights_with_two_forward_passes():
+    built = tb.build(registry.get("rin"), rin_micro(), seed=0)
+    calls = []
+    hook = built.model.register_forward_pre_hook(lambda m, args, kw: calls.append(kw["latents"].clone()),
+                                                 with_kwargs=True)
+    before = [p.detach().clone() for p in built.model.parameters()]
+    try:
+        step = tb.make_train_step(built, 4, seed=0)
+        loss = step.fn()
+    finally:
+        hook.remove()
+    assert step.nfe == 2 and len(calls) == 2 and not calls[0].any()  # pass 1 sees zero latents
+    assert torch.isfinite(loss) and loss.ndim == 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, built.model.parameters()))
+
+
+def test_adamw_is_the_same_update_in_both_backends():
+    """One AdamW step on the same gradient moves the same weights the same way (host.ADAMW)."""
+    optax = pytest.importorskip("optax")
+    rng = np.random.default_rng(0)
+    w, g, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.standard_normal(4)
+    gb = rng.standard_normal(4)
+    tw, tbias = torch.nn.Parameter(torch.tensor(w)), torch.nn.Parameter(torch.tensor(b))
+    module = torch.nn.Module()
+    module.w, module.b = tw, tbias
+    fake = host.Built("torch", None, None, module, None, "cpu", None, 0)
+    opt = tb.make_optimizer(fake, lr=0.1)
+    tw.grad, tbias.grad = torch.tensor(g), torch.tensor(gb)
+    opt.step()
+    jopt = jb.make_optimizer(host.Built("jax", None, None, None, None, "cpu", None, 0), lr=0.1)
+    params = {"w": jax.numpy.asarray(w), "b": jax.numpy.asarray(b)}
+    updates, _ = jopt.update({"w": jax.numpy.asarray(g), "b": jax.numpy.asarray(gb)}, jopt.init(params), params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(tw.detach().numpy(), np.asarray(new["w"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tbias.detach().numpy(), np.asarray(new["b"]), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(tw.detach().numpy(), w - 0.1 * np.sign(g))  # weight decay acted on the matrix
+    np.testing.assert_allclose(tbias.detach().numpy(), b - 0.1 * np.sign(gb), rtol=1e-5)  # not on the bias
