@@ -24,11 +24,11 @@ from tests.unet_cases import (canonical_inputs, flax_params_from, init_flax, ran
 
 ALL = {**PRESETS_2D, **PRESETS_3D}
 TINY = PRESETS_2D["unet2d-tiny"].config
-# Unconditional, plain-add embedding, conv resampling vs ResBlock resampling, head dim, new qkv order.
+# Unconditional, dropout (inactive in eval), plain-add embedding, conv resampling vs ResBlock resampling, head dim, new qkv order.
 VARIANTS = {
     "tiny-class": TINY,
     "uncond-updown-newattn": dataclasses.replace(
-        TINY, num_classes=0, use_scale_shift_norm=False, resblock_updown=True, learn_sigma=True,
+        TINY, num_classes=0, dropout=0.3, use_scale_shift_norm=False, resblock_updown=True, learn_sigma=True,
         use_new_attention_order=True, num_head_channels=8, channel_mult=(1, 2, 2), attention_resolutions=(8, 4)),
 }
 
@@ -87,11 +87,13 @@ def test_fresh_models_output_exactly_zero(preset):
     zero_init = {n: p for n, p in model.named_parameters() if n.split(".")[-2] in ("out_conv", "proj")}
     assert len(zero_init) > 4 and all(torch.count_nonzero(p) == 0 for p in zero_init.values())
     assert np.all(run_torch(model, inputs) == 0)
-    params = init_flax(cfg, inputs)
+    if not cfg.frames:
+        return  # the video model holds every Flax block type: one Flax compile is enough
+    out, params = init_flax(cfg, inputs)
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     zeros = [a for path, a in flat if path[-2].key in ("out_conv", "proj")]
     assert len(zeros) == len(zero_init) and all(np.all(np.asarray(a) == 0) for a in zeros)
-    assert np.all(run_flax(cfg, params, inputs) == 0)
+    assert np.all(out == 0)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -131,14 +133,13 @@ def test_unconditional_model_rejects_labels():
         TorchUNet(cfg)(torch.zeros(1, 3, 16, 16), torch.zeros(1), torch.zeros(1, dtype=torch.long))
 
 
-def test_dropout_is_active_only_in_training():
+def test_dropout_acts_in_training():
     cfg = dataclasses.replace(MINI, dropout=0.5)
     inputs = canonical_inputs(cfg, 2)
     model = randomized_torch(cfg)
     params = flax_params_from(model, cfg, inputs)
-    evaluated = run_flax(cfg, params, inputs)
+    evaluated = run_torch(model, inputs)  # eval-mode parity across backends: test_torch_to_flax_parity
     trained = run_flax(cfg, params, inputs, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
-    assert relative_error(evaluated, run_torch(model, inputs)) < 1e-5
     assert relative_error(trained, evaluated) > 1e-3
     model.train()
     assert relative_error(run_torch(model, inputs), evaluated) > 1e-3
