@@ -7,7 +7,8 @@ matmuls, convolutions (all kernel taps) and attention QK^T and AV, per forward p
 
 from __future__ import annotations
 
-from architectures import registry
+from concurrent.futures import ThreadPoolExecutor
+
 from architectures.processes.gaussian import forward_passes_per_sample_step
 from bench.measure.count_job import CountJob, resolve, run_counter
 
@@ -116,7 +117,8 @@ def flops_record(entry, config, batch: int, counters: tuple[str, ...], seed: int
     a = analytic(entry, config, batch)
     gmacs = a["macs"] / 1e9
     job = CountJob(entry.name, preset, dict(overrides or {}), batch, seed, tuple(plugins), train=True)
-    raw = {module: run_counter(module, job, timeout_s) for module in counters}
+    with ThreadPoolExecutor(max(1, len(counters))) as pool:  # separate processes, side by side
+        raw = dict(zip(counters, pool.map(lambda module: run_counter(module, job, timeout_s), counters)))
     counters_out = counter_entries(raw, 2 * gmacs)
     nfe = nfe_per_sample(config)
     return {
