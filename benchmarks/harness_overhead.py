@@ -5,7 +5,7 @@ Variants run interleaved, A B B A A B ..., each in a fresh process (noise on a s
 mostly between processes). Reported: the ratio of medians harness / bare over all samples with a
 percentile-bootstrap 95% CI, and the same ratio over per-process medians.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--rounds 4] [--reps 200] [--json]
+    .venv/bin/python benchmarks/harness_overhead.py [--rounds 4] [--reps 100] [--json]
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ def harness(reps: int) -> list[float]:
     return run_case(case)["timing"]["train_step"]["samples_ms"]
 
 
-def bare(reps: int, warmup: int = 3, time_cap_s: float = 20.0) -> list[float]:
+def bare(reps: int) -> list[float]:
     """The step by hand: self-conditioning pass, loss pass, backward, AdamW (same groups).
-    Same warmup, rep cap and time cap as the harness's default policy (minus its IQR stop)."""
+    Same warmup and time cap as the harness's default policy (minus its IQR stop)."""
+    from bench.measure.timing import TimingPolicy
+
+    warmup, time_cap_s = TimingPolicy().warmup, TimingPolicy().time_cap_s
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     import torch
 
@@ -98,7 +101,8 @@ def report(a: list[list[float]], b: list[list[float]]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=4, help="A B pairs, each variant in a fresh process")
-    p.add_argument("--reps", type=int, default=200, help="at most this many timed steps per bare process (20 s cap)")
+    p.add_argument("--reps", type=int, default=100, help="at most this many timed steps per bare process "
+                   "(the harness's default max_reps; both stop at its time cap)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--child", choices=("harness", "bare"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -19,9 +19,9 @@ from bench.measure.stats import rel_iqr, summarize_ms
 class TimingPolicy:
     warmup: int = 3  # untimed calls at the exact shapes (caches, allocator, autotuning)
     min_reps: int = 10  # samples before the stop rule is checked (TorchBench times 15)
-    max_reps: int = 200
+    max_reps: int = 100
     target_rel_iqr: float = 0.05  # stop when IQR / median is below this
-    time_cap_s: float = 20.0  # or when the timed calls have used this much wall clock
+    time_cap_s: float = 10.0  # or when the timed calls have used this much wall clock
 
     def __post_init__(self):
         if self.warmup < 0 or self.min_reps < 3 or self.max_reps < self.min_reps:
