@@ -155,3 +155,16 @@ def test_flops_report_json_schema():
         assert {"method", "value", "convention", "error", "version"} <= set(c)
     assert r["train_step"]["gflops"] > r["gflops"] and r["agreement"]["ok"]
     assert "fvcore" in format_flops_report(r)
+
+
+def test_disagreement_beyond_tolerance_is_flagged():
+    from bench.measure.flops import agreement
+
+    raw = {"bench.measure.torch_count": {"method": "m", "version": "v", "params": 1,
+                                         "forward": {"flops": 1.05e9, "by_operator": {}}},
+           "bench.measure.fvcore_count": {"method": "m", "version": "v", "traced_batch": 1, "skipped_ops": {},
+                                          "forward": {"flops": 1.01e9, "macs": 5.05e8, "by_operator": {}}}}
+    counters = counter_entries(raw, 1.0)
+    flag = agreement(counters)
+    assert not flag["ok"] and flag["disagreeing"] == {"torch_flop_counter": pytest.approx(1.05)}
+    assert counters["fvcore"]["agrees"] and not counters["torch_flop_counter"]["agrees"]
