@@ -81,16 +81,16 @@ def _compile_flag(ctx: Context) -> bool:
 
 
 def _timed(ctx: Context, step, what: str) -> dict:
-    a = ctx.adapter
+    a, policy, c = ctx.adapter, policy_for(ctx.case), ctx.case
     a.reset_peak_memory(ctx.device)
-    samples, reason, out = time_step(step.fn, a.sync, policy_for(ctx.case))
+    samples, reason, out = time_step(step.fn, a.sync, policy)
     if not a.all_finite(out):
         raise ValueError(f"non-finite {what} output (checked after timing)")
     ctx.device_peaks.append(a.peak_memory(ctx.device))
-    return timing_record(samples, reason, policy_for(ctx.case), ctx.case.batch, compile_s=step.compile_seconds,
-                         compiled=step.compiled, torch_compile=ctx.case.compile if ctx.case.backend == "torch" else None,
-                         nfe=step.nfe, warmup=policy_for(ctx.case).warmup, notes=list(step.notes),
-                         device_peak_bytes=ctx.device_peaks[-1], **ctx.env)
+    return timing_record(samples, reason, policy, c.batch, compile_s=step.compile_seconds, compiled=step.compiled,
+                         torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
+                         warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
+                         **ctx.env)
 
 
 def measure_sample_step(ctx: Context) -> dict:
