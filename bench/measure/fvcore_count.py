@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict
 
+METHOD = "fvcore.nn.FlopCountAnalysis (jit trace, CPU) + diffbench handles"
+MAX_GMACS = 20.0  # fvcore runs the model: above this per traced batch, the count is skipped
+
 FVCORE_EXCLUDED = ("aten::batch_norm", "aten::group_norm", "aten::layer_norm", "aten::instance_norm",
                    "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::adaptive_avg_pool2d",
                    "aten::grid_sampler")
@@ -63,10 +66,6 @@ def fvcore_macs(model, inputs: tuple) -> dict:
     analysis.uncalled_modules_warnings(False)
     by_op = {k: int(v) for k, v in analysis.by_operator().items()}
     return {"macs": int(sum(by_op.values())), "by_operator": by_op, "skipped": dict(analysis.unsupported_ops())}
-
-
-METHOD = "fvcore.nn.FlopCountAnalysis (jit trace, CPU) + diffbench handles"
-MAX_GMACS = 20.0  # fvcore runs the model: above this per traced batch, the count is skipped
 
 
 class _Forward:
