@@ -215,3 +215,14 @@ def test_valid_tap_macs_bound_xla_cost_analysis():
     valid = sum(flops.forward_macs(cfg, 2, padded_taps=False).values())
     assert 1.0 < xla_flops / (2 * valid) < 1.05  # the excess is norms, activations and biases
     assert valid < sum(flops.forward_macs(cfg, 2).values())
+
+
+def test_ddpm_linear_schedule_matches_discrete_ddpm():
+    """The ADM/DDPM presets' schedule: gamma(i / 1000) ~ prod_{j <= i} (1 - beta_j), betas 1e-4 .. 0.02."""
+    from architectures.processes.schedules import gamma
+
+    betas = np.linspace(1e-4, 0.02, 1000)
+    alpha_bar = np.cumprod(1 - betas)
+    steps = np.array([100, 300, 500, 700, 999])
+    got = gamma((steps + 1) / 1000.0, PRESETS_2D["ddpm-cifar10"].config.process)
+    np.testing.assert_allclose(np.log(got), np.log(alpha_bar[steps]), rtol=0.02)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEDULES = ("cosine", "cosine_shifted", "sigmoid", "linear")
+SCHEDULES = ("cosine", "cosine_shifted", "sigmoid", "linear", "ddpm_linear")  # see schedules.py
 PREDICTIONS = ("eps", "x0", "v")
 TIME_INPUTS = ("gamma", "t")
 SAMPLERS = ("ddim", "ddpm")

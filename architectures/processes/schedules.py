@@ -52,6 +52,13 @@ def linear(t):
     return 1.0 - t
 
 
+def ddpm_linear(t, beta_min: float = 0.1, beta_max: float = 20.0):
+    """DDPM's linear beta schedule (1e-4 .. 0.02 over 1000 steps) in continuous time:
+    exp(-int_0^t beta(s) ds), beta(s) = beta_min + s (beta_max - beta_min) (Song et al. 2021, Eq. 33)."""
+    xp = array_namespace(t)
+    return xp.exp(-(beta_min * t + 0.5 * (beta_max - beta_min) * t**2))
+
+
 def gamma(t, config: GaussianConfig):
     """The configured schedule at t (any shape), clipped to [GAMMA_MIN, 1]."""
     xp = array_namespace(t)
@@ -63,6 +70,8 @@ def gamma(t, config: GaussianConfig):
         g = sigmoid(t, config.start, config.end, config.tau)
     elif config.schedule == "linear":
         g = linear(t)
+    elif config.schedule == "ddpm_linear":
+        g = ddpm_linear(t)
     else:  # GaussianConfig validates the name; this guards a new name added there only
         raise ValueError(f"process.schedule={config.schedule!r} has no implementation")
     return xp.clip(g, GAMMA_MIN, 1.0)

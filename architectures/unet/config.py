@@ -128,8 +128,9 @@ class UNetConfig:
         return shapes
 
 
-def _gauss(schedule: str) -> GaussianConfig:
-    return GaussianConfig(schedule=schedule, prediction="eps", time_input="t", sampler="ddpm", sample_steps=250)
+def _gauss(schedule: str, steps: int = 250) -> GaussianConfig:
+    """eps-prediction, ancestral sampling; 250 steps is ADM's sampling budget for its FIDs."""
+    return GaussianConfig(schedule=schedule, prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps)
 
 
 _ADM = dict(use_scale_shift_norm=True, resblock_updown=True, learn_sigma=True, num_classes=1000)
@@ -137,7 +138,7 @@ _ADM = dict(use_scale_shift_norm=True, resblock_updown=True, learn_sigma=True, n
 PRESETS_2D: dict[str, Preset] = {
     "ddpm-cifar10": Preset(UNetConfig(
         image_size=32, model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2, attention_resolutions=(16,),
-        num_heads=1, dropout=0.1, process=_gauss("linear")),
+        num_heads=1, dropout=0.1, process=_gauss("ddpm_linear", steps=1000)),
         "paper (Ho et al. 2020, App. B: 35.7M params), as ADM's UNetModel without scale-shift"),
     "iddpm-32": Preset(UNetConfig(
         image_size=32, model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=3, attention_resolutions=(16, 8),
@@ -150,15 +151,15 @@ PRESETS_2D: dict[str, Preset] = {
         "official flags (openai/guided-diffusion README, 64x64 model)"),
     "adm-imagenet128": Preset(UNetConfig(
         image_size=128, model_channels=256, channel_mult=(1, 1, 2, 3, 4), num_res_blocks=2,
-        attention_resolutions=(32, 16, 8), num_heads=4, process=_gauss("linear"), **_ADM),
+        attention_resolutions=(32, 16, 8), num_heads=4, process=_gauss("ddpm_linear"), **_ADM),
         "official flags (openai/guided-diffusion README, 128x128 model)"),
     "adm-imagenet256": Preset(UNetConfig(
         image_size=256, model_channels=256, channel_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2,
-        attention_resolutions=(32, 16, 8), num_head_channels=64, process=_gauss("linear"), **_ADM),
+        attention_resolutions=(32, 16, 8), num_head_channels=64, process=_gauss("ddpm_linear"), **_ADM),
         "official flags (openai/guided-diffusion README, 256x256 class-conditional model)"),
     "unet2d-tiny": Preset(UNetConfig(
         image_size=16, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(8,),
-        num_heads=2, use_scale_shift_norm=True, norm_groups=4, num_classes=10, process=_gauss("cosine")),
+        num_heads=2, use_scale_shift_norm=True, norm_groups=4, num_classes=10, process=_gauss("cosine", steps=100)),
         "ours (tests and smoke runs)"),
 }
 
@@ -170,6 +171,7 @@ PRESETS_3D: dict[str, Preset] = {
         "not verified against the paper's table (Ho et al. 2022, Kinetics-600 16x64x64, 5 context frames)"),
     "unet3d-tiny": Preset(UNetConfig(
         image_size=16, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(8,),
-        num_heads=2, use_scale_shift_norm=True, norm_groups=4, frames=4, cond_frames=1, process=_gauss("cosine")),
+        num_heads=2, use_scale_shift_norm=True, norm_groups=4, frames=4, cond_frames=1,
+        process=_gauss("cosine", steps=100)),
         "ours (tests and smoke runs)"),
 }
