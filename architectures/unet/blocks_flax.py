@@ -122,7 +122,7 @@ class Attention(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask=None):
-        n, hh, ww, c = x.shape
+        hh, ww = x.shape[1:3]
         h = group_norm(self.groups, "norm")(x)
         if self.frames:
             tokens = rearrange(h, "(b t) h w c -> (b h w) t c", t=self.frames)

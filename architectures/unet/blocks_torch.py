@@ -123,7 +123,7 @@ class Attention(nn.Module):
         return torch.repeat_interleave(bias, pixels, dim=0)  # one row per (example, pixel)
 
     def forward(self, x, mask=None):
-        n, c, hh, ww = x.shape
+        hh, ww = x.shape[-2:]
         h = self.norm(x)
         if self.frames:
             tokens = rearrange(h, "(b t) c h w -> (b h w) t c", t=self.frames)
