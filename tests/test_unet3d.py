@@ -19,8 +19,8 @@ from tests.unet_cases import (canonical_inputs, flax_params_from, randomized_tor
 TINY = PRESETS_3D["unet3d-tiny"].config  # 4 frames: 1 context + 3 predicted
 VARIANTS = {
     "tiny-context": TINY,
-    "no-context-updown-masked": dataclasses.replace(
-        TINY, cond_frames=0, independent_frames=True, resblock_updown=True, use_scale_shift_norm=False,
+    "no-context-updown-masked": dataclasses.replace(  # class-conditional; TINY is not
+        TINY, cond_frames=0, num_classes=5, independent_frames=True, resblock_updown=True, use_scale_shift_norm=False,
         num_head_channels=8, use_new_attention_order=True, learn_sigma=True),
 }
 PER_EXAMPLE = np.array([True, False])  # example 0: independent frames (an image batch), example 1: a video
