@@ -187,10 +187,10 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     a["t_now"] = torch.full((batch,), t_now, device=built.device)
     a["t_next"] = torch.full((batch,), t_next, device=built.device)
     model = _maybe_compile(built, compile)
-    built.model.eval()
     denoise = denoiser(built, model, a.get("context"))
 
     def fn():
+        built.model.eval()  # a train step on the same model may have switched dropout on
         with torch.inference_mode():
             out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
                                       a["noise"], a["y_null"])
