@@ -59,7 +59,8 @@ def moving_shapes(n: int, frames: int, size: int, channels: int = 3, num_classes
     bouncing off the borders; labels (n,) int32."""
     rng = np.random.default_rng(seed)
     kinds, radius, centre, colour, background = _draw_params(rng, n, size, channels, num_kinds)
-    velocity = rng.uniform(-0.08, 0.08, (n, 2)) * size
+    # 5-10% of the frame per step on each axis: visible motion at every resolution
+    velocity = rng.uniform(0.05, 0.1, (n, 2)) * rng.choice([-1.0, 1.0], (n, 2)) * size
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     videos = np.empty((n, frames, size, size, channels), np.float32)
     for i in range(n):
