@@ -117,8 +117,9 @@ class GaussianProcess:
         if latents is not None and self.config.self_condition_rate > 0:
             if keep is None:
                 raise ValueError("self-conditioning needs the keep mask (B,) drawn by the caller")
-            _, prev = denoise(x_t, time, y, latents)
+            prev = denoise(x_t, time, y, latents)[1]
             latents = stop_gradient(prev) * _per_example(xp.astype(keep, prev.dtype), prev)
+            del prev  # eager torch: pass 1's autograd graph is freed before pass 2 runs
         pred, _ = denoise(x_t, time, y, latents)
         return xp.mean((pred - self.target(x0, eps, gamma)) ** 2)
 
