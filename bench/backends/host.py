@@ -128,3 +128,20 @@ def sample_noise(rng: np.random.Generator, x_shape: tuple[int, ...], steps: int)
 def null_labels(y: np.ndarray | None, num_classes: int) -> np.ndarray | None:
     """The classifier-free-guidance null label: num_classes (reserved by the contract)."""
     return None if y is None else np.full_like(y, num_classes)
+
+
+def sampling_draws(config, batch: int, seed: int, steps: int, labels=None, context=None) -> dict[str, Any]:
+    """Everything random a full sampling run needs, canonical layout: x_init ~ N(0, I), one
+    noise array per step (DDPM only), labels (uniform unless given) and their null labels,
+    zero latents (the first step's Z_prev) when the model has them."""
+    rng = np.random.default_rng(seed)
+    shapes = config.input_shapes(batch)
+    x_shape = shapes["x"][0]
+    y = None
+    if config.num_classes > 0:
+        y = np.asarray(labels, np.int32) if labels is not None else rng.integers(0, config.num_classes, batch).astype(np.int32)
+    return {"x": rng.standard_normal(x_shape).astype(np.float32),
+            "noises": sample_noise(rng, x_shape, steps) if config.process.sampler == "ddpm" else None,
+            "y": y, "y_null": null_labels(y, config.num_classes) if config.process.guidance_scale > 0 else None,
+            "latents": np.zeros(shapes["latents"][0], np.float32) if "latents" in shapes else None,
+            "context": None if "context" not in shapes else np.asarray(context, np.float32)}

@@ -188,6 +188,27 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
                 compile is not False, seconds)
 
 
+def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
+             context=None) -> np.ndarray:
+    """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
+    samples in [-1, 1]. One jitted step, called once per time in a Python loop."""
+    process, n = built.process, steps or built.config.process.sample_steps
+    d = host.sampling_draws(built.config, batch, seed, n, labels, context)
+    a = device_arrays(built, {k: v for k, v in d.items() if k != "noises"})
+
+    @jax.jit
+    def step(variables, x, t_now, t_next, latents, noise):
+        out = process.sample_step(denoiser(built, variables, a["context"]), x, t_now, t_next, a["y"], latents,
+                                  noise, a["y_null"])
+        return out.x, out.x0, out.latents
+
+    x, x0, latents = a["x"], a["x"], a["latents"]
+    for k, (t_now, t_next) in enumerate(process.time_grid(n)):
+        noise = None if d["noises"] is None else d["noises"][k]
+        x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents, noise)
+    return np.asarray(x0)
+
+
 # -- training ---------------------------------------------------------------------------------
 def make_optimizer(built: Built, **overrides) -> optax.GradientTransformation:
     """optax.adamw with host.ADAMW (same as torch.optim.AdamW in the torch adapter); no weight

@@ -200,6 +200,21 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     return _first_call_seconds(step) if compile else step
 
 
+def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
+             context=None) -> np.ndarray:
+    """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
+    samples, canonical channels-last, in [-1, 1]. `context` (canonical) for frame-conditioned video."""
+    n = steps or built.config.process.sample_steps
+    d = host.sampling_draws(built.config, batch, seed, n, labels, context)
+    noises = None if d["noises"] is None else [device_arrays(built, {"noise": z})["noise"] for z in d["noises"]]
+    a = device_arrays(built, {k: v for k, v in d.items() if k != "noises"})
+    built.model.eval()
+    with torch.inference_mode():
+        x0 = built.process.sample(denoiser(built, built.model, a["context"]), a["x"], a["y"], a["latents"], noises,
+                                  a["y_null"], steps=n)
+    return to_numpy(x0)
+
+
 # -- training ---------------------------------------------------------------------------------
 def make_optimizer(built: Built, **overrides) -> torch.optim.Optimizer:
     """torch.optim.AdamW with host.ADAMW (same as optax.adamw in the jax adapter); no weight
