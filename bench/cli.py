@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import fnmatch
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `diffbench plan ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("diffbench: interrupted; resume with `diffbench run SUITE --resume RUN_DIR`", file=sys.stderr)
         return 130
