@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.backends.threads import thread_env  # re-exported: the one definition
+
 DEVICE_KINDS = ("cpu", "cuda", "tpu", "auto")
 # AdamW in both backends (torch.optim.AdamW, optax.adamw), decoupled weight decay on matrices
 # and kernels only (not biases / norm scales, as the paper's LAMB setup excludes them). The
@@ -30,14 +32,6 @@ def parse_device(spec: str) -> tuple[str, int | None]:
     if not m or (m.group(1) in ("cpu", "auto") and m.group(2)):
         raise DeviceError(f"unknown device {spec!r}; allowed: cpu, cuda, cuda:<i>, tpu, tpu:<i>, auto")
     return m.group(1), None if m.group(2) is None else int(m.group(2))
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    """Environment a case process sets BEFORE importing torch or jax (XLA reads it once, at
-    backend start): bench.backends.threads.thread_env, the one definition the runner uses too."""
-    from bench.backends.threads import thread_env as env
-
-    return env(threads)
 
 
 def pin_threads(threads: int) -> dict[str, Any]:
@@ -95,6 +89,16 @@ class Step:
 
 
 # -- random draws (canonical layout, numpy) --------------------------------------------------
+def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
+    """The model call's optional arguments: labels when given, and the extras the entry declares."""
+    kwargs = {} if y is None else {"y": y}
+    if "context" in extras and context is not None:
+        kwargs["context"] = context
+    if "latents" in extras:
+        kwargs["latents"] = latents
+    return kwargs
+
+
 def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num_classes: int) -> dict[str, np.ndarray]:
     """Model inputs from config.input_shapes(batch): x, context, latents ~ N(0, 1); t ~ U(0, 1);
     y uniform labels."""

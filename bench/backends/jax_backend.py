@@ -132,13 +132,7 @@ def denoiser(built: Built, variables, context=None, train: bool = False, key=Non
     extras, calls = built.entry.extras, [0]
 
     def denoise(x, time, y, latents):
-        kwargs = {"train": train}
-        if y is not None:
-            kwargs["y"] = y
-        if "context" in extras and context is not None:
-            kwargs["context"] = context
-        if "latents" in extras:
-            kwargs["latents"] = latents
+        kwargs = {"train": train, **host.call_kwargs(extras, y, context, latents)}
         rngs = {"dropout": jax.random.fold_in(key, calls[0])} if key is not None else None
         calls[0] += 1
         out = built.model.apply(variables, x, time, rngs=rngs, **kwargs)

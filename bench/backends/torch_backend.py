@@ -138,14 +138,7 @@ def denoiser(built: Built, model, context=None):
     extras = built.entry.extras
 
     def denoise(x, time, y, latents):
-        kwargs = {}
-        if y is not None:
-            kwargs["y"] = y
-        if "context" in extras and context is not None:
-            kwargs["context"] = context
-        if "latents" in extras:
-            kwargs["latents"] = latents
-        out = model(x, time, **kwargs)
+        out = model(x, time, **host.call_kwargs(extras, y, context, latents))
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
         return _prediction_only(pred, x), latents_out
 
