@@ -88,7 +88,6 @@ class Step:
     notes: list[str] = field(default_factory=list)
 
 
-# -- random draws (canonical layout, numpy) --------------------------------------------------
 def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
     """The model call's optional arguments: labels when given, and the extras the entry declares."""
     kwargs = {} if y is None else {"y": y}
@@ -99,6 +98,7 @@ def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
     return kwargs
 
 
+# -- random draws (canonical layout, numpy) --------------------------------------------------
 def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num_classes: int) -> dict[str, np.ndarray]:
     """Model inputs from config.input_shapes(batch): x, context, latents ~ N(0, 1); t ~ U(0, 1);
     y uniform labels."""
