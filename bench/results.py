@@ -9,7 +9,15 @@ import pandas as pd
 
 from bench.records import RUN_FILE, record_paths
 
-RUN_COLUMNS = {"git.sha": ("provenance", "git", "sha"), "git.dirty": ("provenance", "git", "dirty")}
+RUN_COLUMNS = {  # run-level provenance joined onto every row
+    "git.sha": ("provenance", "git", "sha"),
+    "git.dirty": ("provenance", "git", "dirty"),
+    "host.cpu_model": ("provenance", "host", "cpu_model"),
+    "host.cpu_count": ("provenance", "host", "cpu_count"),
+    "versions.torch": ("provenance", "versions", "torch"),
+    "versions.jax": ("provenance", "versions", "jax"),
+    "versions.flax": ("provenance", "versions", "flax"),
+}
 
 
 def _run_dirs(path: Path) -> list[Path]:
