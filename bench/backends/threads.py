@@ -6,8 +6,14 @@ import os
 
 
 def resolve_threads(requested: int | None) -> int:
-    """None means all cores, as the case's default."""
-    return requested if requested is not None else (os.cpu_count() or 1)
+    """None means all cores this process may run on (its CPU affinity, as under taskset or a
+    container's cpuset), as the case's default."""
+    if requested is not None:
+        return requested
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity API (macOS)
+        return os.cpu_count() or 1
 
 
 def thread_env(threads: int) -> dict[str, str]:
