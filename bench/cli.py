@@ -114,10 +114,24 @@ def cmd_report(args) -> int:
 def cmd_flops(args) -> int:
     from bench.measure.flops import flops_report, format_flops_report
 
-    overrides = json.loads(args.override) if args.override else None
+    if args.batch < 1:
+        raise UserError(f"--batch {args.batch}: bad batch size; allowed: an integer >= 1")
+    overrides = _override_arg(args.override)
     report = flops_report(args.arch, args.preset, backend=args.backend, batch=args.batch, overrides=overrides)
     print(json.dumps(report, default=str) if args.json else format_flops_report(report))
     return 0
+
+
+def _override_arg(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--override {text!r}: invalid JSON ({exc}); allowed: a JSON object of config fields") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--override {text!r}: not a JSON object; allowed: a JSON object of config fields")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -160,3 +160,14 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2, (args, err)
         assert "Traceback" not in err and err.startswith("diffbench: error:"), err
+
+
+@pytest.mark.parametrize("extra, needle", [(["--override", "[1]"], "--override"),
+                                           (["--override", "{bad"], "--override"),
+                                           (["--batch", "0"], "--batch")])
+def test_flops_cli_rejects_bad_arguments_in_one_line(capsys, extra, needle):
+    from bench.cli import main
+
+    assert main(["flops", "rin", "--preset", "rin-tiny", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("diffbench: error:") and needle in err and "Traceback" not in err, err
