@@ -196,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from architectures.registry import RegistryError
+    from bench.records import RecordError
     from bench.runner import RunError
 
-    user_types = (UserError, RegistryError, RunError, FileNotFoundError, json.JSONDecodeError)
+    user_types = (UserError, RegistryError, RunError, RecordError, FileNotFoundError, json.JSONDecodeError)
     try:
         from bench.spec import SpecError
 

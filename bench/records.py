@@ -13,6 +13,10 @@ RUN_FILE = "run.json"
 SCHEMA = 1
 
 
+class RecordError(ValueError):
+    """A file read as a record that is not one; the message names the file."""
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     """Temp file in the same directory + fsync + rename: a reader never sees half a record."""
     path = Path(path)

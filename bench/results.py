@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.records import RUN_FILE, record_paths
+from bench.records import RUN_FILE, RecordError, record_paths
 
 RUN_COLUMNS = {  # run-level provenance joined onto every row
     "git.sha": ("provenance", "git", "sha"),
@@ -32,7 +32,9 @@ def _record_files(paths) -> list[Path]:
         paths = [paths]
     files = []
     for path in map(Path, paths):
-        if path.is_file():
+        if path.is_file() and path.name == RUN_FILE:  # a run's run.json stands for the run
+            files += record_paths(path.parent)
+        elif path.is_file():
             files.append(path)
         elif path.is_dir():
             files += [f for run in _run_dirs(path) for f in record_paths(run)]
@@ -54,6 +56,18 @@ def _dig(data: dict, keys: tuple):
     return data
 
 
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable record: {exc}") from None
+    missing = [k for k in ("case_id", "suite", "run_id", "case") if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise RecordError(f"{path}: not a diffbench record (missing {', '.join(missing)}); "
+                           "allowed: record files, run directories, suite directories or a results folder")
+    return record
+
+
 def load(paths) -> pd.DataFrame:
     """Records under `paths` (record files, run dirs, suite dirs or results/) as a DataFrame.
 
@@ -62,7 +76,7 @@ def load(paths) -> pd.DataFrame:
     """
     rows, meta_cache = [], {}
     for path in _record_files(paths):
-        record = json.loads(path.read_text())
+        record = _read_record(path)
         meta = _run_meta(path.parent, meta_cache)
         record["record_path"] = str(path)
         for column, keys in RUN_COLUMNS.items():

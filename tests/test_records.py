@@ -48,3 +48,13 @@ def test_results_load_flattens_and_joins_provenance(tmp_path):
     assert len(results.load(tmp_path / "s" / "run2")) == 2
     with pytest.raises(FileNotFoundError):
         results.load(tmp_path / "missing")
+
+
+def test_results_load_names_a_file_that_is_not_a_record_and_takes_run_json_for_its_run(tmp_path):
+    _fake_run(tmp_path / "s" / "run1", 2)
+    assert len(results.load(tmp_path / "s" / "run1" / records.RUN_FILE)) == 2
+    for name, text in (("junk.json", "not json"), ("other.json", "{}")):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(records.RecordError, match=name):
+            results.load(path)
