@@ -198,7 +198,8 @@ def test_ddpm_step_is_the_gaussian_posterior(variance):
     out = p.sample_step(oracle(p, x0), x_t, np.full(2, 1 - gt), np.full(2, 1 - gs), noise=noise)
     np.testing.assert_allclose(out.x, mean + np.sqrt(var) * noise, atol=1e-12)
     alpha, v = p.ddpm_variance(np.array([gt]), np.array([gs]))
-    np.testing.assert_allclose(alpha, gt / gs) and np.testing.assert_allclose(v, var)
+    np.testing.assert_allclose(alpha, gt / gs)  # assert_allclose returns None: chaining with `and` skipped the next check
+    np.testing.assert_allclose(v, var)
 
 
 def test_ddpm_needs_noise_and_is_deterministic_given_it():
