@@ -67,7 +67,12 @@ def reopen_run(suite, run_dir: Path) -> dict:
     run_file = Path(run_dir) / RUN_FILE
     if not run_file.is_file():
         raise RunError(f"--resume {run_dir}: no {RUN_FILE} there; pass a directory made by `diffbench run`")
-    meta = json.loads(run_file.read_text())
+    try:
+        meta = json.loads(run_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"--resume {run_dir}: cannot read its {RUN_FILE}: {exc}; start a new run instead") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("resumes"), list):
+        raise RunError(f"--resume {run_dir}: its {RUN_FILE} is not one `diffbench run` wrote; start a new run instead")
     if meta.get("suite_sha256") != suite.content_sha256:
         raise RunError(
             f"--resume {run_dir}: the suite file {suite.path} changed since the run started "

@@ -171,3 +171,13 @@ def test_flops_cli_rejects_bad_arguments_in_one_line(capsys, extra, needle):
     assert main(["flops", "rin", "--preset", "rin-tiny", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("diffbench: error:") and needle in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("text", ["{bad", "[]", '{"suite_sha256": "x"}'])
+def test_resume_of_a_broken_run_json_is_a_run_error(tmp_path, text):
+    suite = _suite(tmp_path, RESUME_SUITE)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / records.RUN_FILE).write_text(text)
+    with pytest.raises(runner.RunError, match="--resume"):
+        runner.run_suite(suite, resume=run_dir)
