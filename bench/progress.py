@@ -15,10 +15,11 @@ class Progress:
         if self.enabled:
             from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
                                        TimeElapsedColumn)
+            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=Console(stderr=True), transient=False)
             self._bar.__enter__()
             self._task = self._bar.add_task("starting", total=self.total, completed=self.done)
         return self

@@ -58,3 +58,23 @@ def test_results_load_names_a_file_that_is_not_a_record_and_takes_run_json_for_i
         path.write_text(text)
         with pytest.raises(records.RecordError, match=name):
             results.load(path)
+
+
+def test_progress_bar_counts_and_names_failures(capsys):
+    from bench.progress import Progress
+
+    with Progress(total=3, done=1, enabled=True) as bar:
+        for case_id, status in [("a/b", "ok"), ("c/d", "failed")]:
+            bar.start(case_id)
+            bar.finish(case_id, status)
+    assert (bar.done, bar.failed) == (3, 1)
+    assert "failed c/d" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_progress_is_silent_when_disabled(capsys):
+    from bench.progress import Progress
+
+    with Progress(total=1, enabled=False) as bar:
+        bar.start("x")
+        bar.finish("x", "failed")
+    assert capsys.readouterr() == ("", "")
