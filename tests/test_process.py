@@ -347,3 +347,27 @@ def test_config_rejects_bad_values():
         with pytest.raises(ValueError):
             GaussianConfig(**kw)
     assert dataclasses.replace(GaussianConfig(), sampler="ddpm").sampler == "ddpm"
+
+
+def test_sampler_walks_the_sample_schedule_and_training_the_training_one():
+    from architectures.processes import schedules
+
+    a = _case_arrays()
+    p = make(schedule="sigmoid", start=-3.0, end=3.0, tau=0.9, sample_schedule="cosine", time_input="gamma")
+    t_now, t_next = np.full(3, 0.6, np.float32), np.full(3, 0.4, np.float32)
+    seen = []
+
+    def denoise(x, time, y, latents):
+        seen.append(np.asarray(time))
+        return toy_denoise(x, time, y, latents)
+
+    out = p.sample_step(denoise, a["x"], t_now, t_next, a["y"], a["latents"])
+    g, g_next = schedules.cosine(t_now.astype(np.float64)), schedules.cosine(t_next.astype(np.float64))
+    np.testing.assert_allclose(seen[0], g, rtol=1e-6)  # the network sees the cosine noise level
+    np.testing.assert_allclose(out.x, p.ddim_update(out.x0, p.x0_eps(a["x"], g, toy_denoise(a["x"], g, a["y"], a["latents"])[0])[1], g_next),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(p.sample_gamma(t_now), p.gamma(t_now))  # the two schedules differ here
+    np.testing.assert_allclose(make(schedule="sigmoid", start=-3.0, end=3.0, tau=0.9).sample_gamma(t_now),
+                               p.gamma(t_now))  # "" samples on the training schedule
+    with pytest.raises(ValueError, match="sample_schedule"):
+        make(sample_schedule="quadratic")

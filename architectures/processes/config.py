@@ -15,7 +15,8 @@ DDPM_VARIANCES = ("large", "small")
 class GaussianConfig:
     """Continuous-time gaussian diffusion, x_t = sqrt(g) x0 + sqrt(1-g) eps (Jabri et al. 2023, Sec. 3)."""
 
-    schedule: str = "cosine"
+    schedule: str = "cosine"  # training noise schedule
+    sample_schedule: str = ""  # the schedule the sampler walks; "" = `schedule` (RIN: trains on sigmoid/linear, samples on cosine)
     start: float = 0.0  # cosine_shifted / sigmoid: start of the t -> angle / logit map
     end: float = 1.0  # cosine_shifted / sigmoid: end of that map
     tau: float = 1.0  # cosine_shifted / sigmoid: temperature
@@ -35,6 +36,7 @@ class GaussianConfig:
             ("time_input", self.time_input, TIME_INPUTS),
             ("sampler", self.sampler, SAMPLERS),
             ("ddpm_variance", self.ddpm_variance, DDPM_VARIANCES),
+            ("sample_schedule", self.sample_schedule, ("", *SCHEDULES)),
         ]:
             if value not in allowed:
                 raise ValueError(f"process.{name}={value!r}; allowed: {list(allowed)}")

@@ -60,7 +60,12 @@ class GaussianProcess:
 
     # -- forward process -------------------------------------------------------------
     def gamma(self, t):
+        """The training schedule."""
         return schedules.gamma(t, self.config)
+
+    def sample_gamma(self, t):
+        """The schedule the sampler walks (official RIN: trains on sigmoid/linear, infers on cosine)."""
+        return schedules.gamma(t, self.config, self.config.sample_schedule or None)
 
     def network_time(self, t, gamma):
         """What the network sees as time: gamma for RIN (Sec. 3.2), t for the U-Nets."""
@@ -150,7 +155,7 @@ class GaussianProcess:
     def sample_step(self, denoise: Denoise, x, t_now, t_next, y=None, latents=None,
                     noise=None, y_null=None) -> SampleOut:
         """One step t_now -> t_next (both (B,)). DDPM needs `noise` shaped like x."""
-        gamma, gamma_next = self.gamma(t_now), self.gamma(t_next)
+        gamma, gamma_next = self.sample_gamma(t_now), self.sample_gamma(t_next)
         pred, latents_out = self.predict(denoise, x, self.network_time(t_now, gamma), y, latents, y_null)
         x0, eps = self.x0_eps(x, gamma, pred, clip=True)
         if self.config.sampler == "ddim":

@@ -59,19 +59,21 @@ def ddpm_linear(t, beta_min: float = 0.1, beta_max: float = 20.0):
     return xp.exp(-(beta_min * t + 0.5 * (beta_max - beta_min) * t**2))
 
 
-def gamma(t, config: GaussianConfig):
-    """The configured schedule at t (any shape), clipped to [GAMMA_MIN, 1]."""
+def gamma(t, config: GaussianConfig, name: str | None = None):
+    """Schedule `name` (default: the configured training schedule) at t (any shape), clipped to
+    [GAMMA_MIN, 1]; shifted/sigmoid schedules take the config's start, end and tau."""
     xp = array_namespace(t)
-    if config.schedule == "cosine":
+    name = name or config.schedule
+    if name == "cosine":
         g = cosine(t)
-    elif config.schedule == "cosine_shifted":
+    elif name == "cosine_shifted":
         g = cosine_shifted(t, config.start, config.end, config.tau)
-    elif config.schedule == "sigmoid":
+    elif name == "sigmoid":
         g = sigmoid(t, config.start, config.end, config.tau)
-    elif config.schedule == "linear":
+    elif name == "linear":
         g = linear(t)
-    elif config.schedule == "ddpm_linear":
+    elif name == "ddpm_linear":
         g = ddpm_linear(t)
     else:  # GaussianConfig validates the name; this guards a new name added there only
-        raise ValueError(f"process.schedule={config.schedule!r} has no implementation")
+        raise ValueError(f"schedule {name!r} has no implementation")
     return xp.clip(g, GAMMA_MIN, 1.0)

@@ -131,8 +131,9 @@ class RINConfig:
 
 
 def _process(schedule: str = "sigmoid", start: float = -3.0, end: float = 3.0, tau: float = 1.0) -> GaussianConfig:
+    # The official configs train on `schedule` and sample on cosine (infer_schedule='cosine').
     return GaussianConfig(schedule=schedule, start=start, end=end, tau=tau, prediction="eps", time_input="gamma",
-                          self_condition_rate=0.9, sampler="ddpm")
+                          self_condition_rate=0.9, sampler="ddpm", sample_schedule="cosine")
 
 
 _IMAGENET = dict(channels=3, interface_dim=512, latent_heads=16, rw_heads=16, latent_mlp_ratio=4, tape_mlp_ratio=4,
@@ -148,7 +149,8 @@ PRESETS: dict[str, Preset] = {
     "rin-imagenet64": Preset(RINConfig(
         image_size=64, patch_size=8, num_latents=128, latent_dim=768, num_blocks=4, process_layers=4,
         process=_process("linear", 0.0, 1.0, 1.0), **_IMAGENET),
-        "official config configs/config_diffusion_imagenet64.py (pix2seq, tape sweep; paper text says patch 4)"),
+        "official config configs/config_diffusion_imagenet64.py (pix2seq, tape sweep; paper text says patch 4; "
+        "the paper's ImageNet-64 model appears larger than this released config, not verified)"),
     "rin-imagenet64-p4": Preset(RINConfig(
         image_size=64, patch_size=4, num_latents=128, latent_dim=768, num_blocks=4, process_layers=4,
         process=_process("linear", 0.0, 1.0, 1.0), **_IMAGENET),
