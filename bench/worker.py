@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -23,7 +24,8 @@ def run_job(job: dict) -> dict:
     from architectures import registry
     from bench import spec
 
-    registry.load_plugins(job.get("plugins", ()))
+    names = registry.load_plugins(job.get("plugins", ()))
+    os.environ[registry.PLUGINS_ENV] = ",".join(names)  # the case's own subprocesses (FLOP counters) need them too
     case = spec.Case.from_dict(job["case"])
     config = spec.resolve_config(case)
     result = {"config": dataclasses.asdict(config)}

@@ -181,3 +181,13 @@ def test_resume_of_a_broken_run_json_is_a_run_error(tmp_path, text):
     (run_dir / records.RUN_FILE).write_text(text)
     with pytest.raises(runner.RunError, match="--resume"):
         runner.run_suite(suite, resume=run_dir)
+
+
+def test_flop_counters_see_a_plugin_registered_apart_from_its_config(tmp_path):
+    suite = _suite(tmp_path, "name: split\nplugins: [tests.split_plugin_arch]\n"
+                             "cases: [{preset: split-ok-tiny, measure: [flops], threads: 1}]\n")
+    run_dir = runner.run_suite(suite, results_root=tmp_path / "results", show_progress=False)
+    (rec,) = records.read_records(run_dir).values()
+    assert rec["status"] == "ok", rec.get("error")
+    errors = {name: c["error"] for name, c in rec["flops"]["counters"].items() if c["error"]}
+    assert not errors and rec["flops"]["agreement"]["ok"], errors
