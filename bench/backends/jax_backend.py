@@ -226,7 +226,7 @@ class Trainer:
         self.opt_state = jax.eval_shape(init, self.params) if built.abstract else init(self.params)  # abstract: shapes only
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
-        self.key, self.count, self._run, self.compile_seconds = jax.random.key(built.seed + 1, impl=PRNG_IMPL), 0, None, None
+        self.key, self._run, self.compile_seconds = jax.random.key(built.seed + 1, impl=PRNG_IMPL), None, None
 
     def loss(self, params, a, key):
         built = self.built
@@ -240,13 +240,20 @@ class Trainer:
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    def advance(self, params, opt_state, a, key):
+        """update() with this step's dropout key split off inside the program, so a timed step
+        dispatches one compiled call and nothing else (no eager key op, no host transfer)."""
+        key, sub = jax.random.split(key)
+        return (*self.update(params, opt_state, a, sub), key)
+
+    def compile_step(self, a) -> None:
+        args = (self.params, self.opt_state, a, self.key)
+        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1))
+
     def step(self, a):
-        key = jax.random.fold_in(self.key, self.count)
         if self._run is None:
-            args = (self.params, self.opt_state, a, key)
-            self._run, self.compile_seconds = _aot(self.update, args, self.compile, donate=(0, 1))
-        self.params, self.opt_state, loss = self._run(self.params, self.opt_state, a, key)
-        self.count += 1
+            self.compile_step(a)
+        self.params, self.opt_state, loss, self.key = self._run(self.params, self.opt_state, a, self.key)
         return loss
 
 
@@ -260,8 +267,7 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     a = {k: v for k, v in a.items() if v is not None}
     trainer = Trainer(built, compile=compile, **adamw)
     if compile is not False:  # compile now so the first timed call does not include it
-        trainer._run, trainer.compile_seconds = _aot(trainer.update, (trainer.params, trainer.opt_state, a, trainer.key),
-                                                     compile, donate=(0, 1))
+        trainer.compile_step(a)
     step = Step(lambda: trainer.step(a), a, forward_passes_per_train_step(cfg.process), compile is not False,
                 trainer.compile_seconds)
     step.notes.append("nfe counts forward passes; the backward pass is extra")
