@@ -168,3 +168,23 @@ def test_disagreement_beyond_tolerance_is_flagged():
     flag = agreement(counters)
     assert not flag["ok"] and flag["disagreeing"] == {"torch_flop_counter": pytest.approx(1.05)}
     assert counters["fvcore"]["agrees"] and not counters["torch_flop_counter"]["agrees"]
+
+
+def test_hlo_count_follows_conditional_branches_like_the_jaxpr_walk():
+    import jax
+    import jax.numpy as jnp
+
+    from bench.measure.hlo_count import hlo_macs
+    from bench.measure.jaxpr_count import count_fn
+
+    def cond(p, x, m):
+        return jax.lax.cond(p > 0, lambda x: jnp.tanh(x @ m) @ m, lambda x: x @ m, x)
+
+    def switch(i, x, m):
+        return jax.lax.switch(i, [lambda x: x @ m, lambda x: jnp.tanh(x @ m) @ m, lambda x: x], x)
+
+    x, m = jnp.ones((64, 64)), jnp.ones((64, 64))
+    for f, first in ((cond, 1.0), (switch, 1)):
+        worst = 2 * 64 ** 3  # the two-matmul branch
+        assert count_fn(f, first, x, m) == {"dot_general": worst}
+        assert hlo_macs(jax.jit(f).lower(first, x, m).compile().as_text())["dot"] == worst  # was 0

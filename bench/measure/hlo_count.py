@@ -4,7 +4,8 @@ XLA's own cost analysis adds elementwise ops and counts only the non-padded taps
 convolution, so its total cannot be aligned with diffbench's convention. Counting the dot and
 convolution instructions of the same optimized module, with all kernel taps, can: that is the
 "aligned" XLA number. A computation is counted once per call site (`calls=` of fusions, `to_apply=` of calls;
-reductions' `to_apply` hold no dots); a `while` has no static trip count and raises.
+reductions' `to_apply` hold no dots), a conditional by its most expensive branch; a `while` has
+no static trip count and raises.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ _DEF = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*\w+\[([\d,]*)\]")
 _HEADER = re.compile(r"^(ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
 _OPERANDS = re.compile(r"\b(dot|convolution)\(%?([\w.\-]+),\s*%?([\w.\-]+)\)")
 _CALLS = re.compile(r"\b(?:calls|to_apply)=%?([\w.\-]+)")
+_BRANCHES = re.compile(r"\b(?:branch_computations=\{([^}]*)\}|true_computation=%?([\w.\-]+), "
+                       r"false_computation=%?([\w.\-]+))")
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -69,6 +72,12 @@ def hlo_macs(hlo: str) -> dict[str, int]:
                 total[op] += macs
             for callee in _CALLS.findall(line):
                 for k, v in walk(callee, seen + (name,)).items():
+                    total[k] += v
+            branches = _BRANCHES.search(line)
+            if branches:  # a conditional runs one branch: count the most expensive, as the jaxpr walk does
+                names = re.findall(r"%?([\w.\-]+)", branches.group(1) or "") or list(branches.group(2, 3))
+                worst = max((walk(b, seen + (name,)) for b in names), key=lambda c: sum(c.values()))
+                for k, v in worst.items():
                     total[k] += v
         return total
 
