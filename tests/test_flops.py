@@ -188,3 +188,21 @@ def test_hlo_count_follows_conditional_branches_like_the_jaxpr_walk():
         worst = 2 * 64 ** 3  # the two-matmul branch
         assert count_fn(f, first, x, m) == {"dot_general": worst}
         assert hlo_macs(jax.jit(f).lower(first, x, m).compile().as_text())["dot"] == worst  # was 0
+
+
+def test_jaxpr_count_of_a_strided_conv_input_gradient_is_its_forward_cost():
+    """The input gradient of a stride-2 conv is a conv over an input with inserted zeros: the
+    same MACs as the forward (FlopCounterMode's count too), not 4x."""
+    import jax
+    import jax.numpy as jnp
+
+    from bench.measure.jaxpr_count import count_fn
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    x, w = jnp.ones((2, 16, 16, 8)), jnp.ones((3, 3, 8, 4))
+    forward = count_fn(conv, x, w)["conv_general_dilated"]
+    assert forward == 2 * 8 * 8 * 4 * 8 * 9
+    with_input_grad = count_fn(jax.grad(lambda x: conv(x, w).sum()), x)["conv_general_dilated"]
+    assert with_input_grad == 2 * forward  # forward + input gradient (was 5 x forward)

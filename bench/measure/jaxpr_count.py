@@ -20,11 +20,14 @@ def dot_general_macs(eqn) -> int:
 
 
 def conv_macs(eqn) -> int:
-    """Every output element sums over in-features-per-group x kernel taps."""
+    """Every output element sums over in-features-per-group x kernel taps. An input dilated by
+    d (the input gradient of a stride-d conv, a transposed conv) holds d-1 inserted zeros per
+    element: only 1 / prod(d) of those taps are work, as FlopCounterMode counts them too."""
     rhs_spec = eqn.params["dimension_numbers"].rhs_spec  # (out feature, in feature, *spatial)
     rhs = eqn.invars[1].aval.shape
     out = eqn.outvars[0].aval.shape
-    return math.prod(out) * rhs[rhs_spec[1]] * math.prod(rhs[d] for d in rhs_spec[2:])
+    holes = math.prod(eqn.params.get("lhs_dilation") or (1,))
+    return math.prod(out) * rhs[rhs_spec[1]] * math.prod(rhs[d] for d in rhs_spec[2:]) // holes
 
 
 _COUNTERS = {"dot_general": dot_general_macs, "conv_general_dilated": conv_macs}
