@@ -7,7 +7,6 @@ the cases it already recorded, so a runner killed at any point loses at most the
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from bench import provenance
 from bench.backends.threads import resolve_threads, thread_env
+from bench.child_process import child_env
 from bench.progress import Progress
 from bench.records import (RUN_FILE, SCHEMA, clean_partial, read_records, record_filename,
                            write_json_atomic)
@@ -140,8 +140,8 @@ def _spawn(case, job_path: Path, result_path: Path, log_path: Path) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
     cmd = [sys.executable, "-m", "bench.worker", str(job_path), str(result_path)]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_child_setup, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(env),
+                                start_new_session=True, stdin=subprocess.DEVNULL)  # a timeout kills the group
         try:
             returncode = proc.wait(timeout=case.timeout_s)
             timed_out = False
@@ -151,15 +151,6 @@ def _spawn(case, job_path: Path, result_path: Path, log_path: Path) -> dict:
             timed_out = True
     sig = signal.Signals(-returncode).name if returncode < 0 else None
     return {"returncode": returncode, "signal": sig, "timed_out": timed_out, "threads": threads}
-
-
-def _child_setup() -> None:
-    """New process group (so a timeout kills the case's children too) that dies with its parent."""
-    os.setsid()
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _outside_error(outcome: dict, case, log_path: Path) -> dict:

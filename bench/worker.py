@@ -17,6 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.child_process import die_with_parent
 from bench.records import non_finite_paths, write_json_atomic
 
 
@@ -24,9 +25,12 @@ def run_job(job: dict) -> dict:
     from architectures import registry
     from bench import spec
 
+    from bench.measure.case import pin_threads
+
+    case = spec.Case.from_dict(job["case"])
+    pin_threads(case)  # before plugins: a plugin may import torch or jax at its top level
     names = registry.load_plugins(job.get("plugins", ()))
     os.environ[registry.PLUGINS_ENV] = ",".join(names)  # the case's own subprocesses (FLOP counters) need them too
-    case = spec.Case.from_dict(job["case"])
     config = spec.resolve_config(case)
     result = {"config": dataclasses.asdict(config)}
 
@@ -37,6 +41,7 @@ def run_job(job: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     job_path, result_path = Path(argv[0]), Path(argv[1])
     started = time.time()
     try:

@@ -191,3 +191,14 @@ def test_flop_counters_see_a_plugin_registered_apart_from_its_config(tmp_path):
     assert rec["status"] == "ok", rec.get("error")
     errors = {name: c["error"] for name, c in rec["flops"]["counters"].items() if c["error"]}
     assert not errors and rec["flops"]["agreement"]["ok"], errors
+
+
+def test_a_child_exits_at_once_when_its_parent_is_already_gone():
+    code = "from bench.child_process import die_with_parent; die_with_parent(); print('alive')"
+    env = {**os.environ, "DIFFBENCH_PARENT_PID": "1"}  # not our parent: as if it had died and we were reparented
+    gone = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert gone.returncode == 1 and "alive" not in gone.stdout
+    from bench.child_process import child_env
+
+    ok = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.strip() == "alive"

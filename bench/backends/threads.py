@@ -17,8 +17,12 @@ def resolve_threads(requested: int | None) -> int:
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """Environment for a case process that pins intra-op threads of torch, XLA and BLAS to `threads`."""
-    xla = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}"
+    """Environment for a case process that pins intra-op threads of torch and BLAS to `threads`.
+
+    XLA has no working intra-op thread-count flag on CPU (it sizes its pool from the CPU
+    affinity, which host.pin_threads restricts); the flag here only turns Eigen's multi-threading
+    off for one thread."""
+    xla = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
     return {
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),

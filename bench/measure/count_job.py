@@ -16,6 +16,8 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 
+from bench.child_process import child_env, die_with_parent
+
 
 @dataclass(frozen=True)
 class CountJob:
@@ -52,6 +54,7 @@ def guarded(fn) -> dict:
 
 def child_main(count) -> None:
     """Entry point of a counter module: argv[1] is the job's JSON; prints the result's JSON."""
+    die_with_parent()
     started = time.perf_counter()
     try:
         result = count(CountJob(**json.loads(sys.argv[1])))
@@ -66,7 +69,7 @@ def run_counter(module: str, job: CountJob, timeout_s: float = 300.0) -> dict:
     cmd = [sys.executable, "-m", module, json.dumps(asdict(job))]
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=os.environ.copy())
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=child_env())
     except subprocess.TimeoutExpired:
         return {"error": f"{module}: timed out after {timeout_s:.0f} s", "seconds": time.perf_counter() - started}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
