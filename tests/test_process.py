@@ -268,6 +268,11 @@ def test_self_conditioning_training_wiring():
     pred = toy_denoise(x_t, gamma, a["y"], prev)[0]
     np.testing.assert_allclose(loss, np.mean((pred - a["eps"]) ** 2), rtol=1e-6)
     assert forward_passes_per_train_step(make().config) == 1
+    assert forward_passes_per_train_step(p.config, has_latents=False) == 1  # no latents: no extra pass
+    seen = []
+    p.training_loss(lambda *args: (seen.append(1) or toy_denoise(*args)[0], None), a["x0"], a["t"], a["eps"], a["y"],
+                    latents=None, keep=a["keep"])
+    assert len(seen) == 1
 
 
 def test_self_conditioning_sampling_feeds_latents_back():

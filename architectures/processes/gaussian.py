@@ -34,10 +34,10 @@ def _per_example(v, like):
     return xp.reshape(v, (v.shape[0],) + (1,) * (like.ndim - 1))
 
 
-def forward_passes_per_train_step(config: GaussianConfig) -> int:
+def forward_passes_per_train_step(config: GaussianConfig, has_latents: bool = True) -> int:
     """Network forward passes in one training step: 2 with latent self-conditioning (the extra
-    no-grad pass 1 that produces the latents), else 1. FLOP accounting multiplies by this."""
-    return 2 if config.self_condition_rate > 0 else 1
+    no-grad pass 1 that produces the latents; only a model with latents makes it), else 1."""
+    return 2 if config.self_condition_rate > 0 and has_latents else 1
 
 
 def forward_passes_per_sample_step(config: GaussianConfig, conditional: bool = True) -> int:

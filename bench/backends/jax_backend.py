@@ -266,9 +266,10 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
     a = {k: v for k, v in a.items() if v is not None}
     trainer = Trainer(built, compile=compile, **adamw)
+    passes = forward_passes_per_train_step(cfg.process, "latents" in built.entry.extras)
     if compile is not False:  # compile now so the first timed call does not include it
         trainer.compile_step(a)
-    step = Step(lambda: trainer.step(a), a, forward_passes_per_train_step(cfg.process), compile is not False,
+    step = Step(lambda: trainer.step(a), a, passes, compile is not False,
                 trainer.compile_seconds)
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return step

@@ -259,6 +259,7 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     draws = host.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape, cfg.process.self_condition_rate)
     a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
     trainer = Trainer(built, compile=compile, **adamw)
-    step = Step(lambda: trainer.step(a), a, forward_passes_per_train_step(cfg.process), bool(compile))
+    passes = forward_passes_per_train_step(cfg.process, "latents" in built.entry.extras)
+    step = Step(lambda: trainer.step(a), a, passes, bool(compile))
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return _first_call_seconds(step) if compile else step
