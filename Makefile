@@ -8,7 +8,7 @@ SUITE ?= suites/smoke.yaml
 .venv/installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[ray]"
 	touch $@
 
 install: .venv/installed
