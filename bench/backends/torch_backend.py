@@ -289,6 +289,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(a)
         loss.backward()
+        self.update()
+        return loss.detach()
+
+    def update(self) -> None:
+        """Apply the gradients in .grad: lr of this step, clipping, optimizer step, EMA."""
         if self.opt is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.opt.learning_rate(self.steps)
@@ -298,7 +303,6 @@ class Trainer:
         self.steps += 1
         if self.ema is not None:
             ema_update(self.ema, self.params, self.opt.ema)
-        return loss.detach()
 
     def weights(self, ema: bool = False) -> dict[str, np.ndarray]:
         """The current (or EMA) weights in the canonical checkpoint form."""
