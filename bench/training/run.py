@@ -49,7 +49,7 @@ def count_step_flops(case, entry, batch: int) -> dict:
     job = CountJob(case.arch, case.preset, case.overrides.to_dict(), batch, case.seed,
                    (entry.config.partition(":")[0],), train=True, compile=False)
     forward = 2 * analytic(entry, resolve_config(case), batch)["macs"] / 1e9
-    rec = train_record({module: run_counter(module, job, max(60.0, case.timeout_s / 4))}, forward, batch)
+    rec = train_record({module: run_counter(module, job, case.timeout_s / 3)}, forward, batch)
     flops = None if rec["gflops"] is None else int(round(rec["gflops"] * 1e9))
     return {**rec, "flops": flops}
 
