@@ -187,6 +187,7 @@ def _load(train, measure="train", preset="rin-tiny"):
     ("{dataset: shapes, budget: {steps: 5}, warmup: 2, warmup_fraction: 0.1}", "cases[0].train.warmup_fraction",
      "one of them"),
     ("{dataset: shapes, budget: {steps: 50}, recipe: paper}", "cases[0].train", "warms up over 10000 steps"),
+    ("{dataset: shapes, budget: {steps: 5}, init: /nonexistent/ckpt}", "cases[0].train.init", "no diffbench checkpoint"),
 ])
 def test_bad_train_mappings_are_one_error_naming_the_key(train, where, allowed):
     with pytest.raises(SpecError) as err:
@@ -210,3 +211,28 @@ def test_train_and_the_train_measurement_go_together_and_resolve_with_the_recipe
     opt, changed = resolve(case.train.to_dict(), find_recipe(registry.get("rin"), "rin-cifar10"), 50)
     assert (opt.optimizer, opt.lr, opt.warmup, opt.ema, opt.cosine_fraction) == ("lamb", 1e-3, 5, 0.9999, 0.8)
     assert changed == {"lr": 1e-3, "warmup": 5}
+
+
+# -- recipes ---------------------------------------------------------------------------------------
+def test_every_registered_recipe_is_valid_and_cites_its_source():
+    import dataclasses
+
+    from architectures import registry
+    from bench.training.recipes import RecipeError, find_recipe
+
+    checked = 0
+    for entry in registry.entries():
+        if not entry.recipes:
+            continue
+        for preset in entry.load_presets():
+            recipe = find_recipe(entry, preset)  # validates the fields through OptimSpec
+            assert recipe.source and recipe.optim["optimizer"] in ("adamw", "lamb")
+            checked += 1
+    assert checked >= 10
+    rin = find_recipe(registry.get("rin"), "rin-cifar10")
+    assert (rin.optim["optimizer"], rin.optim["lr"], rin.optim["warmup"], rin.optim["ema"]) == ("lamb", 3e-3, 10_000, 0.9999)
+    adm = find_recipe(registry.get("unet2d"), "adm-imagenet64")
+    assert (adm.optim["optimizer"], adm.optim["lr"], adm.optim["schedule"], adm.optim["weight_decay"]) == \
+        ("adamw", 3e-4, "constant", 0.0)
+    with pytest.raises(RecipeError, match="declares no paper recipes"):
+        find_recipe(dataclasses.replace(registry.get("rin"), recipes=""), "rin-tiny")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 from bench.strict_yaml import SpecError, child, show
 from bench.training.optim import OPTIMIZERS, SCHEDULES, OptimSpec
@@ -97,6 +98,9 @@ def check(value, source: str, path: str) -> dict | None:
     for key, (ok, allowed) in _CHECKS.items():
         if not ok(out[key]):
             raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}", allowed or dataset_names())
+    if out["init"] is not None and not (Path(out["init"]) / "meta.json").is_file():
+        raise SpecError(source, child(path, "init"), f"no diffbench checkpoint at {out['init']!r} (no meta.json)",
+                        "a checkpoint directory written by a train case (relative paths: to the working directory)")
     if out["warmup"] is not None and out["warmup_fraction"] is not None:
         raise SpecError(source, child(path, "warmup_fraction"), "both warmup and warmup_fraction are set",
                         "one of them")
