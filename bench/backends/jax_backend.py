@@ -216,11 +216,12 @@ def make_optimizer(built: Built, opt=None, **overrides) -> optax.GradientTransfo
     lr = lambda count: opt.learning_rate(count, jnp)
     if opt.optimizer == "adamw":
         tx = optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay, mask=mask)
-    else:  # optax.lamb's chain, with the trust ratio optionally kept off 1-D tensors
-        trust = optax.scale_by_trust_ratio()
+    elif opt.adapt_1d:
+        tx = optax.lamb(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay, mask=mask)
+    else:  # optax.lamb's own chain with the trust ratio kept off 1-D tensors (TF-Addons' LAMB)
         tx = optax.chain(optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
                          optax.add_decayed_weights(opt.weight_decay, mask=mask),
-                         trust if opt.adapt_1d else optax.masked(trust, mask),
+                         optax.masked(optax.scale_by_trust_ratio(), mask),
                          optax.scale_by_learning_rate(lr))
     return tx if opt.clip is None else optax.chain(optax.clip_by_global_norm(opt.clip), tx)
 
