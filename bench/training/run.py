@@ -88,6 +88,8 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     train = case.train.to_dict()
     batch = train["batch"] or case.batch
     count = count_step_flops(case, entry, batch)
+    if count["flops"] is None and "gflops" in train["budget"]:
+        raise ValueError(f"a FLOP budget needs the training step's FLOP count, which failed: {count['error']}")
     steps = steps_for_budget(train["budget"], count["flops"])
     recipe = find_recipe(entry, case.preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
     opt, changed = resolve(train, recipe, steps)
