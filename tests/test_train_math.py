@@ -236,3 +236,15 @@ def test_every_registered_recipe_is_valid_and_cites_its_source():
         ("adamw", 3e-4, "constant", 0.0)
     with pytest.raises(RecipeError, match="declares no paper recipes"):
         find_recipe(dataclasses.replace(registry.get("rin"), recipes=""), "rin-tiny")
+
+
+def test_loading_a_train_suite_imports_neither_torch_nor_jax():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from bench import spec; s = spec.load('suites/train-tiny.yaml'); spec.format_plan(s); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax'}))")
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
