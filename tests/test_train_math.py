@@ -13,6 +13,8 @@ import numpy as np
 import optax
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.backends import host
 from bench.backends import jax_backend as jb
@@ -166,6 +168,15 @@ def test_a_flop_budget_stops_at_the_last_whole_step_within_it(step_flops):
     with pytest.raises(ValueError, match="below one training step"):
         steps_for_budget({"gflops": (step_flops - 1) / 1e9}, step_flops)
     assert steps_for_budget({"steps": 12}, None) == 12
+
+
+@given(st.integers(1, 10**13), st.integers(1, 10**15))
+def test_a_flop_budget_never_overspends_and_never_leaves_a_whole_step_unused(step_flops, budget_flops):
+    if budget_flops < step_flops:
+        return
+    steps = steps_for_budget({"gflops": budget_flops / 1e9}, step_flops)
+    spent_budget = round(budget_flops / 1e9 * 1e9)  # the budget as the run sees it (float GFLOPs)
+    assert steps * step_flops <= spent_budget < (steps + 1) * step_flops
 
 
 # -- the schema ----------------------------------------------------------------------------------
