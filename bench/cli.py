@@ -11,7 +11,9 @@ import dataclasses
 import fnmatch
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -114,8 +116,11 @@ def cmd_report(args) -> int:
 def cmd_flops(args) -> int:
     from bench.measure.flops import flops_report, format_flops_report
 
-    if args.batch < 1:
-        raise UserError(f"--batch {args.batch}: bad batch size; allowed: an integer >= 1")
+    from bench.cases import MAX_BATCH
+
+    if not 1 <= args.batch <= MAX_BATCH:
+        raise UserError(f"--batch {args.batch if args.batch < 10**12 else '(huge)'}: bad batch size; "
+                        f"allowed: an integer in [1, {MAX_BATCH}]")
     overrides = _override_arg(args.override)
     report = flops_report(args.arch, args.preset, backend=args.backend, batch=args.batch, overrides=overrides)
     print(json.dumps(report, default=str) if args.json else format_flops_report(report))
@@ -125,12 +130,19 @@ def cmd_flops(args) -> int:
 def _override_arg(text: str | None) -> dict | None:
     if not text:
         return None
+    from bench.strict_yaml import SpecError, check_ints, printable
+
+    shown = printable(repr(text), 80)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--override {text!r}: invalid JSON ({exc}); allowed: a JSON object of config fields") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer past Python's digit limit
+        raise UserError(f"--override {shown}: invalid JSON ({exc}); allowed: a JSON object of config fields") from None
     if not isinstance(value, dict):
-        raise UserError(f"--override {text!r}: not a JSON object; allowed: a JSON object of config fields")
+        raise UserError(f"--override {shown}: not a JSON object; allowed: a JSON object of config fields")
+    try:
+        check_ints(value, "", "--override")
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
     return value
 
 
@@ -179,19 +191,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)  # like Ctrl-C: a clean message, no traceback
     try:
         return args.fn(args)
     except BrokenPipeError:  # `diffbench plan ... | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("diffbench: interrupted; resume with `diffbench run SUITE --resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from bench.runner import Interrupted
+
+        hint = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        print(f"diffbench: {_printable(hint)}", file=sys.stderr)
         return 130
+    except OSError as exc:  # read-only or full disk, permissions: name the file, no traceback
+        where = exc.filename or getattr(exc, "filename2", None) or "(unknown file)"
+        hint = {28: "; records already written are intact: free space and resume with --resume RUN_DIR",
+                30: "; choose a writable --results/--reports directory",
+                13: "; choose a directory you may write to"}.get(exc.errno, "")
+        print(f"diffbench: error: {_printable(where)}: {exc.strerror or exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - user-facing boundary: one line, no traceback
         if not _is_user_error(exc):
             raise
-        print(f"diffbench: error: {exc}", file=sys.stderr)
+        print(f"diffbench: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _printable(text: str) -> str:
+    from bench.strict_yaml import printable
+
+    return printable(text)
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -28,7 +28,7 @@ class DeviceError(RuntimeError):
 
 def parse_device(spec: str) -> tuple[str, int | None]:
     """"cpu" | "cuda" | "cuda:1" | "tpu" | "tpu:0" | "auto" -> (kind, index or None)."""
-    m = re.fullmatch(r"(cpu|cuda|tpu|auto)(?::(\d+))?", str(spec).strip().lower())
+    m = re.fullmatch(r"(cpu|cuda|tpu|auto)(?::([0-9]{1,3}))?", str(spec).strip().lower())
     if not m or (m.group(1) in ("cpu", "auto") and m.group(2)):
         raise DeviceError(f"unknown device {spec!r}; allowed: cpu, cuda, cuda:<i>, tpu, tpu:<i>, auto")
     return m.group(1), None if m.group(2) is None else int(m.group(2))
