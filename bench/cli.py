@@ -85,7 +85,8 @@ def cmd_run(args) -> int:
 
     suite = spec.load(args.suite)
     run_dir = runner.run_suite(suite, results_root=Path(args.results), resume=args.resume,
-                               show_progress=None if not args.quiet else False)
+                               show_progress=None if not args.quiet else False, executor=args.executor,
+                               address=args.address)
     from bench.records import read_records
 
     records = read_records(run_dir).values()
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", action="store_true", help="also render the run's report")
     s.add_argument("--reports", default="reports", help="reports root (default: reports)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one case at a time here; ray: cases as Ray tasks (pip install 'diffbench[ray]')")
+    s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("report", help="render a report from recorded results (never re-runs)")

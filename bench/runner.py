@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -121,10 +122,21 @@ def reopen_run(suite, run_dir: Path, lock_stack=None) -> dict:
     return meta
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run_suite(suite, results_root: Path = Path("results"), resume: Path | None = None,
-              show_progress: bool | None = None) -> Path:
+              show_progress: bool | None = None, executor: str = "local", address: str | None = None) -> Path:
     """Runs every case not yet recorded; returns the run directory. The run directory is locked
-    for the whole run; SIGTERM is handled like Ctrl-C (finished records kept, `Interrupted`)."""
+    for the whole run; SIGTERM is handled like Ctrl-C (finished records kept, `Interrupted`).
+    executor "ray" runs each case as a Ray task (bench/ray_executor.py); records are the same."""
+    if executor not in EXECUTORS:
+        raise RunError(f"--executor {executor!r}: unknown executor; allowed: {', '.join(EXECUTORS)}")
+    cluster = None
+    if executor == "ray":
+        from bench import ray_executor
+
+        cluster = ray_executor.Cluster.connect(address, suite.cases)  # errors before a run dir exists
     with contextlib.ExitStack() as stack:
         if resume is None:
             run_dir, meta = start_run(suite, results_root, stack)
@@ -132,18 +144,30 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
             run_dir, meta = Path(resume), reopen_run(suite, resume, stack)
         done = _recorded(run_dir, resume is not None)
         todo = [case for case in suite.cases if case.id not in done]
+        if cluster is not None:
+            meta.update(executor="ray", cluster=cluster.describe())
+            write_json_atomic(run_dir / RUN_FILE, meta)
         previous = _on_sigterm(_raise_interrupt)
-        recorded = len(done)
+        recorded = [len(done)]
+
+        def write(case, record, log: bytes | None = None):
+            if log is not None:
+                (run_dir / record["worker"]["log"]).write_bytes(log)
+            write_json_atomic(run_dir / record_filename(case.index, case.id), record)
+            recorded[0] += 1
+
         try:
             with Progress(total=len(suite.cases), done=len(done), enabled=show_progress) as bar:
-                for case in todo:
-                    bar.start(case.id)
-                    record = execute_case(case, suite, run_dir, meta["run_id"])
-                    write_json_atomic(run_dir / record_filename(case.index, case.id), record)
-                    recorded += 1
-                    bar.finish(case.id, record["status"])
+                if cluster is None:
+                    for case in todo:
+                        bar.start(case.id)
+                        record = execute_case(case, suite, run_dir, meta["run_id"])
+                        write(case, record)
+                        bar.finish(case.id, record["status"])
+                else:
+                    cluster.run(todo, suite, meta["run_id"], write, bar)
         except KeyboardInterrupt:
-            raise Interrupted(run_dir, suite.path, recorded, len(suite.cases)) from None
+            raise Interrupted(run_dir, suite.path, recorded[0], len(suite.cases)) from None
         finally:
             _on_sigterm(previous)
         meta["ended"] = now()
@@ -172,27 +196,38 @@ def _recorded(run_dir: Path, resuming: bool) -> dict:
     return done
 
 
+def log_name(case) -> str:
+    """The case's log file, relative to the run directory."""
+    return f"{LOG_DIR}/{record_filename(case.index, case.id)[:-5]}.log"
+
+
 def execute_case(case, suite, run_dir: Path, run_id: str) -> dict:
     """Runs one case in a fresh process and returns its record, whatever happens to the process."""
-    log_path = Path(run_dir) / LOG_DIR / (record_filename(case.index, case.id)[:-5] + ".log")
+    return case_record(case, suite.name, tuple(suite.plugins), run_id, Path(run_dir) / CASES_DIR,
+                       Path(run_dir) / log_name(case), log_name(case), {"executor": "local"})
+
+
+def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Path, log_path: Path,
+                log_rel: str, node: dict) -> dict:
+    """The record of one case run in a fresh process on this machine (either executor calls it):
+    scratch holds the job/result files, log_path gets the process's output."""
     started, t0 = now(), time.monotonic()
-    scratch = Path(run_dir) / CASES_DIR
-    scratch.mkdir(exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="case-", dir=scratch) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(suite.plugins)}))
+        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins)}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
     record = {
         "schema": SCHEMA,
-        "suite": suite.name,
+        "suite": suite_name,
         "run_id": run_id,
         "case_id": case.id,
         "case": case.to_dict(),
         "started": started,
         "ended": now(),
         "duration_s": time.monotonic() - t0,
-        "worker": {**outcome, "log": str(log_path.relative_to(run_dir))},
+        "worker": {**outcome, "log": log_rel, "node": {"hostname": socket.gethostname(), **node}},
     }
     if result is None:
         record.update(status="failed", error=_outside_error(outcome, case, log_path))
