@@ -2,7 +2,8 @@
 
 Same function names as jax_backend.py. Models take channels-first tensors; inputs are drawn in
 the canonical channels-last layout (bench.backends.host) and transposed here, outside any timed
-region. Everything runs in float32.
+region. The network runs under the case's precision policy (bench/backends/torch_precision.py);
+the process math in float32.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
+from bench.backends.torch_precision import Policy
 
 NAME = "torch"
 
@@ -96,18 +98,22 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 
 
 # -- building ---------------------------------------------------------------------------------
-def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False) -> Built:
-    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory)."""
+def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False,
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
+    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory).
+    precision / attention / memory_format: the policy of torch_precision.Policy (docs/precision.md)."""
     cls = entry.load_model_class(NAME)
     torch.manual_seed(seed)  # weight init and dropout draw from torch's global generator
     if abstract:
         with torch.device("meta"):
             model = cls(config)
         dev = torch.device("meta")
+        policy = Policy(precision, attention, memory_format, "meta")
     else:
         dev = resolve_device(device) if isinstance(device, str) else device
-        model = cls(config).to(dev)
-    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract)
+        policy = Policy.make(precision, attention, memory_format, dev)
+        model = policy.prepare(cls(config).to(dev))
+    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract, policy)
 
 
 def param_count(built: Built) -> int:
@@ -134,12 +140,15 @@ def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, torch.Tens
 
 def denoiser(built: Built, model, context=None):
     """The process's denoise(x_t, time, y, latents) -> (pred, latents_out) over a torch model."""
-    extras = built.entry.extras
+    extras, policy = built.entry.extras, built.policy or Policy()
+    context = policy.inputs(context)
 
     def denoise(x, time, y, latents):
-        out = model(x, time, **host.call_kwargs(extras, y, context, latents))
+        with policy.call():  # mixed precision, TF32 flags, SDPA kernel: the network call only
+            out = model(policy.inputs(x), policy.inputs(time),
+                        **host.call_kwargs(extras, y, context, policy.inputs(latents)))
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
-        return _prediction_only(pred, x), latents_out
+        return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
 
     return denoise
 
@@ -150,8 +159,11 @@ def _prediction_only(pred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return pred[:, : x.shape[1]] if pred.shape[1] != x.shape[1] else pred
 
 
-def _maybe_compile(built: Built, compile: bool | None):
-    return torch.compile(built.model) if compile else built.model
+def _maybe_compile(built: Built, compile: bool | str | None):
+    """torch.compile with a mode ("default", "reduce-overhead", "max-autotune"; True = default)."""
+    if not compile or compile == "none":
+        return built.model
+    return torch.compile(built.model, mode=None if compile in (True, "default") else compile)
 
 
 def _first_call_seconds(step: Step) -> Step:
@@ -246,8 +258,7 @@ class Trainer:
         self.built.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(a)
-        loss.backward()
-        self.optimizer.step()
+        (self.built.policy or Policy()).backward_and_step(loss, self.optimizer)
         return loss.detach()
 
 
