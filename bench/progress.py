@@ -1,15 +1,20 @@
-"""A progress bar for suite runs (case i/N, current case, elapsed); silent when not a TTY."""
+"""Progress of a suite run on stderr: a bar on a terminal (case i/N, current case, elapsed), one
+line per finished case otherwise (logs, CI), nothing with `enabled=False` (--quiet)."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 
 class Progress:
     def __init__(self, total: int, done: int = 0, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        tty = sys.stderr.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self.lines = enabled is None and not tty  # a non-TTY run is not silent for minutes
         self.total, self.done, self.failed = total, done, 0
         self._bar = self._task = None
+        self._started = time.monotonic()
 
     def __enter__(self):
         if self.enabled:
@@ -25,12 +30,16 @@ class Progress:
         return self
 
     def start(self, case_id: str) -> None:
+        self._started = time.monotonic()
         if self._bar is not None:
             self._bar.update(self._task, description=f"case {self.done + 1}/{self.total} {case_id}")
 
     def finish(self, case_id: str, status: str) -> None:
         self.done += 1
         self.failed += status != "ok"
+        if self.lines:
+            print(f"[{self.done}/{self.total}] {status:6s} {case_id} ({time.monotonic() - self._started:.1f} s)",
+                  file=sys.stderr, flush=True)
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
             if status != "ok":

@@ -149,6 +149,9 @@ def write(paths, out: Path, formats=FORMATS, columns=None, group_by=None, baseli
         if fmt is None:
             raise ReportError(f"--out {out}: unknown suffix {out.suffix!r}; allowed: a folder, or a file ending in "
                               f"{', '.join(SUFFIX_FORMAT)}")
+        if tuple(formats) not in (FORMATS, (fmt,)):
+            raise ReportError(f"--out {out}: a {out.suffix} file holds only the {fmt} format, not {','.join(formats)}; "
+                              "allowed: --out FOLDER for several formats, or a matching --format")
         formats, out_dir = (fmt,), out.parent
     else:
         out_dir = out
