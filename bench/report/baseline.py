@@ -48,8 +48,12 @@ def _condition(record: dict, sel) -> tuple:
     return tuple(_BY_NAME[k].get(record) for k in MATCH_ON if k not in named)
 
 
-def pair(records: list[dict], selector: str) -> dict[int, dict]:
-    """id(record) -> its baseline record (cases without a matching baseline are left out)."""
+def key(record: dict) -> tuple:
+    return str(record.get("run_id")), str(record.get("case_id"))
+
+
+def pair(records: list[dict], selector: str) -> dict[tuple, dict]:
+    """key(record) -> its baseline record (cases without a matching baseline are left out)."""
     sel = parse(selector)
     bases = [r for r in records if _matches(r, sel) and r.get("status") == "ok"]
     if not bases:
@@ -58,7 +62,7 @@ def pair(records: list[dict], selector: str) -> dict[int, dict]:
     by_condition = {}
     for b in bases:
         by_condition.setdefault(_condition(b, sel), b)
-    return {id(r): by_condition[_condition(r, sel)] for r in records if _condition(r, sel) in by_condition}
+    return {key(r): by_condition[_condition(r, sel)] for r in records if _condition(r, sel) in by_condition}
 
 
 def _samples(record: dict, step: str):
@@ -77,7 +81,7 @@ def columns(records: list[dict], selector: str) -> list[Column]:
     ci_cache: dict[tuple, tuple] = {}
 
     def b(r):
-        return base.get(id(r))
+        return base.get(key(r))
 
     def time_ratio(step):
         def get(r):
@@ -85,11 +89,11 @@ def columns(records: list[dict], selector: str) -> list[Column]:
                                                     dig(timing(b(r), step) or {}, "median_ms"))
 
         def ci(r):
-            key = (id(r), step)
-            if key not in ci_cache:
+            k = (key(r), step)
+            if k not in ci_cache:
                 x, y = (_samples(r, step), _samples(b(r), step)) if b(r) is not None else (None, None)
-                ci_cache[key] = None if x is None or y is None else bootstrap_ratio_ci(x, y)
-            return ci_cache[key]
+                ci_cache[k] = None if x is None or y is None else bootstrap_ratio_ci(x, y)
+            return ci_cache[k]
         return get, ci
 
     def flops_ratio(r):
