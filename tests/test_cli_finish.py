@@ -58,3 +58,37 @@ def test_one_line_per_finished_case_when_not_a_tty(capsys):
     with Progress(total=1, enabled=False) as bar:  # --quiet
         bar.finish("x", "ok")
     assert capsys.readouterr().err == ""
+
+
+ONLY_SUITE = """
+name: only
+plugins: [tests.fault_arch]
+defaults: {backend: torch, device: cpu, measure: [params], threads: 1}
+cases:
+  - preset: fault-ok-tiny
+    matrix: {batch: [1, 2, 3]}
+"""
+
+
+def test_run_only_with_report_logs_one_line_per_case_off_a_tty(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    suite = tmp_path / "only.yaml"
+    suite.write_text(ONLY_SUITE)
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(suite), "--only", "*/b2/*",
+                           "--results", str(tmp_path / "results"), "--report", "--reports", str(tmp_path / "reports")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line.split(" (")[0] for line in proc.stderr.strip().splitlines()] == ["[1/1] ok     fault-ok/fault-ok-tiny/torch/cpu/b2/t1"]
+    (run_dir,) = (tmp_path / "results" / "only").iterdir()
+    assert len(records_of(run_dir)) == 1
+    report = (tmp_path / "reports" / "only" / run_dir.name / "report.md").read_text()
+    assert "| fault-ok | fault-ok-tiny | torch | cpu |" in report
+
+
+def records_of(run_dir):
+    from bench.records import read_records
+
+    return read_records(run_dir)
