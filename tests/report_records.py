@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from bench import records
-from bench.measure.stats import summarize_ms
 from bench.measure.timing import TimingPolicy, timing_record
 
 

@@ -1,6 +1,5 @@
 import csv
 import io
-import json
 import re
 
 import numpy as np
@@ -160,4 +159,3 @@ def test_cli_report_errors_are_one_line_and_out_suffix_picks_the_format(written,
     text = (tmp_path / "x.csv").read_text()
     assert text.startswith("arch,preset,") and "|" not in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
-    json.dumps(text)

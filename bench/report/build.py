@@ -44,7 +44,7 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _names(text: str | None, option: str) -> list[str] | None:
+def _names(text: str | None) -> list[str] | None:
     if not text:
         return None
     return [n.strip() for n in text.split(",") if n.strip()] or None
@@ -55,11 +55,11 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
     if not records:
         raise ReportError(f"no records under {', '.join(map(str, paths))}; allowed: run directories made by `diffbench run`")
     try:
-        main_cols = cols.select(records, _names(columns, "--columns"))
+        main_cols = cols.select(records, _names(columns))
     except ValueError as exc:
         raise ReportError(f"--columns: {exc}") from None
     try:
-        groups = cols.select(records, _names(group_by, "--group-by")) if group_by else []
+        groups = cols.select(records, _names(group_by)) if group_by else []
     except ValueError as exc:
         raise ReportError(f"--group-by: {exc}") from None
     if groups:  # grouped columns head the table, rows sorted by them (stable)

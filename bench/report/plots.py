@@ -42,7 +42,7 @@ def fit_exponent(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
-def _quality_plot(records, x_of, xlabel: str, name: str, logx: bool, pareto: bool):
+def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool):
     metrics = list(dict.fromkeys(m for r in records for m in quality_entries(r)))
     panels = []
     for m in metrics:
@@ -73,17 +73,15 @@ def _quality_plot(records, x_of, xlabel: str, name: str, logx: bool, pareto: boo
 
 
 def quality_vs_flops(records):
-    return _quality_plot(records, lambda r: dig(r, "flops", "gflops_per_sample"), "GFLOPs per sample",
-                         "quality_vs_flops", True, True)
+    return _quality_plot(records, lambda r: dig(r, "flops", "gflops_per_sample"), "GFLOPs per sample", True, True)
 
 
 def quality_vs_time(records):
-    return _quality_plot(records, ms_per_sample, "wall-clock ms per sample", "quality_vs_time", True, True)
+    return _quality_plot(records, ms_per_sample, "wall-clock ms per sample", True, True)
 
 
 def quality_vs_nfe(records):
-    return _quality_plot(records, lambda r: dig(r, "flops", "nfe_per_sample"), "NFE per sample", "quality_vs_nfe",
-                         True, False)
+    return _quality_plot(records, lambda r: dig(r, "flops", "nfe_per_sample"), "NFE per sample", True, False)
 
 
 def _per_image_step_ms(r: dict):
