@@ -122,7 +122,7 @@ def disagreements(records) -> list[dict]:
 def unreliable_line(u: dict) -> str:
     rel = "?" if u["rel_iqr"] is None else f"{u['rel_iqr']:.2f}"
     target = "" if u["target"] is None else f" (target {u['target']:g})"
-    return (f"{u['case']} {u['step']}: median {u['median_ms']:.4g} ms, IQR {u['iqr_ms']:.4g} ms, "
+    return (f"{u['case']} {u['step']}: median {significant(u['median_ms'], 4)} ms, IQR {significant(u['iqr_ms'], 3)} ms, "
             f"IQR/median {rel}{target}; stopped by {u['stop_reason']} after {u['reps']} reps")
 
 
