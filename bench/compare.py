@@ -17,6 +17,7 @@ from scipy.stats import mannwhitneyu
 from bench import results
 from bench.measure.stats import bootstrap_ratio_ci
 from bench.report.columns import TIMED_STEPS, converged, timing
+from bench.report.table import significant
 
 VERDICTS = ("regression", "improvement", "unchanged", "unreliable", "failed", "recovered")
 
@@ -71,7 +72,7 @@ def _by_id(path) -> dict[str, dict]:
 
 def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> dict:
     a, b = _by_id(run_a), _by_id(run_b)
-    rows = []
+    rows, uncompared = [], []
     for case_id in [c for c in a if c in b]:
         ra, rb = a[case_id], b[case_id]
         if ra.get("status") != rb.get("status") and "ok" in (ra.get("status"), rb.get("status")):
@@ -79,6 +80,7 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> 
             rows.append({"case": case_id, "step": None, "verdict": verdict,
                          "error": str((rb if verdict == "failed" else ra).get("error", {}).get("message", ""))[:200]})
             continue
+        n_rows = len(rows)
         for step in TIMED_STEPS:
             ta, tb = timing(ra, step), timing(rb, step)
             if not (ta and tb and ta.get("samples_ms") and tb.get("samples_ms")):
@@ -89,8 +91,11 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> 
             if not (row["converged_a"] and row["converged_b"]):
                 row["flag_if_reliable"], row["verdict"] = row["verdict"], "unreliable"
             rows.append(row)
+        if len(rows) == n_rows:
+            uncompared.append(case_id)
     return {"run_a": str(run_a), "run_b": str(run_b), "threshold": threshold, "alpha": alpha, "rows": rows,
             "missing": sorted(c for c in a if c not in b), "new": sorted(c for c in b if c not in a),
+            "uncompared": uncompared,
             "regressions": sum(r["verdict"] in ("regression", "failed") for r in rows)}
 
 
@@ -108,9 +113,10 @@ def format_text(result: dict) -> str:
             runs = [n for n, ok in (("A", r["converged_a"]), ("B", r["converged_b"])) if not ok]
             note = f"  (timing did not converge in {' and '.join(runs)}; would be: {r['flag_if_reliable']})"
         verdict = r["verdict"].upper() if r["verdict"] in ("regression", "improvement") else r["verdict"]
-        lines.append(f"  {r['case']:<{width}}  {r['step']:11s}  {r['median_a_ms']:9.4g} -> {r['median_b_ms']:9.4g} ms"
+        lines.append(f"  {r['case']:<{width}}  {r['step']:11s}  {significant(r['median_a_ms'], 4):>9s} -> {significant(r['median_b_ms'], 4):>9s} ms"
                      f"  x{r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]  p={r['p']:.2g}  {verdict}{note}")
-    for key, what in (("missing", "in A only (missing from B)"), ("new", "in B only (new)")):
+    for key, what in (("missing", "in A only (missing from B)"), ("new", "in B only (new)"),
+                      ("uncompared", "in both without a timed step in both (not compared)")):
         if result[key]:
             lines.append(f"cases {what}: " + ", ".join(result[key]))
     counts = {v: sum(r["verdict"] == v for r in result["rows"]) for v in VERDICTS}

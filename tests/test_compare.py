@@ -32,6 +32,7 @@ def test_an_injected_30_percent_slowdown_is_flagged_and_exits_non_zero(tmp_path,
     assert rows[("rin/p/torch/cpu/b2", "train_step")]["verdict"] == "unchanged"
     assert rows[("unet2d/q/torch/cpu/b2", "sample_step")]["verdict"] == "unchanged"
     assert result["missing"] == ["unet3d/gone/torch/cpu/b2"] and result["new"] == ["unet3d/new/torch/cpu/b2"]
+    assert result["uncompared"] == []
     assert main(["compare", str(run_a), str(run_b)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION" in out and "in A only (missing from B): unet3d/gone" in out and "in B only (new): unet3d/new" in out
