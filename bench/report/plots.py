@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no global figure state, no display backend
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bench.report.columns import (dig, ms_per_sample, not_converged, quality_entries, resolution,  # noqa: E402
-                                  timing)
+from bench.report.columns import dig, ms_per_sample, not_converged, quality_entries, resolution, timing
 
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall")
 
@@ -52,7 +48,8 @@ def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool):
             panels.append((m, pts))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (m, pts) in zip(axes[0], panels):
         for label in dict.fromkeys(_label(r) for _, _, r in pts):
             sel = [(x, y) for x, y, r in pts if _label(r) == label]
@@ -117,7 +114,8 @@ def cost_vs_resolution(records):
     panels = {p: s for p, s in resolution_series(records).items() if s}
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (panel, s) in zip(axes[0], panels.items()):
         for name, pts in s.items():
             res, val, ok = zip(*pts)
@@ -155,7 +153,8 @@ def backend_step_time(records):
              if any(timing(t, s) and timing(j, s) for _, t, j in pairs)]
     if not steps:
         return None
-    fig, axes = plt.subplots(1, len(steps), figsize=(max(5, 1.6 * len(pairs)) * len(steps) / 1.3, 4), squeeze=False)
+    fig = Figure(figsize=(max(5, 1.6 * len(pairs)) * len(steps) / 1.3, 4))
+    axes = fig.subplots(1, len(steps), squeeze=False)
     for ax, step in zip(axes[0], steps):
         rows = [(label, timing(t, step), timing(j, step)) for label, t, j in pairs if timing(t, step) and timing(j, step)]
         x = np.arange(len(rows))
@@ -191,6 +190,5 @@ def write_all(records, out_dir: Path) -> list[dict]:
         png, svg = Path(out_dir) / f"{name}.png", Path(out_dir) / f"{name}.svg"
         fig.savefig(png, dpi=120, metadata={"Software": None})
         fig.savefig(svg, metadata={"Date": None})
-        plt.close(fig)
         written.append({"name": name, "caption": caption, "png": png, "svg": svg})
     return written
