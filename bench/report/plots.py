@@ -161,13 +161,17 @@ def backend_step_time(records):
         for off, idx, name in ((-0.2, 1, "PyTorch"), (0.2, 2, "JAX")):
             med = np.array([r[idx]["median_ms"] for r in rows])
             ci = np.array([r[idx].get("ci95_ms") or [m, m] for r, m in zip(rows, med)], float)
-            ax.bar(x + off, med, 0.4, yerr=[med - ci[:, 0], ci[:, 1] - med], capsize=3, label=name)
+            bars = ax.bar(x + off, med, 0.4, yerr=[med - ci[:, 0], ci[:, 1] - med], capsize=3, label=name)
+            for bar, r in zip(bars, rows):
+                if r[idx].get("stop_reason") != "converged":
+                    bar.set_hatch("//")
         ax.set_xticks(x, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel(f"{step.replace('_', ' ')} ms (median, 95% CI)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return fig, "PyTorch vs JAX step time per architecture (same preset, batch and device)"
+    return fig, ("PyTorch vs JAX step time per architecture (same preset, batch and device; "
+                 "hatched: timing did not converge)")
 
 
 PLOTS = {
