@@ -17,7 +17,10 @@ from bench.strict_yaml import SpecError, show
 
 MEASUREMENTS = ("params", "flops", "sample_step", "train_step", "memory")
 DEVICES = ("cpu", "cuda", "cuda:N", "tpu", "auto")
-_DEVICE = re.compile(r"cpu|cuda|cuda:\d+|tpu|auto")
+_DEVICE = re.compile(r"cpu|cuda|cuda:[0-9]{1,3}|tpu|auto")  # ASCII digits only ('cuda:٣' is not a device)
+MAX_BATCH = 1 << 20
+MAX_THREADS = 4096
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week
 MAX_SEED = 2**32  # jax.random.PRNGKey takes a uint32 seed
 
 # Settings a suite may give per case or in `defaults:`, with their built-in defaults.
@@ -49,17 +52,19 @@ def _measure(value):
 
 
 def _timeout(value):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    return (float(value), None) if ok else (None, "a number of seconds > 0")
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2**63
+          and math.isfinite(value) and 0 < value <= MAX_TIMEOUT)
+    return (float(value), None) if ok else (None, f"a number of seconds in (0, {MAX_TIMEOUT:g}]")
 
 
 _CHECKS = {
     "backend": lambda v: (v, None) if isinstance(v, str) and v in BACKENDS else (None, BACKENDS),
     "device": lambda v: (v, None) if isinstance(v, str) and _DEVICE.fullmatch(v) else (None, DEVICES),
-    "batch": lambda v: (v, None) if _int(v) and v >= 1 else (None, "an integer >= 1"),
+    "batch": lambda v: (v, None) if _int(v) and 1 <= v <= MAX_BATCH else (None, f"an integer in [1, {MAX_BATCH}]"),
     "measure": _measure,
     "timeout": _timeout,
-    "threads": lambda v: (v, None) if v is None or (_int(v) and v >= 1) else (None, "an integer >= 1, or null (all cores)"),
+    "threads": lambda v: (v, None) if v is None or (_int(v) and 1 <= v <= MAX_THREADS)
+    else (None, f"an integer in [1, {MAX_THREADS}], or null (all cores)"),
     "compile": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
     "seed": lambda v: (v, None) if _int(v) and 0 <= v < MAX_SEED else (None, "an integer in [0, 2**32)"),
 }

@@ -11,7 +11,9 @@ import dataclasses
 import fnmatch
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -93,7 +95,8 @@ def cmd_run(args) -> int:
     if args.only:
         suite = _only(suite, args.only)
     run_dir = runner.run_suite(suite, results_root=Path(args.results), resume=args.resume,
-                               show_progress=None if not args.quiet else False)
+                               show_progress=None if not args.quiet else False, executor=args.executor,
+                               address=args.address)
     from bench.records import read_records
 
     records = read_records(run_dir).values()
@@ -147,8 +150,11 @@ def cmd_flops(args) -> int:
     from architectures import registry
     from bench.measure.flops import analytic_report, flops_report, format_flops_report
 
-    if args.batch < 1:
-        raise UserError(f"--batch {args.batch}: bad batch size; allowed: an integer >= 1")
+    from bench.cases import MAX_BATCH
+
+    if not 1 <= args.batch <= MAX_BATCH:
+        raise UserError(f"--batch {args.batch if args.batch < 10**12 else '(huge)'}: bad batch size; "
+                        f"allowed: an integer in [1, {MAX_BATCH}]")
     overrides = _override_arg(args.override)
     arch = args.arch or registry.find_preset(args.preset).name
     if args.analytic_only:
@@ -163,12 +169,19 @@ def cmd_flops(args) -> int:
 def _override_arg(text: str | None) -> dict | None:
     if not text:
         return None
+    from bench.strict_yaml import SpecError, check_ints, printable
+
+    shown = printable(repr(text), 80)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--override {text!r}: invalid JSON ({exc}); allowed: a JSON object of config fields") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer past Python's digit limit
+        raise UserError(f"--override {shown}: invalid JSON ({exc}); allowed: a JSON object of config fields") from None
     if not isinstance(value, dict):
-        raise UserError(f"--override {text!r}: not a JSON object; allowed: a JSON object of config fields")
+        raise UserError(f"--override {shown}: not a JSON object; allowed: a JSON object of config fields")
+    try:
+        check_ints(value, "", "--override")
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
     return value
 
 
@@ -198,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reports", default="reports", help="reports root (default: reports)")
     s.add_argument("--only", metavar="PATTERN", help="run only the cases whose id matches this glob (or contains it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar and no per-case lines")
+    s.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one case at a time here; ray: cases as Ray tasks (pip install 'diffbench[ray]')")
+    s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("report", help="render a report from recorded results (never re-runs)")
@@ -243,19 +259,41 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)  # like Ctrl-C: a clean message, no traceback
     try:
         return args.fn(args)
     except BrokenPipeError:  # `diffbench plan ... | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("diffbench: interrupted; resume with `diffbench run SUITE --resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from bench.runner import Interrupted
+
+        hint = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        print(f"diffbench: {_printable(hint)}", file=sys.stderr)
         return 130
+    except OSError as exc:  # read-only or full disk, permissions: name the file, no traceback
+        where = exc.filename or getattr(exc, "filename2", None) or "(unknown file)"
+        hint = {28: "; records already written are intact: free space and resume with --resume RUN_DIR",
+                30: "; choose a writable --results/--reports directory",
+                13: "; choose a directory you may write to"}.get(exc.errno, "")
+        print(f"diffbench: error: {_printable(where)}: {exc.strerror or exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - user-facing boundary: one line, no traceback
         if not _is_user_error(exc):
             raise
-        print(f"diffbench: error: {exc}", file=sys.stderr)
+        print(f"diffbench: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _printable(text: str) -> str:
+    from bench.strict_yaml import printable
+
+    return printable(text)
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -30,7 +30,6 @@ class Progress:
         return self
 
     def start(self, case_id: str) -> None:
-        self._started = time.monotonic()
         if self._bar is not None:
             self._bar.update(self._task, description=f"case {self.done + 1}/{self.total} {case_id}")
 
@@ -38,7 +37,7 @@ class Progress:
         self.done += 1
         self.failed += status != "ok"
         if self.lines:
-            print(f"[{self.done}/{self.total}] {status:6s} {case_id} ({time.monotonic() - self._started:.1f} s)",
+            print(f"[{self.done}/{self.total}] {status:6s} {case_id} ({time.monotonic() - self._started:.0f} s into the run)",
                   file=sys.stderr, flush=True)
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)

@@ -46,7 +46,11 @@ def _record_files(paths) -> list[Path]:
 def _run_meta(run_dir: Path, cache: dict) -> dict:
     if run_dir not in cache:
         run_file = run_dir / RUN_FILE
-        cache[run_dir] = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        try:
+            meta = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RecordError(f"{run_file}: unreadable run file: {type(exc).__name__}: {exc}") from None
+        cache[run_dir] = meta if isinstance(meta, dict) else {}
     return cache[run_dir]
 
 

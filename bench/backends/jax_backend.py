@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from architectures.processes.gaussian import GaussianProcess, forward_passes_per_sample_step, forward_passes_per_train_step
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
 
@@ -110,7 +109,7 @@ def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abs
     else:
         with jax.default_device(dev):  # init runs once: compile it fast, not for speed
             variables = jax.jit(init).lower(key).compile(compiler_options=FAST_COMPILE)(key)
-    return Built(NAME, entry, config, model, variables, dev, GaussianProcess(config.process), seed, abstract)
+    return Built(NAME, entry, config, model, variables, dev, host.make_process(entry, config), seed, abstract)
 
 
 def param_count(built: Built) -> int:
@@ -166,19 +165,19 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
-    arrays.update(noise=host.sample_noise(np.random.default_rng(seed + 1), arrays["x"].shape, 1)[0],
-                  y_null=host.null_labels(arrays.get("y"), cfg.num_classes),
+    draws = process.sample_step_draws(np.random.default_rng(seed + 1), arrays["x"].shape, 1)[0]
+    arrays.update(draws, y_null=host.null_labels(arrays.get("y"), cfg.num_classes),
                   t_now=np.full((batch,), t_now, np.float32), t_next=np.full((batch,), t_next, np.float32))
     a = device_arrays(built, arrays)
 
     def step(variables, a):
         denoise = denoiser(built, variables, a.get("context"))
         out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
-                                  a["noise"], a["y_null"])
+                                  y_null=a["y_null"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
     run, seconds = _aot(step, (built.params, a), compile)
-    return Step(lambda: run(built.params, a), a, forward_passes_per_sample_step(cfg.process, cfg.num_classes > 0),
+    return Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
                 compile is not False, seconds)
 
 
@@ -187,19 +186,19 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
     """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
     samples in [-1, 1]. One jitted step, called once per time in a Python loop."""
     process, n = built.process, steps or built.config.process.sample_steps
-    d = host.sampling_draws(built.config, batch, seed, n, labels, context)
-    a = device_arrays(built, {k: v for k, v in d.items() if k != "noises"})
+    d = host.sampling_draws(built.config, process, batch, seed, n, labels, context)
+    a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
 
     @jax.jit
-    def step(variables, x, t_now, t_next, latents, noise):
+    def step(variables, x, t_now, t_next, latents, draws):
         out = process.sample_step(denoiser(built, variables, a["context"]), x, t_now, t_next, a["y"], latents,
-                                  noise, a["y_null"])
+                                  y_null=a["y_null"], **draws)
         return out.x, out.x0, out.latents
 
     x, x0, latents = a["x"], a["x"], a["latents"]
     for k, (t_now, t_next) in enumerate(process.time_grid(n)):
-        noise = None if d["noises"] is None else d["noises"][k]
-        x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents, noise)
+        x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents,
+                              d["step_draws"][k])
     return np.asarray(x0)
 
 
@@ -232,8 +231,9 @@ class Trainer:
         built = self.built
         latents = None if self.latent_shape is None else jnp.zeros((a["x0"].shape[0], *self.latent_shape))
         denoise = denoiser(built, {"params": params, **self.others}, a.get("context"), train=True, key=key)
-        return built.process.training_loss(denoise, a["x0"], a["t"], a["eps"], a.get("y"), latents=latents,
-                                           keep=a.get("keep"), stop_gradient=jax.lax.stop_gradient)
+        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context")}
+        return built.process.training_loss(denoise, a["x0"], y=a.get("y"), latents=latents,
+                                           stop_gradient=jax.lax.stop_gradient, **draws)
 
     def update(self, params, opt_state, a, key):
         loss, grads = jax.value_and_grad(self.loss)(params, a, key)
@@ -262,11 +262,11 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     self-conditioning it costs 2 forward passes + 1 backward (pass-1 latents under stop_gradient)."""
     cfg = built.config
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = host.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape, cfg.process.self_condition_rate)
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape)
     a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
     a = {k: v for k, v in a.items() if v is not None}
     trainer = Trainer(built, compile=compile, **adamw)
-    passes = forward_passes_per_train_step(cfg.process, "latents" in built.entry.extras)
+    passes = built.process.forward_passes_per_train_step("latents" in built.entry.extras)
     if compile is not False:  # compile now so the first timed call does not include it
         trainer.compile_step(a)
     step = Step(lambda: trainer.step(a), a, passes, compile is not False,

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from architectures.processes.gaussian import GaussianProcess, forward_passes_per_sample_step, forward_passes_per_train_step
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
 
@@ -108,7 +107,7 @@ def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", a
     else:
         dev = resolve_device(device) if isinstance(device, str) else device
         model = cls(config).to(dev)
-    return Built(NAME, entry, config, model, None, dev, GaussianProcess(config.process), seed, abstract)
+    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract)
 
 
 def param_count(built: Built) -> int:
@@ -174,8 +173,8 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
     rng = np.random.default_rng(seed + 1)
-    extra = {"noise": host.sample_noise(rng, cfg.input_shapes(batch)["x"][0], 1)[0],
-             "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
+    draws = process.sample_step_draws(rng, cfg.input_shapes(batch)["x"][0], 1)[0]
+    extra = {**draws, "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
     a.update(device_arrays(built, extra))
     a["t_now"] = torch.full((batch,), t_now, device=built.device)
     a["t_next"] = torch.full((batch,), t_next, device=built.device)
@@ -186,10 +185,10 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
         built.model.eval()  # a train step on the same model may have switched dropout on
         with torch.inference_mode():
             out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
-                                      a["noise"], a["y_null"])
+                                      y_null=a["y_null"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
-    step = Step(fn, a, forward_passes_per_sample_step(cfg.process, cfg.num_classes > 0), bool(compile))
+    step = Step(fn, a, process.nfe_per_sample_step(cfg.num_classes > 0), bool(compile))
     return _first_call_seconds(step) if compile else step
 
 
@@ -198,13 +197,13 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
     """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
     samples, canonical channels-last, in [-1, 1]. `context` (canonical) for frame-conditioned video."""
     n = steps or built.config.process.sample_steps
-    d = host.sampling_draws(built.config, batch, seed, n, labels, context)
-    noises = None if d["noises"] is None else [device_arrays(built, {"noise": z})["noise"] for z in d["noises"]]
-    a = device_arrays(built, {k: v for k, v in d.items() if k != "noises"})
+    d = host.sampling_draws(built.config, built.process, batch, seed, n, labels, context)
+    step_draws = [device_arrays(built, draws) for draws in d["step_draws"]]
+    a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
     built.model.eval()
     with torch.inference_mode():
-        x0 = built.process.sample(denoiser(built, built.model, a["context"]), a["x"], a["y"], a["latents"], noises,
-                                  a["y_null"], steps=n)
+        x0 = built.process.sample(denoiser(built, built.model, a["context"]), a["x"], a["y"], a["latents"],
+                                  y_null=a["y_null"], steps=n, step_draws=step_draws)
     return to_numpy(x0)
 
 
@@ -239,8 +238,9 @@ class Trainer:
         if self.latent_shape is not None:
             latents = torch.zeros((a["x0"].shape[0], *self.latent_shape), device=built.device)
         denoise = denoiser(built, self.model, a.get("context"))
-        return built.process.training_loss(denoise, a["x0"], a["t"], a["eps"], a.get("y"), latents=latents,
-                                           keep=a.get("keep"), stop_gradient=torch.Tensor.detach)
+        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context")}
+        return built.process.training_loss(denoise, a["x0"], y=a.get("y"), latents=latents,
+                                           stop_gradient=torch.Tensor.detach, **draws)
 
     def step(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
         self.built.model.train()
@@ -256,10 +256,10 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     self-conditioning it costs 2 forward passes + 1 backward (the pass-1 latents are detached)."""
     cfg = built.config
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = host.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape, cfg.process.self_condition_rate)
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape)
     a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
     trainer = Trainer(built, compile=compile, **adamw)
-    passes = forward_passes_per_train_step(cfg.process, "latents" in built.entry.extras)
+    passes = built.process.forward_passes_per_train_step("latents" in built.entry.extras)
     step = Step(lambda: trainer.step(a), a, passes, bool(compile))
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return _first_call_seconds(step) if compile else step

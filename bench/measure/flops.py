@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from architectures.processes.gaussian import forward_passes_per_sample_step
 from bench.measure.count_job import CountJob, resolve, run_counter
 
 CONVENTION = ("2 x multiply-accumulates over matmuls, convolutions (all kernel taps) and attention (QK^T, AV); "
@@ -28,10 +27,12 @@ def analytic(entry, config, batch: int) -> dict:
     return {"method": f"analytic ({entry.flops})", "macs": sum(macs.values()), "breakdown_macs": macs}
 
 
-def nfe_per_sample(config) -> int:
-    """Network evaluations to generate one sample: steps x (2 with classifier-free guidance)."""
-    p = config.process
-    return p.sample_steps * forward_passes_per_sample_step(p, config.num_classes > 0)
+def nfe_per_sample(config, process: str = "gaussian") -> int:
+    """Network evaluations to generate one sample, as the entry's process family counts them
+    (gaussian: steps x (2 with classifier-free guidance))."""
+    from architectures import registry
+
+    return registry.process_class(process)(config.process).nfe_per_sample(config.num_classes > 0)
 
 
 def _entry(method, version, convention, gflops, reference, **extra) -> dict:
@@ -120,7 +121,7 @@ def flops_record(entry, config, batch: int, counters: tuple[str, ...], seed: int
     with ThreadPoolExecutor(max(1, len(counters))) as pool:  # separate processes, side by side
         raw = dict(zip(counters, pool.map(lambda module: run_counter(module, job, timeout_s), counters)))
     counters_out = counter_entries(raw, 2 * gmacs)
-    nfe = nfe_per_sample(config)
+    nfe = nfe_per_sample(config, entry.process)
     return {
         "convention": CONVENTION, "batch": batch, "analytic": a["method"],
         "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "gmacs_per_image": gmacs / batch,
