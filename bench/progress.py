@@ -37,8 +37,9 @@ class Progress:
         self.done += 1
         self.failed += status != "ok"
         if self.lines:
-            print(f"[{self.done}/{self.total}] {status:6s} {case_id} ({time.monotonic() - self._started:.0f} s into the run)",
-                  file=sys.stderr, flush=True)
+            elapsed = time.monotonic() - self._started
+            print(f"[{self.done}/{self.total}] {status:6s} {case_id} ({elapsed:.0f} s into the run)", file=sys.stderr,
+                  flush=True)
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
             if status != "ok":

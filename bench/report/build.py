@@ -53,7 +53,8 @@ def _names(text: str | None) -> list[str] | None:
 def assemble(paths, columns: str | None = None, group_by: str | None = None, baseline: str | None = None) -> Report:
     records = results.load_records(paths)
     if not records:
-        raise ReportError(f"no records under {', '.join(map(str, paths))}; allowed: run directories made by `diffbench run`")
+        raise ReportError(f"no records under {', '.join(map(str, paths))} (no record files beside a run.json); "
+                          "allowed: run directories made by `diffbench run`, their suite folders or results/")
     try:
         main_cols = cols.select(records, _names(columns))
     except ValueError as exc:
