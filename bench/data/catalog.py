@@ -7,10 +7,12 @@ deterministic random subset spanning the classes, and a larger limit extends it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from bench.data import builtin, digits
-from bench.data.dataset import Dataset, DataError, read_card
+from bench.data import builtin, cifar10, digits, folders, video
+from bench.data.dataset import Dataset, DataError, read_card, to_unit
 
 BUILTIN = ("digits", "shapes", "moving-digits")
 FROM_ROOT = ("cifar10", "imagefolder", "videofolder", "npy-clips")
@@ -75,4 +77,19 @@ def _builtin(name, card, resolution, channels, frames, split, seed, limit) -> Da
 
 
 def _from_root(name, card, root, resolution, channels, frames, split, seed, limit) -> Dataset:
-    raise DataError(f"dataset {name}: not available yet")
+    if name == "cifar10":
+        images, labels = cifar10.load(Path(root), split)
+        _limit_size(name, split, len(images), limit)
+        order = np.random.default_rng(seed).permutation(len(images))[:limit]
+        pixels = cifar10.resize(images[order], resolution, channels, Path(root))
+        classes = tuple(card["classes"])
+        return Dataset(name, to_unit(pixels), labels[order], len(classes), card, split, classes)
+    extensions = {"imagefolder": folders.IMAGE_EXTENSIONS, "videofolder": video.VIDEO_EXTENSIONS,
+                  "npy-clips": video.NPY_EXTENSIONS}[name]
+    tree = folders.scan(folders.split_folder(root, split, name), extensions, name)
+    files, labels = folders.pick(tree, seed, limit, name)
+    if name == "imagefolder":
+        pixels = np.stack([folders.read_image(f, resolution, channels) for f in files])
+    else:
+        pixels = video.load_clips(files, name, frames, resolution, channels)
+    return Dataset(name, to_unit(pixels), labels, len(tree.classes), card, split, tree.classes)

@@ -89,8 +89,7 @@ def fit(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
 
 def fit_frame(frame: np.ndarray, resolution: int, channels: int) -> np.ndarray:
     """uint8 (H, W, 1|3) -> uint8 (resolution, resolution, channels) through fit()."""
-    mode = "L" if frame.shape[-1] == 1 else "RGB"
-    return fit(Image.fromarray(frame[..., 0] if mode == "L" else frame, mode), resolution, channels)
+    return fit(Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame), resolution, channels)
 
 
 def resize_float(images: np.ndarray, resolution: int) -> np.ndarray:
@@ -98,7 +97,7 @@ def resize_float(images: np.ndarray, resolution: int) -> np.ndarray:
     clean-fid resizes), clipped back into the input's range (bicubic overshoots at edges)."""
     if images.shape[1:] == (resolution, resolution):
         return images.astype(np.float32)
-    out = np.stack([np.asarray(Image.fromarray(im.astype(np.float32), "F")
+    out = np.stack([np.asarray(Image.fromarray(im.astype(np.float32))
                                .resize((resolution, resolution), Image.Resampling.BICUBIC))
                     for im in images])
     return np.clip(out, images.min(), images.max()).astype(np.float32)
