@@ -92,12 +92,13 @@ def fit_frame(frame: np.ndarray, resolution: int, channels: int) -> np.ndarray:
     return fit(Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame), resolution, channels)
 
 
-def resize_float(images: np.ndarray, resolution: int) -> np.ndarray:
+def resize_float(images: np.ndarray, resolution: int, lo: float = -1.0, hi: float = 1.0) -> np.ndarray:
     """float32 (N, h, w) -> (N, resolution, resolution): PIL bicubic on float ('F' mode, as
-    clean-fid resizes), clipped back into the input's range (bicubic overshoots at edges)."""
+    clean-fid resizes), clipped back into [lo, hi] (bicubic overshoots at edges). A fixed range,
+    not the batch's, so an image comes out the same whatever else is in the batch."""
     if images.shape[1:] == (resolution, resolution):
         return images.astype(np.float32)
     out = np.stack([np.asarray(Image.fromarray(im.astype(np.float32))
                                .resize((resolution, resolution), Image.Resampling.BICUBIC))
                     for im in images])
-    return np.clip(out, images.min(), images.max()).astype(np.float32)
+    return np.clip(out, lo, hi).astype(np.float32)

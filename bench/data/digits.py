@@ -56,7 +56,7 @@ def moving_digits(split: str, n: int, frames: int, resolution: int, channels: in
     # 4-8% of the frame per step on each axis, random directions: visible motion at any size
     velocity = rng.uniform(0.04, 0.08, (n, 2)) * rng.choice([-1.0, 1.0], (n, 2)) * resolution
     count = n if count is None else min(count, n)
-    sprites = resize_float(images[which[:count]], side)
+    sprites = resize_float(images[which[:count]], side, 0.0, 1.0)
     clips = np.zeros((count, frames, resolution, resolution), np.float32)
     for i in range(count):
         for f in range(frames):
