@@ -63,9 +63,13 @@ def read_card(name: str) -> dict:
     return card
 
 
+_UNIT = (np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
+
+
 def to_unit(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [-1, 1]."""
-    return (pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
+    """uint8 pixels -> float32 in [-1, 1], through a 256-entry table: one pass, no temporaries
+    (CIFAR-10's train split is 600 MB as float32)."""
+    return _UNIT[pixels]
 
 
 def center_crop(image: Image.Image) -> Image.Image:

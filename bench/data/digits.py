@@ -40,7 +40,7 @@ def digits(split: str, resolution: int, channels: int, seed, count: int | None):
     images, labels = split_digits(split)
     order = np.random.default_rng(seed).permutation(len(images))[:count]
     x = resize_float(images[order] * 2.0 - 1.0, resolution)
-    return np.repeat(x[..., None], channels, axis=-1), labels[order]
+    return _replicate(x, channels), labels[order]
 
 
 def moving_digits(split: str, n: int, frames: int, resolution: int, channels: int, seed,
@@ -58,13 +58,22 @@ def moving_digits(split: str, n: int, frames: int, resolution: int, channels: in
     count = n if count is None else min(count, n)
     sprites = resize_float(images[which[:count]], side, 0.0, 1.0)
     clips = np.zeros((count, frames, resolution, resolution), np.float32)
+    steps = np.arange(frames)[:, None]
     for i in range(count):
-        for f in range(frames):
-            top, left = np.rint(_bounce(start[i] + f * velocity[i], room)).astype(int)
+        corners = np.rint(_bounce(start[i] + steps * velocity[i], room)).astype(int)  # (frames, 2)
+        for f, (top, left) in enumerate(corners.tolist()):
             window = clips[i, f, top:top + side, left:left + side]
             np.maximum(window, sprites[i], out=window)  # Moving MNIST composites by max
-    x = clips * 2.0 - 1.0
-    return np.repeat(x[..., None], channels, axis=-1).astype(np.float32), labels[which[:count]]
+    clips *= 2.0  # in place: [0, 1] -> [-1, 1] with no 5-D temporaries
+    clips -= 1.0
+    return _replicate(clips, channels), labels[which[:count]]
+
+
+def _replicate(grey: np.ndarray, channels: int) -> np.ndarray:
+    """(..., H, W) float32 -> (..., H, W, channels), one allocation."""
+    out = np.empty(grey.shape + (channels,), np.float32)
+    out[...] = grey[..., None]
+    return out
 
 
 def _bounce(pos, room: float):
