@@ -48,7 +48,7 @@ def load_dataset(name: str, *, root=None, resolution: int = 32, channels: int = 
         raise DataError(f"dataset {name}: root is required (the folder holding the data; see docs/datasets.md)")
     if channels not in (1, 3):
         raise DataError(f"dataset {name}: channels={channels} not available; allowed: 1 (luminance), 3 (RGB)")
-    return _from_root(name, card, root, resolution, channels, frames, split, seed, limit)
+    return _from_root(name, card, Path(root).expanduser(), resolution, channels, frames, split, seed, limit)
 
 
 def _check_int(name: str, key: str, value, least: int):
@@ -78,10 +78,10 @@ def _builtin(name, card, resolution, channels, frames, split, seed, limit) -> Da
 
 def _from_root(name, card, root, resolution, channels, frames, split, seed, limit) -> Dataset:
     if name == "cifar10":
-        images, labels = cifar10.load(Path(root), split)
+        images, labels = cifar10.load(root, split)
         _limit_size(name, split, len(images), limit)
         order = np.random.default_rng(seed).permutation(len(images))[:limit]
-        pixels = cifar10.resize(images[order], resolution, channels, Path(root))
+        pixels = cifar10.resize(images[order], resolution, channels, root)
         classes = tuple(card["classes"])
         return Dataset(name, to_unit(pixels), labels[order], len(classes), card, split, classes)
     extensions = {"imagefolder": folders.IMAGE_EXTENSIONS, "videofolder": video.VIDEO_EXTENSIONS,
