@@ -40,6 +40,8 @@ def load_dataset(name: str, *, root=None, resolution: int = 32, channels: int = 
     if video:
         frames = card["frames"] if frames is None else frames
         _check_int(name, "frames", frames, 1)
+        frames = int(frames)
+    resolution, channels, seed = int(resolution), int(channels), int(seed)
     if name in BUILTIN:
         if root is not None:
             raise DataError(f"dataset {name}: root={str(root)!r} given for a built-in dataset; allowed: None")
