@@ -133,6 +133,23 @@ def test_video_frames_levels_and_labels(videos):
         load_dataset("videofolder", root=videos, resolution=8)
 
 
+def test_video_lossless_centre_crop_exact(tmp_path):
+    """FFV1 in Matroska (lossless RGB): the decoded, centre-cropped frames are the written
+    pixels, columns 3..22 of a 26-wide frame, for a flat (unlabeled) folder."""
+    frames = np.random.default_rng(0).integers(0, 256, (5, 20, 26, 3), dtype=np.uint8)
+    with av.open(str(tmp_path / "clip.mkv"), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 26, 20, "bgr0"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    ds = load_dataset("videofolder", root=tmp_path, resolution=20, frames=4)
+    assert ds.y is None and ds.num_classes == 0
+    np.testing.assert_array_equal(np.rint((ds.x[0] + 1) * 127.5), frames[:4, :, 3:23])
+
+
 def test_video_errors(videos, tmp_path):
     with pytest.raises(DataError, match=r"jump.mp4: frames=11 not available, the clip has 10; allowed: 1\.\.10"):
         load_dataset("videofolder", root=videos, frames=11, resolution=8)
