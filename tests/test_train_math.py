@@ -128,9 +128,8 @@ def test_update_sequence_is_the_same_in_both_backends(optimizer):
     for step in range(6):
         grads = {k: (100.0 if step == 3 else 0.3) * rng.standard_normal(v.shape).astype(np.float32)
                  for k, v in start.items()}
-        for k, p in trainer.params.items():
-            p.grad = torch.tensor(grads[k])
-        trainer.update()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.apply(sum((p * torch.tensor(grads[k])).sum() for k, p in trainer.params.items()))  # grad = g
         updates, state = tx.update({k: jnp.asarray(v) for k, v in grads.items()}, state, params)
         params = optax.apply_updates(params, updates)
         ema = jb.ema_update(ema, params, opt.ema)

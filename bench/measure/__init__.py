@@ -19,15 +19,17 @@ MEASUREMENTS = {
 }
 
 
-def run_case(case, run_dir: str | None = None) -> dict:
+def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None) -> dict:
     """Measure what `case.measure` lists; raises on failure (the worker records the error).
-    `run_dir`: the run's directory, where `train` writes its checkpoint."""
+    cpu_peaks: the run's CPU matmul microbenchmark at this case's threads (for CPU MFU).
+    run_dir: the run's directory, where `train` writes its checkpoint."""
     from bench.measure import case as measure
 
     unknown = [m for m in case.measure if m not in MEASUREMENTS]
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; allowed: {list(MEASUREMENTS)}")
     ctx = measure.make_context(case)
+    ctx.cpu_peaks = cpu_peaks
     ctx.run_dir = run_dir
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():

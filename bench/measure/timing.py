@@ -46,9 +46,11 @@ def time_step(
     sync: Callable[[Any], Any],
     policy: TimingPolicy = TimingPolicy(),
     clock: Callable[[], float] = time.perf_counter,
+    cpu_samples: list[float] | None = None,
 ) -> tuple[list[float], str, Any]:
     """Returns (seconds per call, why it stopped, the last output). `sync(out)` must block until
-    `out` is computed (and, on CUDA, the whole queue is drained); `sync(None)` drains the queue."""
+    `out` is computed (and, on CUDA, the whole queue is drained); `sync(None)` drains the queue.
+    `cpu_samples`, when given, receives the process CPU time (all threads) of each timed call."""
     out = None
     for _ in range(policy.warmup):
         out = step()
@@ -57,10 +59,12 @@ def time_step(
     samples: list[float] = []
     started = clock()
     while True:
-        t0 = clock()
+        c0, t0 = time.process_time(), clock()
         out = step()
         sync(out)
         samples.append(clock() - t0)
+        if cpu_samples is not None:
+            cpu_samples.append(time.process_time() - c0)
         reason = _stop_reason(samples, clock() - started, policy)
         if reason:
             return samples, reason, out

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.backends import host
 from bench.training import checkpoint
 from bench.training.recipes import DEFAULT_RECIPE, find_recipe
 from bench.training.spec import resolve
 
 COUNTER = {"torch": "bench.measure.torch_count", "jax": "bench.measure.xla_count"}
-BUILTIN_POOL = 256  # examples drawn from a built-in dataset when no limit is given
 
 
 def steps_for_budget(budget: dict, step_flops: int | None) -> int:
@@ -55,23 +53,21 @@ def count_step_flops(case, entry, batch: int) -> dict:
 
 
 def training_data(train: dict, config, seed: int):
-    """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped for the model."""
-    import bench.data
-    import bench.data.builtin  # noqa: F401  (the built-in shapes, before bench.data.load_dataset)
+    """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped for the model
+    (bench.data.load_dataset; a video model's conditioning frames are the first frames of a clip)."""
+    from bench.data import load_dataset
 
     shapes = config.input_shapes(1)
     x_shape = shapes["x"][0]
     context_frames = shapes["context"][0][1] if "context" in shapes else 0
-    n = train["limit"] or BUILTIN_POOL
-    if hasattr(bench.data, "load_dataset"):
-        frames = x_shape[1] + context_frames if len(x_shape) == 5 else None
-        ds = bench.data.load_dataset(train["dataset"], root=train["root"], resolution=x_shape[-2],
-                                     channels=x_shape[-1], frames=frames, seed=seed, limit=train["limit"])
-        x, y = ds.x, ds.y
-        context = x[:, :context_frames] if context_frames else None
-        x = x[:, context_frames:] if context_frames else x
-    else:  # before bench.data.load_dataset: the built-in shapes only
-        x, y, context = bench.data.builtin.for_shapes((n, *x_shape[1:]), config.num_classes, seed, context_frames)
+    frames = x_shape[1] + context_frames if len(x_shape) == 5 else None
+    ds = load_dataset(train["dataset"], root=train["root"], resolution=x_shape[-2], channels=x_shape[-1],
+                      frames=frames, seed=seed, limit=train["limit"])
+    x, y = ds.x, ds.y
+    if x.shape[1:] != (*([frames] if frames else []), *x_shape[-3:]):
+        raise ValueError(f"dataset {train['dataset']!r} gives examples of shape {x.shape[1:]}; the model takes "
+                         f"{(frames, *x_shape[-3:]) if frames else x_shape[1:]}")
+    context, x = (x[:, :context_frames], x[:, context_frames:]) if context_frames else (None, x)
     if config.num_classes > 0:
         if y is None:
             raise ValueError(f"dataset {train['dataset']!r} has no labels; the model is class-conditional "
@@ -96,7 +92,8 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     x, y, context = training_data(train, ctx.config, case.seed)
     built = ctx.built()
     init = _start_from(train["init"], case.arch, adapter, built)
-    trainer = adapter.Trainer(built, opt=opt, compile=True if case.backend == "jax" else case.compile)
+    compile = True if case.backend == "jax" else (False if case.compile == "none" else case.compile)
+    trainer = adapter.Trainer(built, opt=opt, compile=compile)
     if init is not None and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
     curve, seconds, compile_s = _loop(trainer, adapter, built, (x, y, context), steps, batch, train["log_every"],
@@ -132,8 +129,7 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
     `every` steps. jax compiles before the clock starts (compile time reported apart)."""
     x, y, context = data
     rng = np.random.default_rng(seed + 2)
-    process = built.config.process
-    draw = lambda: _batch(rng, x, y, context, batch, process.self_condition_rate)
+    draw = lambda: _batch(rng, x, y, context, batch, built.process)
     compile_s = None
     if hasattr(trainer, "compile_step"):
         first = adapter.device_arrays(built, draw())
@@ -152,9 +148,10 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
     return curve, time.perf_counter() - start, compile_s
 
 
-def _batch(rng, x, y, context, batch: int, self_condition_rate: float) -> dict:
+def _batch(rng, x, y, context, batch: int, process) -> dict:
+    """A batch of examples and the process's draws for it (t, noise, ...)."""
     idx = rng.choice(len(x), batch, replace=len(x) < batch)
-    out = {"x0": x[idx], **host.train_draws(rng, (batch, *x.shape[1:]), self_condition_rate)}
+    out = {"x0": x[idx], **process.train_draws(rng, (batch, *x.shape[1:]))}
     out["y"] = None if y is None else y[idx]
     out["context"] = None if context is None else context[idx]
     return out

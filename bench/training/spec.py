@@ -76,10 +76,10 @@ _CHECKS = {
 
 
 def dataset_names() -> tuple[str, ...]:
-    """The dataset names bench.data offers (only the built-in shapes before bench.data.DATASETS exists)."""
-    import bench.data
+    """The dataset names bench.data offers."""
+    from bench.data import DATASETS
 
-    return tuple(getattr(bench.data, "DATASETS", ("shapes",)))
+    return tuple(DATASETS)
 
 
 def check(value, source: str, path: str) -> dict | None:
