@@ -226,19 +226,21 @@ def log_name(case) -> str:
 def execute_case(case, suite, run_dir: Path, run_id: str) -> dict:
     """Runs one case in a fresh process and returns its record, whatever happens to the process."""
     return case_record(case, suite.name, tuple(suite.plugins), run_id, Path(run_dir) / CASES_DIR,
-                       Path(run_dir) / log_name(case), log_name(case), {"executor": "local"})
+                       Path(run_dir) / log_name(case), log_name(case), {"executor": "local"}, run_dir=run_dir)
 
 
 def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Path, log_path: Path,
-                log_rel: str, node: dict) -> dict:
+                log_rel: str, node: dict, run_dir: Path | None = None) -> dict:
     """The record of one case run in a fresh process on this machine (either executor calls it):
-    scratch holds the job/result files, log_path gets the process's output."""
+    scratch holds the job/result files, log_path gets the process's output; run_dir (local
+    executor) is where a train case writes its checkpoint."""
     started, t0 = now(), time.monotonic()
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="case-", dir=scratch) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins),
-                                        "cpu_peaks": cpu_peaks(case), "run_dir": str(Path(run_dir).resolve())}))
+                                        "cpu_peaks": cpu_peaks(case),
+                                        "run_dir": None if run_dir is None else str(Path(run_dir).resolve())}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
     record = {
