@@ -92,6 +92,7 @@ class Step:
     compiled: bool
     compile_seconds: float | None = None  # jax AOT lower+compile; torch.compile: first call
     notes: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # recorded with the timing: graph breaks, cache state, graphs
 
 
 def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:

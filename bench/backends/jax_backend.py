@@ -68,9 +68,12 @@ def set_threads(threads: int) -> dict[str, Any]:
 
 def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
     device = resolve_device(device) if isinstance(device, str) else device
+    memory = {k: os.environ.get(k) for k in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+                                             "XLA_PYTHON_CLIENT_ALLOCATOR")}
     return {"backend": NAME, "device": str(device), "platform": device.platform, "name": device.device_kind,
             "jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32"}
+            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32", "memory_env": memory,
+            "prng_impl": PRNG_IMPL, **configure_cache()}
 
 
 def reset_peak_memory(device) -> None:
@@ -87,6 +90,33 @@ def peak_memory(device) -> int | None:
 def sync(x: Any = None) -> Any:
     """jax dispatch is asynchronous on every platform, CPU included."""
     return jax.block_until_ready(x)
+
+
+def device_timer(device) -> None:
+    """jax has no event API outside its profiler: host wall clock after block_until_ready."""
+    return None
+
+
+CACHE_ENV = "DIFFBENCH_JAX_CACHE_DIR"  # the persistent compilation cache, when set
+
+
+def configure_cache() -> dict:
+    """Turn on jax's persistent compilation cache when DIFFBENCH_JAX_CACHE_DIR is set; returns
+    what to record. Whether a given compile hit it is recorded per step (`cache_state`)."""
+    path = os.environ.get(CACHE_ENV)
+    if not path:
+        return {"persistent_cache": None}
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return {"persistent_cache": path}
+
+
+def _cache_entries() -> int | None:
+    path = os.environ.get(CACHE_ENV)
+    if not path or not os.path.isdir(path):
+        return None
+    return sum(len(files) for _, _, files in os.walk(path))
 
 
 def all_finite(x: Any) -> bool:
@@ -142,7 +172,8 @@ def denoiser(built: Built, variables, context=None, train: bool = False, key=Non
         kwargs = {"train": train, **host.call_kwargs(extras, y, a["context"], a["latents"])}
         rngs = {"dropout": jax.random.fold_in(key, calls[0])} if key is not None else None
         calls[0] += 1
-        out = built.model.apply(v, a["x"], a["time"], rngs=rngs, **kwargs)
+        with policy.autocast():
+            out = built.model.apply(v, a["x"], a["time"], rngs=rngs, **kwargs)
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
         return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
 
@@ -164,10 +195,22 @@ def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), po
             with policy.tracing():
                 return fn(*a)
         return eager, None
-    start = time.perf_counter()
+    start, before = time.perf_counter(), _cache_entries()
     with policy.tracing():
         compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+    _LAST_CACHE_STATE[0] = _cache_state(before, _cache_entries())
     return compiled, time.perf_counter() - start
+
+
+_LAST_CACHE_STATE = [None]
+
+
+def _cache_state(before: int | None, after: int | None) -> str | None:
+    """'warm' when the persistent cache served the program (nothing new written), 'cold' when this
+    compile wrote it; None without a cache."""
+    if after is None:
+        return None
+    return "cold" if after > (before or 0) else "warm"
 
 
 # -- sampling ---------------------------------------------------------------------------------
@@ -191,8 +234,10 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
         return out.x, out.latents
 
     run, seconds = _aot(step, (built.params, a), compile, policy=built.policy)
-    return Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
-                compile is not False, seconds)
+    out = Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
+               compile is not False, seconds)
+    out.info["cache_state"] = _LAST_CACHE_STATE[0]
+    return out
 
 
 def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
@@ -342,5 +387,6 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
         trainer.compile_step(a)
     step = Step(lambda: trainer.step(a), a, passes, compile is not False,
                 trainer.compile_seconds)
+    step.info["cache_state"] = _LAST_CACHE_STATE[0] if compile is not False else None
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return step

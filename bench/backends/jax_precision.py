@@ -1,8 +1,9 @@
 """Precision policies of the jax adapter (docs/precision.md), the same names as torch_precision.py.
 
-Mixed precision is applied around the network call, as jmp does: float32 master parameters and
-inputs are cast to the compute dtype inside the traced function (gradients flow back to float32
-through the cast), the output is cast back to float32 for the process math. bf16-pure stores the
+Mixed precision is applied around the network call: float32 master parameters are cast to the
+compute dtype inside the traced function (gradients flow back to float32 through the cast), the
+inputs of every matmul/conv layer are cast as torch.autocast casts them (flax method
+interception), and the output is cast back to float32 for the process math. bf16-pure stores the
 parameters in bfloat16. fp16 training uses a dynamic loss scale (the GradScaler rule). Model
 files never see any of this.
 """
@@ -34,6 +35,9 @@ class Policy:
         if precision == "tf32" and device.platform != "gpu":
             raise DeviceError(f"precision 'tf32' needs an NVIDIA GPU (XLA's tensorfloat32 matmul precision), not "
                               f"{device.platform}; use fp32 or bf16 there")
+        if precision == "fp16" and device.platform == "cpu":
+            raise DeviceError("precision 'fp16' with jax is not supported on CPU (XLA:CPU has no float16 dot_general "
+                              "with float32 accumulation, 'F16_F16_F32'); use bf16 on CPU, or a GPU")
         return cls(precision, attention, memory_format, device.platform)
 
     def _cast(self, tree, dtype):
@@ -44,11 +48,38 @@ class Policy:
         return self._cast(variables, jnp.bfloat16) if self.precision == "bf16-pure" else variables
 
     def network(self, variables, args: dict):
-        """(variables, inputs) as the network computes with them inside the traced function."""
+        """(variables, inputs) as the network computes with them inside the traced function:
+        parameters in the compute dtype, inputs as given (the linear layers cast them, see
+        `autocast`). The time input stays float32, as under torch.autocast: t * 1000 in bfloat16
+        would move the sinusoidal embedding's fast frequencies by whole periods."""
         if self.precision not in DTYPES:
             return variables, args
+        return self._cast(variables, DTYPES[self.precision]), args
+
+    @contextlib.contextmanager
+    def autocast(self):
+        """torch.autocast for Flax: the float inputs of every matmul/conv layer (Dense, DenseGeneral,
+        Conv, ConvTranspose, Einsum) are cast to the compute dtype, by flax's method interception;
+        everything else (norms, softmax inside attention, the time embedding) runs in the dtype
+        its inputs have. No model file changes."""
+        if self.precision not in DTYPES:
+            yield
+            return
+        import flax.linen as nn
+
         dtype = DTYPES[self.precision]
-        return self._cast(variables, dtype), {k: None if v is None else self._cast(v, dtype) for k, v in args.items()}
+        linear = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose, nn.Einsum)
+
+        def cast(a):
+            return a.astype(dtype) if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating) else a
+
+        def interceptor(next_fun, args, kwargs, context):
+            if isinstance(context.module, linear) and context.method_name == "__call__":
+                args, kwargs = tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(interceptor):
+            yield
 
     @staticmethod
     def output(y):

@@ -61,7 +61,7 @@ class Policy:
     def call(self):
         """Around one network call: autocast for mixed precision, the TF32 flags, the SDPA kernel."""
         with contextlib.ExitStack() as stack:
-            if self.precision in ("bf16", "fp16"):
+            if self.precision in DTYPES:  # bf16-pure too: ops fed by the float32 time embedding
                 stack.enter_context(torch.autocast(self.device_type, dtype=DTYPES[self.precision]))
             if self.device_type == "cuda":
                 stack.enter_context(_tf32(self.precision == "tf32"))

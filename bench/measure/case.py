@@ -114,7 +114,9 @@ def _timed(ctx: Context, step, what: str) -> dict:
     a, policy, c = ctx.adapter, policy_for(ctx.case), ctx.case
     a.reset_peak_memory(ctx.device)
     cpu_samples: list[float] = []
-    samples, reason, out = time_step(step.fn, a.sync, policy, cpu_samples=cpu_samples)
+    device_samples: list[float] = []
+    samples, reason, out = time_step(step.fn, a.sync, policy, cpu_samples=cpu_samples,
+                                     device_timer=a.device_timer(ctx.device), device_samples=device_samples)
     if not a.all_finite(out):
         raise ValueError(f"non-finite {what} output (checked after timing)")
     ctx.device_peaks.append(a.peak_memory(ctx.device))
@@ -122,7 +124,14 @@ def _timed(ctx: Context, step, what: str) -> dict:
                            torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
                            warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
                            precision=ctx.built().policy.describe(), **ctx.env)
-    record.update(cpu_record(samples, cpu_samples, ctx.env["threads"], ctx.env["device"]))
+    record.update(cpu_record(samples, cpu_samples, ctx.env["threads"], ctx.env["device"]), **step.info)
+    if device_samples:  # CUDA events next to the host wall clock
+        from bench.measure.stats import summarize_ms
+
+        events = summarize_ms(device_samples, c.batch)
+        record["device_time"] = {"method": "CUDA events around the step on the current stream",
+                                 "median_ms": events["median_ms"], "ci95_ms": events.get("ci95_ms"),
+                                 "samples_ms": [v * 1e3 for v in device_samples]}
     gflop, method = _step_gflops(ctx, step, what)
     dev = ctx.env["device"]
     peak = device_peak(str(dev.get("name", "")), _platform(dev), c.precision, ctx.cpu_peaks)
@@ -164,7 +173,8 @@ def measure_train(ctx: Context) -> dict:
 
 def measure_sample_step(ctx: Context) -> dict:
     c = ctx.case
-    step = ctx.adapter.make_sample_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx))
+    kwargs = {"cuda_graphs": True} if c.cuda_graphs else {}
+    step = ctx.adapter.make_sample_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx), **kwargs)
     return _timed(ctx, step, "sample step")
 
 

@@ -148,6 +148,10 @@ STATIC = [
            unreliable=lambda r: not_converged(r, "train_step")),
     Column("train_img_s", "train img/s", _timing_value("train_step", "images_per_s"), "sig3",
            unreliable=lambda r: not_converged(r, "train_step")),
+    Column("sample_mfu", "sample MFU", lambda r: dig(timing(r, "sample_step") or {}, "utilization", "mfu"), "{:.1%}"),
+    Column("train_mfu", "train MFU", lambda r: dig(timing(r, "train_step") or {}, "utilization", "mfu"), "{:.1%}"),
+    Column("contended", "CPU shared", lambda r: "yes" if any(
+        dig(r, "timing", s, "contended") for s in ("sample_step", "train_step")) else None, kind="label"),
     Column("peak_rss_mb", "peak RSS (MB)", _mb("memory", "peak_rss_bytes"), "{:.0f}"),
     Column("device_peak_mb", "device peak (MB)", _mb("memory", "device_peak_bytes"), "{:.0f}"),
     Column("threads", "threads", lambda r: dig(r, "worker", "threads"), kind="label"),
