@@ -94,6 +94,15 @@ class Step:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class SampleRun:
+    """A full sampling run: samples (B, ...) canonical channels-last, and what it cost."""
+
+    x: np.ndarray
+    nfe: int  # network evaluations per sample as they ran (guidance passes included)
+    steps: int  # sampler steps
+
+
 def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
     """The model call's optional arguments: labels when given, and the extras the entry declares."""
     kwargs = {} if y is None else {"y": y}
