@@ -70,6 +70,8 @@ def test_training_loss_is_weighted_eps_mse_from_v():
     process = MultiResProcess(MultiResConfig(resolutions=(8, 4), weights=(3.0, 0.5), shift_power=1.0))
     rng = np.random.default_rng(1)
     x0 = rng.uniform(-1, 1, (2, 8, 8, 3))
+    assert process.shapes((2, 8, 8, 3)) == [(2, 8, 8, 3), (2, 4, 4, 3)]  # from the data, either layout
+    assert process.shapes((2, 3, 8, 8)) == [(2, 3, 8, 8), (2, 3, 4, 4)]
     draws = process.train_draws(rng, [(2, 8, 8, 3), (2, 4, 4, 3)])
     t, eps = draws["t"].astype(np.float64), draws["eps"]
     np.testing.assert_allclose(t * 1000, np.round(t * 1000), atol=1e-3)  # k / T, k in 1..T

@@ -78,9 +78,11 @@ class MultiResProcess:
         """One shape per resolution from the model's x shapes (a list) or the data's (highest side)."""
         if isinstance(x_shape, list):
             return [tuple(s) for s in x_shape]
-        res = self.config.resolutions or (None,)
-        side = res[0]
-        return [tuple(d * r // side if d == side else d for d in x_shape) for r in res] if side else [tuple(x_shape)]
+        res = self.config.resolutions
+        if not res:
+            return [tuple(x_shape)]
+        b, *rest = x_shape  # every non-batch axis of the highest side shrinks with the resolution
+        return [(b, *(d * r // res[0] if d == res[0] else d for d in rest)) for r in res]
 
     def train_draws(self, rng, x_shape) -> dict:
         """k ~ U{1..T} as t = k / T (ml-mdm: randint(0, T) + 1) and eps per resolution."""
