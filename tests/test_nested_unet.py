@@ -189,22 +189,21 @@ def test_progressive_init_loads_the_inner_weights_bit_equal(trained_inner, tmp_p
 
 @pytest.mark.parametrize("adapter", [tb, jb], ids=["torch", "jax"])
 def test_short_training_lowers_the_loss_at_every_resolution(adapter):
-    """mdm-tiny, one fixed batch of smooth images, 25 AdamW steps: every resolution's eps MSE
+    """mdm-tiny, one fixed batch of smooth images, 12 AdamW steps: every resolution's eps MSE
     (on held-fixed draws) goes down."""
     built = adapter.build(ENTRY, TINY, seed=0)
     rng = np.random.default_rng(0)
     yy, xx = np.meshgrid(np.linspace(-1, 1, 32), np.linspace(-1, 1, 32), indexing="ij")
-    phase = rng.uniform(0, 3, (4, 1, 1, 3))
+    phase = rng.uniform(0, 3, (2, 1, 1, 3))
     x0 = np.sin(3 * xx[None, :, :, None] + phase) * np.cos(2 * yy[None, :, :, None] - phase)
-    shapes = TINY.input_shapes(4)
+    shapes = TINY.input_shapes(2)
     cond = host.random_inputs({k: shapes[k] for k in ("context", "context_mask")}, 1, 0)
     shapes_x = host.x_shape(shapes)
     eval_draws = built.process.train_draws(np.random.default_rng(9), shapes_x)
-    trainer = adapter.Trainer(built, lr=2e-3)
+    trainer = adapter.Trainer(built, lr=3e-3)
     a_eval = adapter.device_arrays(built, {"x0": x0.astype(np.float32), **cond, **eval_draws})
 
     def losses():
-        params = built.params if adapter is jb else None
         if adapter is tb:
             built.model.eval()
             with torch.no_grad():
@@ -212,11 +211,10 @@ def test_short_training_lowers_the_loss_at_every_resolution(adapter):
                 return [float(v) for v in built.process.losses(d, a_eval["x0"], a_eval["t"], a_eval["eps"])]
         d = jb.denoiser(built, {"params": trainer.params, **trainer.others}, a_eval["context"],
                         context_mask=a_eval["context_mask"])
-        del params
         return [float(v) for v in built.process.losses(d, a_eval["x0"], a_eval["t"], a_eval["eps"])]
 
     before = losses()
-    for step in range(25):
+    for step in range(12):
         draws = built.process.train_draws(np.random.default_rng(100 + step), shapes_x)
         trainer.step(adapter.device_arrays(built, {"x0": x0.astype(np.float32), **cond, **draws}))
     after = losses()
