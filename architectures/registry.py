@@ -39,6 +39,7 @@ class Entry:
     extras: tuple[str, ...] = ()  # call extras beyond (x, t, y): "latents", "context", "context_mask"
     description: str = ""
     test_only: bool = False  # registered by the tests, never listed as shipped
+    recipes: str = ""  # "module:RECIPES": paper training recipes per preset (docs/training.md)
 
     def __post_init__(self):
         unknown = set(self.backends) - set(BACKENDS)
@@ -155,6 +156,7 @@ register(Entry(
     modalities=("image", "video"),
     extras=("latents", "context"),
     description="Recurrent Interface Networks (Jabri et al. 2023) with latent self-conditioning",
+    recipes="architectures.rin.recipes:RECIPES",
 ))
 
 register(Entry(
@@ -166,6 +168,7 @@ register(Entry(
     flops="architectures.unet.flops:forward_macs",
     modalities=("image",),
     description="ADM U-Net (Dhariwal & Nichol 2021), guided-diffusion UNetModel",
+    recipes="architectures.unet.recipes:RECIPES_2D",
 ))
 
 register(Entry(
@@ -178,6 +181,7 @@ register(Entry(
     modalities=("video",),
     extras=("context",),
     description="Space-time video U-Net (Ho et al. 2022): 1x3x3 convs, spatial + temporal attention",
+    recipes="architectures.unet.recipes:RECIPES_3D",
 ))
 
 register(Entry(

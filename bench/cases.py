@@ -15,7 +15,7 @@ from architectures.registry import BACKENDS
 from bench.overrides import FrozenMapping
 from bench.strict_yaml import SpecError, show
 
-MEASUREMENTS = ("params", "flops", "sample_step", "train_step", "memory")
+MEASUREMENTS = ("params", "flops", "train", "sample_step", "train_step", "memory")
 DEVICES = ("cpu", "cuda", "cuda:N", "tpu", "auto")
 _DEVICE = re.compile(r"cpu|cuda|cuda:\d+|tpu|auto")
 MAX_SEED = 2**32  # jax.random.PRNGKey takes a uint32 seed
@@ -30,6 +30,7 @@ SETTINGS = {
     "threads": None,  # intra-op threads; None = all cores
     "compile": False,  # torch.compile / (jax always jits)
     "seed": 0,
+    "train": None,  # a `train:` mapping (bench.training.spec, docs/training.md); needs "train" in measure
 }
 
 
@@ -67,6 +68,11 @@ _CHECKS = {
 
 def check_setting(key: str, value, source: str, path: str):
     """The checked (normalized) value of one setting, or a SpecError at `path`."""
+    if key == "train":  # a nested mapping: its own checker names the nested key path
+        from bench.training.spec import check
+
+        train = check(value.to_dict() if isinstance(value, FrozenMapping) else value, source, path)
+        return None if train is None else FrozenMapping(train)
     checked, allowed = _CHECKS[key](value)
     if allowed is None:
         return checked
@@ -91,6 +97,7 @@ class Case:
     threads: int | None = None
     compile: bool = False
     seed: int = 0
+    train: FrozenMapping | None = None  # the normalized `train:` mapping, or None
 
     def __post_init__(self):
         if not isinstance(self.overrides, Mapping):
@@ -101,6 +108,7 @@ class Case:
                            ("measure", self.measure), ("timeout", self.timeout_s), ("threads", self.threads),
                            ("compile", self.compile), ("seed", self.seed)]:
             check_setting(key, value, f"case {self.id!r}", key)
+        object.__setattr__(self, "train", check_setting("train", self.train, f"case {self.id!r}", "train"))
         object.__setattr__(self, "timeout_s", float(self.timeout_s))
         object.__setattr__(self, "measure", tuple(m for m in MEASUREMENTS if m in self.measure))
         if self.device == "tpu" and self.backend == "torch":
@@ -110,7 +118,8 @@ class Case:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure))
+        return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure),
+                    train=None if self.train is None else self.train.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:

@@ -163,3 +163,46 @@ def flax_to_torch(flax_params: dict, module_or_state_dict) -> dict:
         array = np.array(rule.to_torch(array) if rule else array, copy=True)  # writable, contiguous
         out[name] = torch.as_tensor(array, dtype=target[name].dtype)
     return out
+
+
+# -- the canonical form (checkpoints): canonical keys, torch layouts, numpy arrays ------------
+def torch_to_canonical(state_dict: dict) -> dict[str, np.ndarray]:
+    """`blocks.0.q.weight` -> `blocks_0/q/weight`, arrays as they are (torch layout)."""
+    return {torch_key(name): _as_numpy(t).copy() for name, t in state_dict.items()}
+
+
+def flax_to_canonical(flax_params: dict) -> dict[str, np.ndarray]:
+    """Flax params -> canonical keys with torch layouts, without torch (the RULES decide)."""
+    params, _ = _unwrap(flax_params)
+    out = {}
+    for path, value in _flatten(params).items():
+        array = _as_numpy(value)
+        rule = _rule(path[-1], array.ndim)
+        out[flax_key(path)] = np.ascontiguousarray(rule.to_torch(array) if rule else array)
+    return out
+
+
+def canonical_to_torch(canonical: dict[str, np.ndarray], module_or_state_dict) -> dict:
+    """A torch state_dict for the target from canonical arrays; every mismatch in one ConversionError."""
+    import torch
+
+    target = module_or_state_dict.state_dict() if hasattr(module_or_state_dict, "state_dict") else module_or_state_dict
+    left, out, problems = dict(canonical), {}, []
+    for name, t in target.items():
+        array = left.pop(torch_key(name), None)
+        if array is None:
+            problems.append(f"torch {name} {tuple(t.shape)}: not in the checkpoint")
+        elif tuple(array.shape) != tuple(t.shape):
+            problems.append(f"{name}: checkpoint {tuple(array.shape)}, model {tuple(t.shape)}")
+        else:
+            out[name] = torch.as_tensor(np.array(array, copy=True), dtype=t.dtype)
+    problems += [f"checkpoint {key} {tuple(a.shape)}: no torch parameter" for key, a in left.items()]
+    if problems:
+        raise ConversionError(f"{len(problems)} parameter(s) do not match:\n  " + "\n  ".join(problems))
+    return out
+
+
+def canonical_to_flax(canonical: dict[str, np.ndarray], flax_params: dict) -> dict:
+    """Flax params shaped like `flax_params` from canonical arrays (canonical keys have no '.',
+    so they are their own torch_key and torch_to_flax matches them directly)."""
+    return torch_to_flax(canonical, flax_params)

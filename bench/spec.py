@@ -18,6 +18,7 @@ from architectures import registry
 from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting
 from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
 from bench.strict_yaml import SpecError, child, parse, show
+from bench.training.spec import check_for_case as check_train
 
 __all__ = ["MEASUREMENTS", "Case", "Suite", "SpecError", "load", "loads", "format_plan", "resolve_config"]
 
@@ -210,6 +211,9 @@ class _CaseReader:
                             "cpu, cuda, cuda:N, auto with backend torch")
         overrides = self._overrides(entry, preset, chosen.get("override"))
         fields = {key: chosen[key][0] for key in SETTINGS}
+        train = None if fields["train"] is None else fields["train"].to_dict()
+        check_train(train, entry, preset, fields["measure"], self.source, chosen["train"][1]
+                    if fields["train"] is not None else chosen["measure"][1])
         return dict(arch=entry.name, preset=preset, overrides=overrides, origin=self.path, **fields)
 
     def _entry(self, preset: str, path: str):
@@ -306,6 +310,8 @@ def _base_id(p: dict) -> str:
         parts.append(f"s{p['seed']}")
     if p["overrides"]:
         parts.append("o" + hashlib.sha256(canonical_json(p["overrides"]).encode()).hexdigest()[:8])
+    if p["train"] is not None:
+        parts.append("tr" + hashlib.sha256(canonical_json(p["train"]).encode()).hexdigest()[:8])
     return "/".join(parts)
 
 

@@ -1,5 +1,6 @@
 """A few hundred CPU AdamW steps of each tiny preset on the built-in shapes data lower the loss,
-in both backends (process loss with self-conditioning where configured, backward, update)."""
+in both backends (process loss with self-conditioning where configured, backward, update); so
+does a LAMB run with warmup, cosine decay, clipping and an EMA (bench.training.optim.OptimSpec)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from architectures import registry
 from bench import backends
 from bench.backends import host
 from bench.data import builtin
+from bench.training.optim import OptimSpec
 
 BATCH, POOL, LR = 8, 64, 1e-3
 STEPS = {"rin": 200, "unet2d": 120, "unet3d": 120}  # RIN is slower here: last/first 0.42 at 120 steps, 0.21 at 200
@@ -33,7 +35,7 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def train_losses(backend: str, arch: str, preset: str) -> list[float]:
+def train_losses(backend: str, arch: str, preset: str, opt: OptimSpec | None = None):
     adapter = backends.get(backend)
     entry = registry.get(arch)
     try:
@@ -42,7 +44,7 @@ def train_losses(backend: str, arch: str, preset: str) -> list[float]:
     except (ImportError, registry.RegistryError) as err:  # the family is not written yet
         pytest.skip(f"{arch}: {err}")
     x, y, context = _dataset(cfg)
-    trainer = adapter.Trainer(built, lr=LR)
+    trainer = adapter.Trainer(built, lr=LR) if opt is None else adapter.Trainer(built, opt=opt)
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(STEPS[arch]):
@@ -53,7 +55,7 @@ def train_losses(backend: str, arch: str, preset: str) -> list[float]:
         if context is not None:
             arrays["context"] = context[idx]
         losses.append(float(trainer.step(adapter.device_arrays(built, arrays))))
-    return losses
+    return (losses, trainer) if opt is not None else losses
 
 
 @pytest.mark.slow
@@ -88,3 +90,19 @@ def test_moving_shapes_move_and_split_into_context():
     x, y, context = builtin.for_shapes((6, 3, 16, 16, 3), seed=0, context_frames=2)
     np.testing.assert_array_equal(np.concatenate([context, x], axis=1), v)
     assert (y == 0).all()  # unconditional: one label
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_lamb_with_warmup_cosine_clipping_and_ema_learns_the_shapes(backend, one_torch_thread):
+    steps = STEPS["unet2d"]
+    # LAMB steps are relative (lr x ||w|| per tensor): 5e-2 here; 5e-3 barely moves in 120 steps
+    opt = OptimSpec(optimizer="lamb", lr=5e-2, weight_decay=0.01, schedule="cosine", warmup=10, total_steps=steps,
+                    clip=1.0, ema=0.95)
+    losses, trainer = train_losses(backend, "unet2d", "unet2d-tiny", opt)
+    first, last = np.mean(losses[:20]), np.mean(losses[-20:])
+    print(f"{backend} unet2d-tiny LAMB: loss {first:.3f} -> {last:.3f} ({last / first:.2f})")
+    assert np.all(np.isfinite(losses)) and last < 0.7 * first, f"loss {first:.3f} -> {last:.3f}"
+    weights, ema = trainer.weights(), trainer.weights(ema=True)
+    assert weights.keys() == ema.keys() and all(np.isfinite(v).all() for v in ema.values())
+    assert any(not np.allclose(weights[k], ema[k]) for k in weights)  # the EMA lags the weights

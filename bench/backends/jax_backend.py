@@ -21,6 +21,7 @@ import optax
 
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
+from bench.convert import canonical_to_flax, flax_to_canonical
 
 NAME = "jax"
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
@@ -206,26 +207,56 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
 
 
 # -- training ---------------------------------------------------------------------------------
-def make_optimizer(built: Built, **overrides) -> optax.GradientTransformation:
-    """optax.adamw with host.ADAMW (same as torch.optim.AdamW in the torch adapter); no weight
-    decay on 1-D parameters (biases, norm scales)."""
-    h = {**host.ADAMW, **overrides}
+def make_optimizer(built: Built, opt=None, **overrides) -> optax.GradientTransformation:
+    """opt None: optax.adamw with host.ADAMW (same as torch.optim.AdamW in the torch adapter).
+    opt (bench.training.optim.OptimSpec): AdamW or LAMB with its lr schedule and clipping. Weight
+    decay never applies to 1-D parameters (biases, norm scales)."""
     mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
-    return optax.adamw(h["lr"], b1=h["b1"], b2=h["b2"], eps=h["eps"], weight_decay=h["weight_decay"], mask=mask)
+    if opt is None:
+        h = {**host.ADAMW, **overrides}
+        return optax.adamw(h["lr"], b1=h["b1"], b2=h["b2"], eps=h["eps"], weight_decay=h["weight_decay"], mask=mask)
+    lr = lambda count: opt.learning_rate(count, jnp)
+    if opt.optimizer == "adamw":
+        tx = optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay, mask=mask)
+    elif opt.adapt_1d:
+        tx = optax.lamb(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay, mask=mask)
+    else:  # optax.lamb's own chain with the trust ratio kept off 1-D tensors (TF-Addons' LAMB)
+        tx = optax.chain(optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
+                         optax.add_decayed_weights(opt.weight_decay, mask=mask),
+                         optax.masked(optax.scale_by_trust_ratio(), mask),
+                         optax.scale_by_learning_rate(lr))
+    return tx if opt.clip is None else optax.chain(optax.clip_by_global_norm(opt.clip), tx)
+
+
+def ema_update(ema, params, decay: float):
+    """e = decay * e + (1 - decay) * p for every leaf."""
+    return jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
+
+
+def export_weights(built: Built, params=None) -> dict[str, np.ndarray]:
+    """The `params` collection (default: the built model's) in the canonical checkpoint form."""
+    return flax_to_canonical(built.params["params"] if params is None else params)
+
+
+def load_weights(built: Built, canonical: dict[str, np.ndarray]) -> None:
+    built.params = {**built.params, "params": canonical_to_flax(canonical, built.params["params"])}
 
 
 class Trainer:
-    """Process loss (with the self-conditioning pass) + grad + AdamW update, jitted with the
-    parameters and optimizer state donated. `step(arrays)` takes device arrays (x0, t, eps, keep,
-    y / context) and returns the loss (not synchronized)."""
+    """Process loss (with the self-conditioning pass) + grad + optimizer update (+ EMA), jitted
+    with the parameters, optimizer state and EMA donated. `step(arrays)` takes device arrays (x0,
+    t, eps, keep, y / context) and returns the loss (not synchronized). Without `opt` it is AdamW
+    at host.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and EMA."""
 
-    def __init__(self, built: Built, *, compile: bool | None = True, **adamw):
-        self.built, self.compile = built, compile
-        self.optimizer = make_optimizer(built, **adamw)
+    def __init__(self, built: Built, *, compile: bool | None = True, opt=None, **adamw):
+        self.built, self.compile, self.opt = built, compile, opt
+        self.optimizer = make_optimizer(built, opt, **adamw)
         self.params = built.params["params"]
         self.others = {k: v for k, v in built.params.items() if k != "params"}
         init = self.optimizer.init
         self.opt_state = jax.eval_shape(init, self.params) if built.abstract else init(self.params)  # abstract: shapes only
+        keep_ema = opt is not None and opt.ema is not None
+        self.ema = jax.tree.map(jnp.copy, self.params) if keep_ema and not built.abstract else None
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
         self.key, self._run, self.compile_seconds = jax.random.key(built.seed + 1, impl=PRNG_IMPL), None, None
@@ -244,21 +275,35 @@ class Trainer:
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    def advance(self, params, opt_state, a, key):
-        """update() with this step's dropout key split off inside the program, so a timed step
-        dispatches one compiled call and nothing else (no eager key op, no host transfer)."""
+    def advance(self, params, opt_state, ema, a, key):
+        """update() (+ the EMA) with this step's dropout key split off inside the program, so a
+        timed step dispatches one compiled call and nothing else (no eager key op, no host transfer)."""
         key, sub = jax.random.split(key)
-        return (*self.update(params, opt_state, a, sub), key)
+        params, opt_state, loss = self.update(params, opt_state, a, sub)
+        if ema is not None:
+            ema = ema_update(ema, params, self.opt.ema)
+        return params, opt_state, ema, loss, key
 
     def compile_step(self, a) -> None:
-        args = (self.params, self.opt_state, a, self.key)
-        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1))
+        args = (self.params, self.opt_state, self.ema, a, self.key)
+        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1, 2))
 
     def step(self, a):
         if self._run is None:
             self.compile_step(a)
-        self.params, self.opt_state, loss, self.key = self._run(self.params, self.opt_state, a, self.key)
+        self.params, self.opt_state, self.ema, loss, self.key = self._run(self.params, self.opt_state, self.ema, a,
+                                                                          self.key)
         return loss
+
+    def weights(self, ema: bool = False) -> dict[str, np.ndarray]:
+        """The current (or EMA) weights in the canonical checkpoint form."""
+        if ema and self.ema is None:
+            raise ValueError("this run keeps no EMA (opt.ema is None)")
+        return export_weights(self.built, self.ema if ema else self.params)
+
+    def load_ema(self, canonical: dict[str, np.ndarray]) -> None:
+        """Start the EMA from checkpointed EMA weights (resuming a run)."""
+        self.ema = canonical_to_flax(canonical, self.params)
 
 
 def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = True, **adamw) -> Step:

@@ -16,6 +16,8 @@ import torch
 
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
+from bench.convert import canonical_to_torch, torch_to_canonical
+from bench.training.lamb_torch import LAMB
 
 NAME = "torch"
 
@@ -212,29 +214,69 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
 
 
 # -- training ---------------------------------------------------------------------------------
-def make_optimizer(built: Built, **overrides) -> torch.optim.Optimizer:
-    """torch.optim.AdamW with host.ADAMW (same as optax.adamw in the jax adapter); no weight
-    decay on 1-D parameters (biases, norm scales)."""
-    h = {**host.ADAMW, **overrides}
+def make_optimizer(built: Built, opt=None, **overrides) -> torch.optim.Optimizer:
+    """opt None: torch.optim.AdamW with host.ADAMW (same as optax.adamw in the jax adapter).
+    opt (bench.training.optim.OptimSpec): AdamW or LAMB with its settings. Weight decay never
+    applies to 1-D parameters (biases, norm scales)."""
     params = [p for p in built.model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": h["weight_decay"]},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=h["lr"], betas=(h["b1"], h["b2"]), eps=h["eps"])
+    matrices, vectors = [p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]
+    if opt is None:
+        h = {**host.ADAMW, **overrides}
+        groups = [{"params": matrices, "weight_decay": h["weight_decay"]}, {"params": vectors, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=h["lr"], betas=(h["b1"], h["b2"]), eps=h["eps"])
+    if opt.optimizer == "adamw":
+        groups = [{"params": matrices, "weight_decay": opt.weight_decay}, {"params": vectors, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
+    groups = [{"params": matrices, "weight_decay": opt.weight_decay, "adapt": True},
+              {"params": vectors, "weight_decay": 0.0, "adapt": opt.adapt_1d}]
+    return LAMB(groups, lr=opt.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
+
+
+def clip_global_norm(params, max_norm: float) -> torch.Tensor:
+    """optax.clip_by_global_norm: g *= max_norm / ||g|| when ||g|| >= max_norm; returns ||g||."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if norm >= max_norm:
+        for g in grads:
+            g.mul_(max_norm / norm)
+    return norm
+
+
+@torch.no_grad()
+def ema_update(ema: dict[str, torch.Tensor], params: dict[str, torch.Tensor], decay: float) -> None:
+    """e = decay * e + (1 - decay) * p, in place, for every named parameter."""
+    for name, e in ema.items():
+        e.mul_(decay).add_(params[name], alpha=1 - decay)
+
+
+def export_weights(built: Built, ema: dict | None = None) -> dict[str, np.ndarray]:
+    """The model's weights (EMA values where `ema` has them) in the canonical checkpoint form."""
+    state = built.model.state_dict()
+    return torch_to_canonical({**state, **(ema or {})})
+
+
+def load_weights(built: Built, canonical: dict[str, np.ndarray]) -> None:
+    built.model.load_state_dict(canonical_to_torch(canonical, built.model))
 
 
 class Trainer:
-    """Process loss (with the self-conditioning pass) + backward + AdamW update.
+    """Process loss (with the self-conditioning pass) + backward + optimizer update.
 
     `step(arrays)` takes device arrays from `device_arrays`: x0, t, eps, keep, and y / context
-    when the model uses them; it returns the loss tensor (not synchronized).
+    when the model uses them; it returns the loss tensor (not synchronized). Without `opt` it is
+    AdamW at host.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and EMA.
     """
 
-    def __init__(self, built: Built, *, compile: bool | None = False, **adamw):
-        self.built = built
+    def __init__(self, built: Built, *, compile: bool | None = False, opt=None, **adamw):
+        self.built, self.opt, self.steps = built, opt, 0
         self.model = _maybe_compile(built, compile)
-        self.optimizer = make_optimizer(built, **adamw)
+        self.optimizer = make_optimizer(built, opt, **adamw)
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
+        self.params = dict(built.model.named_parameters())
+        self.ema = None
+        if opt is not None and opt.ema is not None:
+            self.ema = {n: p.detach().clone() for n, p in self.params.items()}
 
     def loss(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
         built = self.built
@@ -251,8 +293,31 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(a)
         loss.backward()
-        self.optimizer.step()
+        self.update()
         return loss.detach()
+
+    def update(self) -> None:
+        """Apply the gradients in .grad: lr of this step, clipping, optimizer step, EMA."""
+        if self.opt is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.opt.learning_rate(self.steps)
+            if self.opt.clip is not None:
+                clip_global_norm(self.params.values(), self.opt.clip)
+        self.optimizer.step()
+        self.steps += 1
+        if self.ema is not None:
+            ema_update(self.ema, self.params, self.opt.ema)
+
+    def weights(self, ema: bool = False) -> dict[str, np.ndarray]:
+        """The current (or EMA) weights in the canonical checkpoint form."""
+        if ema and self.ema is None:
+            raise ValueError("this run keeps no EMA (opt.ema is None)")
+        return export_weights(self.built, self.ema if ema else None)
+
+    def load_ema(self, canonical: dict[str, np.ndarray]) -> None:
+        """Start the EMA from checkpointed EMA weights (resuming a run)."""
+        state = canonical_to_torch(canonical, self.built.model)
+        self.ema = {n: state[n].to(p.device).clone() for n, p in self.params.items()}
 
 
 def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = False, **adamw) -> Step:

@@ -12,20 +12,23 @@ from __future__ import annotations
 MEASUREMENTS = {
     "params": ("params", "measure_params"),
     "flops": ("flops", "measure_flops"),
+    "train": ("train", "measure_train"),  # budgeted training; later measurements use its weights
     "sample_step": ("timing", "measure_sample_step"),
     "train_step": ("timing", "measure_train_step"),
     "memory": ("memory", "measure_memory"),
 }
 
 
-def run_case(case) -> dict:
-    """Measure what `case.measure` lists; raises on failure (the worker records the error)."""
+def run_case(case, run_dir: str | None = None) -> dict:
+    """Measure what `case.measure` lists; raises on failure (the worker records the error).
+    `run_dir`: the run's directory, where `train` writes its checkpoint."""
     from bench.measure import case as measure
 
     unknown = [m for m in case.measure if m not in MEASUREMENTS]
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; allowed: {list(MEASUREMENTS)}")
     ctx = measure.make_context(case)
+    ctx.run_dir = run_dir
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():
         if name not in case.measure:

@@ -23,6 +23,7 @@ class Context:
     device: Any = None
     env: dict = field(default_factory=dict)  # threads and device, recorded with every timing
     device_peaks: list = field(default_factory=list)  # device peak bytes of each timed step (None on CPU)
+    run_dir: str | None = None  # where `train` writes its checkpoint (None: not written)
     _built: Any = None
 
     def built(self):
@@ -91,6 +92,14 @@ def _timed(ctx: Context, step, what: str) -> dict:
                          torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
                          warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
                          **ctx.env)
+
+
+def measure_train(ctx: Context) -> dict:
+    """Budgeted training (bench.training.run); the built model then holds the trained weights."""
+    from bench.records import record_filename
+    from bench.training.run import train_case
+
+    return train_case(ctx, ctx.run_dir, record_filename(ctx.case.index, ctx.case.id)[:-5])
 
 
 def measure_sample_step(ctx: Context) -> dict:

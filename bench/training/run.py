@@ -1,0 +1,178 @@
+"""One budgeted training run of a case (the `train` measurement), in the case's own process.
+
+    budget -> steps (a FLOP budget through the counted training-step FLOPs) -> recipe + overrides
+    -> OptimSpec -> data -> [init checkpoint] -> steps of adapter.Trainer -> checkpoint -> record
+
+Every batch and every noise draw comes from numpy (seeded by the case), so the torch and jax
+runs of one case see the same data and the same draws. Record schema: docs/training.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.backends import host
+from bench.training import checkpoint
+from bench.training.recipes import DEFAULT_RECIPE, find_recipe
+from bench.training.spec import resolve
+
+COUNTER = {"torch": "bench.measure.torch_count", "jax": "bench.measure.xla_count"}
+BUILTIN_POOL = 256  # examples drawn from a built-in dataset when no limit is given
+
+
+def steps_for_budget(budget: dict, step_flops: int | None) -> int:
+    """Steps a budget allows: {steps: n} -> n; {gflops: g} -> the most whole steps whose FLOPs
+    (step_flops each, exact integers) stay within g * 1e9."""
+    if "steps" in budget:
+        return int(budget["steps"])
+    if not step_flops:
+        raise ValueError("a FLOP budget needs the training step's FLOP count, which is not available")
+    steps = int(round(budget["gflops"] * 1e9)) // int(step_flops)
+    if steps < 1:
+        raise ValueError(f"budget of {budget['gflops']} GFLOPs is below one training step "
+                         f"({step_flops / 1e9:.6g} GFLOPs at this batch)")
+    return steps
+
+
+def count_step_flops(case, entry, batch: int) -> dict:
+    """FLOPs of one training step at `batch`, counted in a child process by the backend's own
+    counter (bench.measure.flops.train_record: 2 x MACs of loss + backward)."""
+    from bench.measure.count_job import CountJob, run_counter
+    from bench.measure.flops import analytic, train_record
+    from bench.spec import resolve_config
+
+    module = COUNTER[case.backend]
+    job = CountJob(case.arch, case.preset, case.overrides.to_dict(), batch, case.seed,
+                   (entry.config.partition(":")[0],), train=True, compile=False)
+    forward = 2 * analytic(entry, resolve_config(case), batch)["macs"] / 1e9
+    rec = train_record({module: run_counter(module, job, case.timeout_s / 3)}, forward, batch)
+    flops = None if rec["gflops"] is None else int(round(rec["gflops"] * 1e9))
+    return {**rec, "flops": flops}
+
+
+def training_data(train: dict, config, seed: int):
+    """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped for the model."""
+    import bench.data
+    import bench.data.builtin  # noqa: F401  (the built-in shapes, before bench.data.load_dataset)
+
+    shapes = config.input_shapes(1)
+    x_shape = shapes["x"][0]
+    context_frames = shapes["context"][0][1] if "context" in shapes else 0
+    n = train["limit"] or BUILTIN_POOL
+    if hasattr(bench.data, "load_dataset"):
+        frames = x_shape[1] + context_frames if len(x_shape) == 5 else None
+        ds = bench.data.load_dataset(train["dataset"], root=train["root"], resolution=x_shape[-2],
+                                     channels=x_shape[-1], frames=frames, seed=seed, limit=train["limit"])
+        x, y = ds.x, ds.y
+        context = x[:, :context_frames] if context_frames else None
+        x = x[:, context_frames:] if context_frames else x
+    else:  # before bench.data.load_dataset: the built-in shapes only
+        x, y, context = bench.data.builtin.for_shapes((n, *x_shape[1:]), config.num_classes, seed, context_frames)
+    if config.num_classes > 0:
+        if y is None:
+            raise ValueError(f"dataset {train['dataset']!r} has no labels; the model is class-conditional "
+                             f"(num_classes={config.num_classes})")
+        if int(y.max()) >= config.num_classes:
+            raise ValueError(f"dataset {train['dataset']!r} has labels up to {int(y.max())}; the model has "
+                             f"num_classes={config.num_classes}")
+    return x, (y if config.num_classes > 0 else None), context
+
+
+def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
+    """Run the case's `train:` budget; ctx.built() ends holding the trained (EMA) weights."""
+    case, entry, adapter = ctx.case, ctx.entry, ctx.adapter
+    train = case.train.to_dict()
+    batch = train["batch"] or case.batch
+    count = count_step_flops(case, entry, batch)
+    steps = steps_for_budget(train["budget"], count["flops"])
+    recipe = find_recipe(entry, case.preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
+    opt, changed = resolve(train, recipe, steps)
+    x, y, context = training_data(train, ctx.config, case.seed)
+    built = ctx.built()
+    init = _start_from(train["init"], case.arch, adapter, built)
+    trainer = adapter.Trainer(built, opt=opt, compile=True if case.backend == "jax" else case.compile)
+    if init is not None and init.ema is not None and trainer.ema is not None:
+        trainer.load_ema(init.ema)
+    curve, seconds, compile_s = _loop(trainer, adapter, built, (x, y, context), steps, batch, train["log_every"],
+                                      case.seed)
+    ckpt_path = _save(trainer, adapter, built, run_dir, checkpoint_name, case, opt, recipe, train, steps, count)
+    spent = None if count["flops"] is None else steps * count["flops"]
+    return {
+        "steps": steps, "batch": batch, "examples_seen": steps * batch,
+        "budget": train["budget"],
+        "gflops_spent": None if spent is None else spent / 1e9,
+        "step_gflops": count["gflops"], "step_flops": count, "seconds": seconds, "compile_seconds": compile_s,
+        "steps_per_second": steps / seconds if seconds > 0 else None,
+        "loss_curve": curve, "final_loss": curve["loss"][-1] if curve["loss"] else None,
+        "recipe": recipe.to_dict(), "recipe_changes": changed, "optim": opt.to_dict(),
+        "dataset": {"name": train["dataset"], "root": train["root"], "examples": int(len(x))},
+        "init": None if init is None else {"path": str(init.path), "step": init.meta.get("step"),
+                                           "backend": init.meta.get("backend")},
+        "checkpoint": ckpt_path, "weights_after": "ema" if trainer.ema is not None else "trained",
+    }
+
+
+def _start_from(path, arch: str, adapter, built):
+    if path is None:
+        return None
+    ckpt = checkpoint.read(path)
+    checkpoint.check_compatible(ckpt, arch)
+    adapter.load_weights(built, ckpt.weights)
+    return ckpt
+
+
+def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int):
+    """steps updates on batches drawn with replacement across steps; the mean loss of each
+    `every` steps. jax compiles before the clock starts (compile time reported apart)."""
+    x, y, context = data
+    rng = np.random.default_rng(seed + 2)
+    process = built.config.process
+    draw = lambda: _batch(rng, x, y, context, batch, process.self_condition_rate)
+    compile_s = None
+    if hasattr(trainer, "compile_step"):
+        first = adapter.device_arrays(built, draw())
+        trainer.compile_step({k: v for k, v in first.items() if v is not None})
+        compile_s, rng = trainer.compile_seconds, np.random.default_rng(seed + 2)
+    curve, window = {"every": every, "step": [], "loss": []}, []
+    start = time.perf_counter()
+    for s in range(steps):
+        a = adapter.device_arrays(built, draw())
+        window.append(trainer.step({k: v for k, v in a.items() if v is not None}))
+        if len(window) == every or s == steps - 1:
+            curve["step"].append(s + 1)
+            curve["loss"].append(float(np.mean([float(v) for v in window])))
+            window = []
+    adapter.sync(trainer.params)
+    return curve, time.perf_counter() - start, compile_s
+
+
+def _batch(rng, x, y, context, batch: int, self_condition_rate: float) -> dict:
+    idx = rng.choice(len(x), batch, replace=len(x) < batch)
+    out = {"x0": x[idx], **host.train_draws(rng, (batch, *x.shape[1:]), self_condition_rate)}
+    out["y"] = None if y is None else y[idx]
+    out["context"] = None if context is None else context[idx]
+    return out
+
+
+def _save(trainer, adapter, built, run_dir, name: str, case, opt, recipe, train, steps: int, count) -> str | None:
+    """Write the checkpoint; leave the model holding the EMA weights (or the trained ones)."""
+    weights = trainer.weights()
+    ema = trainer.weights(ema=True) if trainer.ema is not None else None
+    adapter.load_weights(built, ema if ema is not None else weights)
+    if run_dir is None:
+        return None
+    meta = {"arch": case.arch, "preset": case.preset, "overrides": case.overrides.to_dict(),
+            "config": dataclasses.asdict(built.config), "backend": case.backend, "step": steps,
+            "flops_spent": None if count["flops"] is None else steps * count["flops"],
+            "ema_decay": opt.ema, "optim": opt.to_dict(), "recipe": recipe.name, "dataset": train["dataset"],
+            "case_id": case.id, "seed": case.seed}
+    path, n = Path(run_dir) / "checkpoints" / name, 1
+    while path.exists():  # a re-run of the case (--resume) never overwrites an earlier checkpoint
+        n += 1
+        path = Path(run_dir) / "checkpoints" / f"{name}-{n}"
+    path = checkpoint.write(path, weights, meta, ema)
+    return str(path.relative_to(run_dir))

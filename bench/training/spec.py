@@ -1,0 +1,160 @@
+"""The suite's `train:` mapping: strict checking at load, and its resolution into an OptimSpec.
+
+    train:
+      dataset: shapes            # required: a dataset name (bench.data)
+      root: null                 # directory of a real dataset
+      limit: null                # use the first N examples
+      budget: {steps: 200}       # or {gflops: 5000}: total training GFLOPs (counted train step)
+      recipe: paper              # paper (the family's recipe for the preset) | default
+      batch: null                # training batch; null: the case's batch
+      warmup: 20                 # override the recipe's warmup steps ...
+      warmup_fraction: null      # ... or set it to a fraction of the run's steps (one of the two)
+      log_every: 10              # loss-curve stride (steps)
+      init: null                 # a diffbench checkpoint directory to start from
+      # any OptimSpec field overrides the recipe: optimizer, lr, b1, b2, eps, weight_decay,
+      # schedule, cosine_fraction, end_lr_factor, clip, ema, adapt_1d
+
+Standard library only (loaded by `diffbench plan` without torch or jax). docs/training.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from bench.strict_yaml import SpecError, child, show
+from bench.training.optim import OPTIMIZERS, SCHEDULES, OptimSpec
+from bench.training.recipes import DEFAULT_RECIPE, RecipeError, find_recipe
+
+RECIPES = ("paper", "default")
+BUDGET_KEYS = ("steps", "gflops")
+_OPTIM = ("optimizer", "lr", "b1", "b2", "eps", "weight_decay", "schedule", "cosine_fraction", "end_lr_factor",
+          "clip", "ema", "adapt_1d")
+KEYS = ("dataset", "root", "limit", "budget", "recipe", "batch", "warmup", "warmup_fraction", "log_every", "init",
+        *_OPTIM)
+DEFAULTS = {"root": None, "limit": None, "recipe": "default", "batch": None, "warmup": None, "warmup_fraction": None,
+            "log_every": 10, "init": None, **{k: None for k in _OPTIM}}
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _opt(check):
+    return lambda v: v is None or check(v)
+
+
+# key -> (accepts value, allowed values for the error line)
+_CHECKS = {
+    "dataset": (lambda v: isinstance(v, str) and v in dataset_names(), None),
+    "root": (_opt(lambda v: isinstance(v, str) and v != ""), "a directory path, or null"),
+    "limit": (_opt(lambda v: _int(v) and v >= 1), "an integer >= 1, or null"),
+    "recipe": (lambda v: v in RECIPES, RECIPES),
+    "batch": (_opt(lambda v: _int(v) and v >= 1), "an integer >= 1, or null (the case's batch)"),
+    "warmup": (_opt(lambda v: _int(v) and v >= 0), "an integer number of steps >= 0, or null (the recipe's)"),
+    "warmup_fraction": (_opt(lambda v: _num(v) and 0 <= v < 1), "a number in [0, 1), or null"),
+    "log_every": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "init": (_opt(lambda v: isinstance(v, str) and v != ""), "a checkpoint directory path, or null"),
+    "optimizer": (_opt(lambda v: v in OPTIMIZERS), OPTIMIZERS),
+    "lr": (_opt(lambda v: _num(v) and v > 0), "a number > 0"),
+    "b1": (_opt(lambda v: _num(v) and 0 <= v < 1), "a number in [0, 1)"),
+    "b2": (_opt(lambda v: _num(v) and 0 <= v < 1), "a number in [0, 1)"),
+    "eps": (_opt(lambda v: _num(v) and v >= 0), "a number >= 0"),
+    "weight_decay": (_opt(lambda v: _num(v) and v >= 0), "a number >= 0"),
+    "schedule": (_opt(lambda v: v in SCHEDULES), SCHEDULES),
+    "cosine_fraction": (_opt(lambda v: _num(v) and 0 < v <= 1), "a number in (0, 1]"),
+    "end_lr_factor": (_opt(lambda v: _num(v) and 0 <= v <= 1), "a number in [0, 1]"),
+    "clip": (_opt(lambda v: _num(v) and v > 0), "a number > 0, or null (no clipping)"),
+    "ema": (_opt(lambda v: _num(v) and 0 <= v < 1), "a number in [0, 1), or null (no EMA)"),
+    "adapt_1d": (_opt(lambda v: isinstance(v, bool)), "true or false"),
+}
+
+
+def dataset_names() -> tuple[str, ...]:
+    """The dataset names bench.data offers (only the built-in shapes before bench.data.DATASETS exists)."""
+    import bench.data
+
+    return tuple(getattr(bench.data, "DATASETS", ("shapes",)))
+
+
+def check(value, source: str, path: str) -> dict | None:
+    """The normalized `train:` mapping (every key present), None for null, or one SpecError."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SpecError(source, path, f"expected a mapping, got {show(value)}", KEYS)
+    for key in value:
+        if key not in KEYS:
+            raise SpecError(source, child(path, key), f"unknown key {key!r}", KEYS)
+    for key in ("dataset", "budget"):
+        if key not in value:
+            raise SpecError(source, path, f"missing key {key!r}", KEYS)
+    out = {**DEFAULTS, **value, "budget": _budget(value["budget"], source, child(path, "budget"))}
+    for key, (ok, allowed) in _CHECKS.items():
+        if not ok(out[key]):
+            raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}", allowed or dataset_names())
+    if out["init"] is not None and not (Path(out["init"]) / "meta.json").is_file():
+        raise SpecError(source, child(path, "init"), f"no diffbench checkpoint at {out['init']!r} (no meta.json)",
+                        "a checkpoint directory written by a train case (relative paths: to the working directory)")
+    if out["warmup"] is not None and out["warmup_fraction"] is not None:
+        raise SpecError(source, child(path, "warmup_fraction"), "both warmup and warmup_fraction are set",
+                        "one of them")
+    return {k: (float(v) if _num(v) and k in ("lr", "eps", "weight_decay", "clip", "ema") else v) for k, v in out.items()}
+
+
+def _budget(value, source: str, path: str) -> dict:
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in BUDGET_KEYS:
+        raise SpecError(source, path, f"expected one of {{steps: N}} or {{gflops: X}}, got {show(value)}", BUDGET_KEYS)
+    (key, n), = value.items()
+    if key == "steps" and not (_int(n) and n >= 1):
+        raise SpecError(source, child(path, key), f"bad steps {show(n)}", "an integer >= 1")
+    if key == "gflops" and not (_num(n) and n > 0):
+        raise SpecError(source, child(path, key), f"bad gflops {show(n)}", "a number > 0")
+    return {key: n}
+
+
+def check_for_case(train: dict, entry, preset: str, measure: tuple, source: str, path: str) -> None:
+    """What needs the case's architecture: a paper recipe exists, and the budget fits the warmup."""
+    if ("train" in measure) != (train is not None):
+        problem = "measure lists 'train' but the case has no `train:` mapping" if train is None else \
+            "`train:` is given but measure does not list 'train'"
+        raise SpecError(source, path, problem, "both or neither")
+    if train is None:
+        return
+    try:
+        recipe = find_recipe(entry, preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
+    except RecipeError as err:
+        raise SpecError(source, child(path, "recipe"), str(err), RECIPES) from None
+    steps = train["budget"].get("steps")
+    if steps is not None:
+        try:
+            resolve(train, recipe, steps)
+        except ValueError as err:
+            raise SpecError(source, path, str(err), "train.warmup or train.warmup_fraction below the budget") from None
+
+
+def resolve(train: dict, recipe, total_steps: int) -> tuple[OptimSpec, dict]:
+    """(OptimSpec for a run of total_steps, what was changed from the recipe and why)."""
+    fields = {"warmup": 0, **recipe.optim}
+    changed = {k: train[k] for k in _OPTIM if train[k] is not None and train[k] != fields.get(k)}
+    fields.update(changed)
+    if train["warmup"] is not None:
+        fields["warmup"] = train["warmup"]
+    elif train["warmup_fraction"] is not None:
+        fields["warmup"] = int(train["warmup_fraction"] * total_steps)
+    elif fields["warmup"] >= total_steps:
+        raise ValueError(f"recipe {recipe.name!r} warms up over {fields['warmup']} steps but the budget is "
+                         f"{total_steps} steps; set train.warmup or train.warmup_fraction explicitly")
+    if fields.get("warmup") != recipe.optim.get("warmup", 0):
+        changed["warmup"] = fields["warmup"]
+    spec = OptimSpec(**{**fields, "total_steps": total_steps})
+    return spec, changed
+
+
+def optim_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(OptimSpec))
