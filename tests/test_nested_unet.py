@@ -143,23 +143,18 @@ def trained_inner():
 
 def test_fresh_nest_low_resolution_output_is_the_inner_model(trained_inner, tmp_path):
     """Zero adapters: the nest's 16 px output equals the small model's alone, in both backends,
-    after progressive init from a weights file written by the other backend."""
+    after progressive init from a checkpoint of the small model."""
     nest_t = tb.build(ENTRY, TINY, seed=0)
     _perturb(nest_t.model)  # every outer weight moved; the adapters stay zero (their init)
-    path = str(tmp_path / "inner.npz")
-    progressive.save_weights(trained_inner, path)
-    progressive.load_inner(nest_t, progressive.load_weights(path))
+    progressive.load_inner(nest_t, progressive.write_checkpoint(trained_inner, tmp_path / "small"))
     arrays = host.random_inputs(TINY.input_shapes(2), 7, 0)
     small = {**arrays, "x": arrays["x"][1:]}
-    nest_j = jb.build(ENTRY, TINY, seed=0)
+    np.testing.assert_array_equal(_forward(tb, nest_t, arrays)[1], _forward(tb, trained_inner, small)[0])
+    nest_j = jb.build(ENTRY, TINY, seed=0, abstract=True)
     nest_j.params = convert.torch_to_flax(nest_t.model.state_dict(), nest_j.params)
-    for adapter, nest, small_built in [(tb, nest_t, trained_inner), (jb, nest_j, None)]:
-        if small_built is None:  # jax: the small model from the torch weights
-            small_built = jb.build(ENTRY, _inner_config(TINY), seed=0, abstract=True)
-            small_built.params = convert.torch_to_flax(trained_inner.model.state_dict(), small_built.params)
-        nest_out, small_out = (_forward(adapter, b, a) for b, a in [(nest, arrays), (small_built, small)])
-        np.testing.assert_array_equal(nest_out[1], small_out[0]) if adapter is tb else \
-            np.testing.assert_allclose(nest_out[1], small_out[0], rtol=0, atol=1e-5)
+    small_j = jb.build(ENTRY, _inner_config(TINY), seed=0, abstract=True)
+    small_j.params = convert.torch_to_flax(trained_inner.model.state_dict(), small_j.params)
+    np.testing.assert_allclose(_forward(jb, nest_j, arrays)[1], _forward(jb, small_j, small)[0], rtol=0, atol=1e-5)
 
 
 def _forward(adapter, built, arrays):
@@ -174,17 +169,18 @@ def _forward(adapter, built, arrays):
 
 
 def test_progressive_init_loads_the_inner_weights_bit_equal(trained_inner, tmp_path):
-    path = str(tmp_path / "small.npz")
-    progressive.save_weights(trained_inner, path)
-    want = {k: v.detach().numpy() for k, v in trained_inner.model.state_dict().items()}
-    nest_t = progressive.load_inner(tb.build(ENTRY, TINY, seed=1), progressive.load_weights(path))
-    got = {k[len("inner."):]: v.numpy() for k, v in nest_t.model.state_dict().items() if k.startswith("inner.")}
-    assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
-    nest_j = progressive.load_inner(jb.build(ENTRY, TINY, seed=1), progressive.load_weights(path))
-    back = progressive.torch_layout_weights(nest_j)
-    assert all(np.array_equal(back["inner." + k], want[k]) for k in want)
-    outer = [k for k in back if not k.startswith("inner.")]
-    assert outer and not np.array_equal(back["conv_in.weight"], 0 * back["conv_in.weight"])
+    """A torch-written checkpoint into a jax nest and a jax-written one into a torch nest."""
+    want = convert.torch_to_canonical(trained_inner.model.state_dict())
+    small_j = jb.build(ENTRY, _inner_config(TINY), seed=0, abstract=True)
+    small_j.params = convert.torch_to_flax(trained_inner.model.state_dict(), small_j.params)
+    nest_t = progressive.load_inner(tb.build(ENTRY, TINY, seed=1), progressive.write_checkpoint(small_j, tmp_path / "j"))
+    nest_j = progressive.load_inner(jb.build(ENTRY, TINY, seed=1), progressive.write_checkpoint(trained_inner, tmp_path / "t"))
+    for got in (tb.export_weights(nest_t), jb.export_weights(nest_j)):
+        inner = {k[len("inner/"):]: v for k, v in got.items() if k.startswith("inner/")}
+        assert inner.keys() == want.keys() and all(np.array_equal(inner[k], want[k]) for k in want)
+        assert np.abs(got["conv_in/weight"]).max() > 0  # the outer level kept its own init
+    with pytest.raises(ValueError, match="levels"):  # the nest itself is not a smaller model of the nest
+        progressive.load_inner(tb.build(ENTRY, TINY, seed=1), progressive.write_checkpoint(nest_t, tmp_path / "n"))
 
 
 @pytest.mark.parametrize("adapter", [tb, jb], ids=["torch", "jax"])
