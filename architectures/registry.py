@@ -36,7 +36,7 @@ class Entry:
     process: str  # process family, a key of PROCESSES
     flops: str  # "module:function": analytic forward count, see docs/adding-an-architecture.md
     modalities: tuple[str, ...] = ("image",)
-    extras: tuple[str, ...] = ()  # call extras beyond (x, t, y): "latents", "context"
+    extras: tuple[str, ...] = ()  # call extras beyond (x, t, y): "latents", "context", "context_mask"
     description: str = ""
     test_only: bool = False  # registered by the tests, never listed as shipped
     recipes: str = ""  # "module:RECIPES": paper training recipes per preset (docs/training.md)
@@ -81,6 +81,7 @@ def resolve(ref: str):
 # Process families: name -> "module:Class" of the process (written once for both backends).
 PROCESSES = {
     "gaussian": "architectures.processes.gaussian:GaussianProcess",
+    "multires": "architectures.processes.multires:MultiResProcess",  # Matryoshka Diffusion: x is a list
 }
 
 _TABLE: dict[str, Entry] = {}
@@ -181,4 +182,17 @@ register(Entry(
     extras=("context",),
     description="Space-time video U-Net (Ho et al. 2022): 1x3x3 convs, spatial + temporal attention",
     recipes="architectures.unet.recipes:RECIPES_3D",
+))
+
+register(Entry(
+    name="nested_unet",
+    config="architectures.nested_unet.config:NestedUNetConfig",
+    presets="architectures.nested_unet.config:PRESETS",
+    backends={"torch": "architectures.nested_unet.nested_unet_torch:NestedUNet",
+              "jax": "architectures.nested_unet.nested_unet_flax:NestedUNet"},
+    process="multires",
+    flops="architectures.nested_unet.flops:forward_macs",
+    modalities=("image",),
+    extras=("context", "context_mask"),  # conditioning tokens (B, L, D) + mask (B, L); x in and out: one per resolution
+    description="NestedUNet, Matryoshka Diffusion (Gu et al. 2024): nested U-Nets, one prediction per resolution",
 ))

@@ -44,13 +44,18 @@ def _run(adapter, built, variables, arrays):
     args = (a["x"], a["t"], a.get("y"), a.get("latents"))
     if adapter is tb:
         with torch.no_grad():
-            pred, latents = tb.denoiser(built, built.model, a.get("context"))(*args)
+            pred, latents = tb.denoiser(built, built.model, a.get("context"), a.get("context_mask"))(*args)
     else:
-        pred, latents = jb.denoiser(built, variables, a.get("context"))(*args)
+        pred, latents = jb.denoiser(built, variables, a.get("context"), context_mask=a.get("context_mask"))(*args)
     return adapter.to_numpy(pred), None if latents is None else adapter.to_numpy(latents)
 
 
 def _close(a, b, what):
+    if isinstance(a, list):  # one output per resolution (NestedUNet): each to its own scale
+        assert len(a) == len(b), what
+        for i, (ai, bi) in enumerate(zip(a, b)):
+            _close(ai, bi, f"{what}[{i}]")
+        return
     scale = max(float(np.abs(a).max()), 1e-6)
     err = float(np.abs(a - b).max()) / scale
     assert err < 1e-5, f"{what}: max error {err:.2e} of the output's scale"
@@ -69,9 +74,10 @@ def test_tiny_preset_contract_and_cross_backend_parity(arch, preset):
     t_pred, t_lat = _run(tb, t_built, None, arrays)
     j_pred, j_lat = _run(jb, j_built, variables, arrays)
 
-    assert t_pred.shape == arrays["x"].shape
-    assert np.isfinite(t_pred).all() and np.isfinite(j_pred).all()
-    assert float(np.abs(t_pred).max()) > 0, "perturbed weights gave an all-zero output"
+    assert host.shape_tree(t_pred) == host.shape_tree(arrays["x"])
+    for t_out, j_out in zip(*(p if isinstance(p, list) else [p] for p in (t_pred, j_pred))):
+        assert np.isfinite(t_out).all() and np.isfinite(j_out).all()
+        assert float(np.abs(t_out).max()) > 0, "perturbed weights gave an all-zero output"
     _close(t_pred, j_pred, f"{preset} prediction")
     assert (t_lat is None) == ("latents" not in entry.extras)
     if t_lat is not None:

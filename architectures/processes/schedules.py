@@ -90,3 +90,19 @@ def gamma(t, config: GaussianConfig, name: str | None = None):
     else:  # GaussianConfig validates the name; this guards a new name added there only
         raise ValueError(f"schedule {name!r} has no implementation")
     return xp.clip(g, GAMMA_MIN, 1.0)
+
+
+def cosine_discrete(t, steps: int = 1000):
+    """The discrete cosine schedule of iDDPM (Nichol & Dhariwal 2021, Eq. 17, s = 0.008) as
+    ml-mdm builds it (samplers.squaredcos_cap_v2, "DEEPFLOYD"): gamma_k = prod_{i <= k} (1 - beta_i)
+    with beta_i = min(1 - abar(i/T) / abar((i-1)/T), 0.999), abar(u) = cos^2((u + 0.008) / 1.008 pi/2),
+    at t = k / T. The product telescopes to abar(t) / abar(0); only the last beta is clipped, so
+    gamma(1) = 0.001 gamma((T-1)/T)."""
+    xp = array_namespace(t)
+
+    def abar(u):
+        return xp.cos((u + 0.008) / 1.008 * (math.pi / 2)) ** 2
+
+    a0 = math.cos(0.008 / 1.008 * math.pi / 2) ** 2
+    last = 1e-3 * math.cos((1.0 - 1.0 / steps + 0.008) / 1.008 * math.pi / 2) ** 2 / a0
+    return xp.where(t > 1.0 - 0.5 / steps, xp.full_like(t, last), abar(t) / a0)

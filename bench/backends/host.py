@@ -104,24 +104,59 @@ class SampleRun:
     steps: int  # sampler steps
 
 
-def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
+def call_kwargs(extras: tuple[str, ...], y, context, latents, context_mask=None) -> dict[str, Any]:
     """The model call's optional arguments: labels when given, and the extras the entry declares."""
     kwargs = {} if y is None else {"y": y}
     if "context" in extras and context is not None:
         kwargs["context"] = context
+    if "context_mask" in extras and context_mask is not None:  # NestedUNet: which conditioning tokens are real
+        kwargs["context_mask"] = context_mask
     if "latents" in extras:
         kwargs["latents"] = latents
     return kwargs
 
 
 # -- random draws (canonical layout, numpy) --------------------------------------------------
+# -- input trees --------------------------------------------------------------------------------
+# An input of config.input_shapes may be one (shape, dtype) or a list of them (NestedUNet: one x
+# per resolution, highest first); the drawn arrays, the model's outputs and the process's x then
+# are lists too. These helpers keep the adapters free of per-family cases.
+def is_spec_list(spec) -> bool:
+    return isinstance(spec, list)
+
+
+def shape_tree(x):
+    """x.shape, or a list of shapes for a list of arrays."""
+    return [tuple(a.shape) for a in x] if isinstance(x, (list, tuple)) else tuple(x.shape)
+
+
+def tree_map(fn, x):
+    """fn over an array or each array of a list/tuple (None stays None)."""
+    if x is None:
+        return None
+    return [fn(a) for a in x] if isinstance(x, (list, tuple)) else fn(x)
+
+
+def x_shape(shapes: dict):
+    """The shape of input "x" from config.input_shapes: a tuple, or a list of tuples."""
+    spec = shapes["x"]
+    return [tuple(s) for s, _ in spec] if is_spec_list(spec) else tuple(spec[0])
+
+
 def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num_classes: int) -> dict[str, np.ndarray]:
     """Model inputs from config.input_shapes(batch): x, context, latents ~ N(0, 1); t ~ U(0, 1);
-    y uniform labels."""
+    y uniform labels; a `*_mask` (B, L) is 1 on a random-length prefix (>= 1 token) and 0 after."""
     rng = np.random.default_rng(seed)
     out = {}
-    for name, (shape, dtype) in shapes.items():
-        if name == "t":
+    for name, spec in shapes.items():
+        if is_spec_list(spec):
+            out[name] = [rng.standard_normal(shape).astype(dtype) for shape, dtype in spec]
+            continue
+        shape, dtype = spec
+        if name.endswith("_mask"):
+            lengths = rng.integers(1, shape[-1] + 1, shape[:-1])
+            out[name] = (np.arange(shape[-1]) < lengths[..., None]).astype(dtype)
+        elif name == "t":
             out[name] = rng.uniform(0.0, 1.0, shape).astype(dtype)
         elif name == "y":
             out[name] = rng.integers(0, max(num_classes, 1), shape).astype(dtype)
@@ -162,12 +197,18 @@ def sampling_draws(config, process, batch: int, seed: int, steps: int, labels=No
     and their null labels, zero latents (the first step's Z_prev) when the model has them."""
     rng = np.random.default_rng(seed)
     shapes = config.input_shapes(batch)
-    x_shape = shapes["x"][0]
+    x_shape = globals()["x_shape"](shapes)
+    drawn = random_inputs({k: v for k, v in shapes.items() if k in ("context", "context_mask")}, seed + 1, 0)
     y = None
     if config.num_classes > 0:
         y = np.asarray(labels, np.int32) if labels is not None else rng.integers(0, config.num_classes, batch).astype(np.int32)
-    return {"x": rng.standard_normal(x_shape).astype(np.float32),
+    x = [rng.standard_normal(s).astype(np.float32) for s in x_shape] if isinstance(x_shape, list) else \
+        rng.standard_normal(x_shape).astype(np.float32)
+    if context is None and "context_mask" in shapes:  # conditioning tokens, not data: drawn like the inputs
+        context = drawn["context"]
+    return {"x": x,
             "step_draws": process.sample_step_draws(rng, x_shape, steps),
             "y": y, "y_null": null_labels(y, config.num_classes) if getattr(config.process, "guidance_scale", 0) > 0 else None,
             "latents": np.zeros(shapes["latents"][0], np.float32) if "latents" in shapes else None,
-            "context": None if "context" not in shapes else np.asarray(context, np.float32)}
+            "context": None if "context" not in shapes else np.asarray(context, np.float32),
+            "context_mask": drawn.get("context_mask")}

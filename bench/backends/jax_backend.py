@@ -124,7 +124,7 @@ def all_finite(x: Any) -> bool:
 
 
 def to_numpy(x) -> np.ndarray:
-    return np.asarray(x)
+    return host.tree_map(np.asarray, x)
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abs
     policy = Policy.make(precision, attention, memory_format, dev)
     dummy = host.random_inputs(config.input_shapes(1), seed, config.num_classes)
     key = jax.random.key(seed, impl=PRNG_IMPL)
-    init = lambda k: model.init(k, **{n: jnp.asarray(v) for n, v in dummy.items()})
+    init = lambda k: model.init(k, **jax.tree.map(jnp.asarray, dummy))
     if abstract:
         variables = jax.eval_shape(init, key)
     else:
@@ -162,19 +162,22 @@ def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, jax.Array]
     return device_arrays(built, host.random_inputs(shapes, seed, built.config.num_classes))
 
 
-def denoiser(built: Built, variables, context=None, train: bool = False, key=None):
+def denoiser(built: Built, variables, context=None, train: bool = False, key=None, context_mask=None):
     """denoise(x_t, time, y, latents) -> (pred, latents_out) over the Flax model; each call in
-    training draws its own dropout key from `key`."""
+    training draws its own dropout key from `key`; the network runs under the case's precision
+    policy. x and pred may be lists (one per resolution); only models with latents return a pair."""
     extras, calls, policy = built.entry.extras, [0], built.policy or Policy()
 
     def denoise(x, time, y, latents):
         v, a = policy.network(variables, {"x": x, "time": time, "context": context, "latents": latents})
-        kwargs = {"train": train, **host.call_kwargs(extras, y, a["context"], a["latents"])}
+        kwargs = {"train": train, **host.call_kwargs(extras, y, a["context"], a["latents"], context_mask)}
         rngs = {"dropout": jax.random.fold_in(key, calls[0])} if key is not None else None
         calls[0] += 1
         with policy.autocast():
             out = built.model.apply(v, a["x"], a["time"], rngs=rngs, **kwargs)
-        pred, latents_out = out if isinstance(out, tuple) else (out, None)
+        pred, latents_out = out if "latents" in extras else (out, None)
+        if isinstance(pred, (list, tuple)):
+            return [_split_variance(policy.output(p), xi) for p, xi in zip(pred, x)], policy.output(latents_out)
         return _split_variance(policy.output(pred), x), policy.output(latents_out)
 
     return denoise
@@ -225,13 +228,13 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
-    draws = process.sample_step_draws(np.random.default_rng(seed + 1), arrays["x"].shape, 1)[0]
+    draws = process.sample_step_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]), 1)[0]
     arrays.update(draws, y_null=host.null_labels(arrays.get("y"), cfg.num_classes),
                   t_now=np.full((batch,), t_now, np.float32), t_next=np.full((batch,), t_next, np.float32))
     a = device_arrays(built, arrays)
 
     def step(variables, a):
-        denoise = denoiser(built, variables, a.get("context"))
+        denoise = denoiser(built, variables, a.get("context"), context_mask=a.get("context_mask"))
         out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
                                   y_null=a["y_null"], **{k: a[k] for k in draws})
         return out.x, out.latents
@@ -261,8 +264,8 @@ def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None =
 
     @jax.jit
     def step(variables, x, t_now, t_next, latents, draws):
-        out = process.sample_step(denoiser(built, variables, a["context"]), x, t_now, t_next, a["y"], latents,
-                                  y_null=a["y_null"], **draws)
+        denoise = denoiser(built, variables, a["context"], context_mask=a.get("context_mask"))
+        out = process.sample_step(denoise, x, t_now, t_next, a["y"], latents, y_null=a["y_null"], **draws)
         traced["nfe"] = out.nfe
         return out.x, out.x0, out.latents
 
@@ -272,7 +275,7 @@ def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None =
             x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents,
                                   d["step_draws"][k])
             nfe += traced["nfe"]
-    return host.SampleRun(np.asarray(x0), nfe, n)
+    return host.SampleRun(to_numpy(x0), nfe, n)
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -334,8 +337,9 @@ class Trainer:
     def loss(self, params, a, key):
         built = self.built
         latents = None if self.latent_shape is None else jnp.zeros((a["x0"].shape[0], *self.latent_shape))
-        denoise = denoiser(built, {"params": params, **self.others}, a.get("context"), train=True, key=key)
-        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context")}
+        denoise = denoiser(built, {"params": params, **self.others}, a.get("context"), train=True, key=key,
+                           context_mask=a.get("context_mask"))
+        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context", "context_mask")}
         return built.process.training_loss(denoise, a["x0"], y=a.get("y"), latents=latents,
                                            stop_gradient=jax.lax.stop_gradient, **draws)
 
@@ -391,8 +395,9 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     self-conditioning it costs 2 forward passes + 1 backward (pass-1 latents under stop_gradient)."""
     cfg = built.config
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = built.process.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape)
-    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]))
+    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"),
+                              "context_mask": arrays.get("context_mask"), **draws})
     a = {k: v for k, v in a.items() if v is not None}
     trainer = Trainer(built, compile=compile, **adamw)
     passes = built.process.forward_passes_per_train_step("latents" in built.entry.extras)

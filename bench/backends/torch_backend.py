@@ -108,7 +108,10 @@ def all_finite(x: Any) -> bool:
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
-    """A tensor back in the canonical channels-last layout when it is image/video shaped."""
+    """A tensor back in the canonical channels-last layout when it is image/video shaped (a list:
+    each of its tensors)."""
+    if isinstance(x, (list, tuple)):
+        return [to_numpy(a) for a in x]
     a = x.detach().cpu().numpy()
     return np.moveaxis(a, 1, -1) if a.ndim >= 4 else a
 
@@ -148,14 +151,11 @@ def param_count(built: Built) -> int:
 
 def device_arrays(built: Built, arrays: dict[str, np.ndarray | None]) -> dict[str, torch.Tensor | None]:
     """Canonical numpy arrays -> tensors on the device; data-shaped ones to channels-first."""
-    out = {}
-    for name, a in arrays.items():
-        if a is None:
-            out[name] = None
-            continue
+    def move(name, a):
         a = np.moveaxis(a, -1, 1) if name in host.X_LIKE and a.ndim >= 4 else a
-        out[name] = torch.from_numpy(np.ascontiguousarray(a)).to(built.device)
-    return out
+        return torch.from_numpy(np.ascontiguousarray(a)).to(built.device)
+
+    return {name: host.tree_map(lambda a: move(name, a), a) for name, a in arrays.items()}
 
 
 def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -164,16 +164,21 @@ def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, torch.Tens
     return device_arrays(built, host.random_inputs(shapes, seed, built.config.num_classes))
 
 
-def denoiser(built: Built, model, context=None):
-    """The process's denoise(x_t, time, y, latents) -> (pred, latents_out) over a torch model."""
+def denoiser(built: Built, model, context=None, context_mask=None):
+    """The process's denoise(x_t, time, y, latents) -> (pred, latents_out) over a torch model,
+    under the case's precision policy. x and pred may be lists (one per resolution); only models
+    with latents return a pair; learn_sigma outputs become (prediction, v)."""
     extras, policy = built.entry.extras, built.policy or Policy()
     context = policy.inputs(context)
 
     def denoise(x, time, y, latents):
+        xs = [policy.inputs(xi) for xi in x] if isinstance(x, (list, tuple)) else policy.inputs(x)
         with policy.call():  # mixed precision, TF32 flags, SDPA kernel: the network call only
-            out = model(policy.inputs(x), time,  # time stays float32 (its embedding needs it)
-                        **host.call_kwargs(extras, y, context, policy.inputs(latents)))
-        pred, latents_out = out if isinstance(out, tuple) else (out, None)
+            out = model(xs, time,  # time stays float32 (its embedding needs it)
+                        **host.call_kwargs(extras, y, context, policy.inputs(latents), context_mask))
+        pred, latents_out = out if "latents" in extras else (out, None)
+        if isinstance(pred, (list, tuple)):
+            return [_split_variance(policy.output(p), xi) for p, xi in zip(pred, x)], policy.output(latents_out)
         return _split_variance(policy.output(pred), x), policy.output(latents_out)
 
     return denoise
@@ -242,13 +247,13 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
     rng = np.random.default_rng(seed + 1)
-    draws = process.sample_step_draws(rng, cfg.input_shapes(batch)["x"][0], 1)[0]
+    draws = process.sample_step_draws(rng, host.x_shape(cfg.input_shapes(batch)), 1)[0]
     extra = {**draws, "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
     a.update(device_arrays(built, extra))
     a["t_now"] = torch.full((batch,), t_now, device=built.device)
     a["t_next"] = torch.full((batch,), t_next, device=built.device)
     model = _maybe_compile(built, compile)
-    denoise = denoiser(built, model, a.get("context"))
+    denoise = denoiser(built, model, a.get("context"), a.get("context_mask"))
 
     def fn():
         built.model.eval()  # a train step on the same model may have switched dropout on
@@ -282,7 +287,7 @@ def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None =
     d = host.sampling_draws(built.config, built.process, batch, seed, n, labels, context)
     step_draws = [device_arrays(built, draws) for draws in d["step_draws"]]
     a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
-    net, calls = denoiser(built, built.model, a["context"]), []
+    net, calls = denoiser(built, built.model, a["context"], a.get("context_mask")), []
 
     def counted(*args):
         calls.append(1)
@@ -365,8 +370,8 @@ class Trainer:
         latents = None
         if self.latent_shape is not None:
             latents = torch.zeros((a["x0"].shape[0], *self.latent_shape), device=built.device)
-        denoise = denoiser(built, self.model, a.get("context"))
-        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context")}
+        denoise = denoiser(built, self.model, a.get("context"), a.get("context_mask"))
+        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context", "context_mask")}
         return built.process.training_loss(denoise, a["x0"], y=a.get("y"), latents=latents,
                                            stop_gradient=torch.Tensor.detach, **draws)
 
@@ -408,8 +413,9 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     self-conditioning it costs 2 forward passes + 1 backward (the pass-1 latents are detached)."""
     cfg = built.config
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = built.process.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape)
-    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]))
+    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"),
+                              "context_mask": arrays.get("context_mask"), **draws})
     trainer = Trainer(built, compile=compile, **adamw)
     passes = built.process.forward_passes_per_train_step("latents" in built.entry.extras)
     step = Step(lambda: trainer.step(a), a, passes, bool(compile))
