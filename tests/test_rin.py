@@ -315,3 +315,60 @@ def test_forward_macs_match_torch_flop_counter(config):
     assert counts["aten.convolution"] == 2 * macs["conv"]
     assert counts["aten.bmm"] == 2 * macs["attention"]
     assert forward_macs(config, 6) == {k: 3 * v for k, v in macs.items()}
+
+
+# -- init: Keras-2 MultiHeadAttention fans over 3-D kernels ------------------------------------
+def keras2_mha_limits(d_q: int, d_kv: int, heads: int, head_dim: int) -> dict[str, float]:
+    """Keras-2 glorot-uniform on EinsumDense kernels q/k/v (d_in, heads, head_dim) and o (heads,
+    head_dim, d_q): leading dims are a receptive field (keras initializers_v2._compute_fans)."""
+    def limit(shape):
+        receptive = math.prod(shape[:-2])
+        return math.sqrt(6.0 / (shape[-2] * receptive + shape[-1] * receptive))
+    return {"q": limit((d_q, heads, head_dim)), "k": limit((d_kv, heads, head_dim)),
+            "v": limit((d_kv, heads, head_dim)), "o": limit((heads, head_dim, d_q))}
+
+
+CIFAR = PRESETS["rin-cifar10"].config
+# (d_q, d_kv, inner, heads) of the read, process and write attentions at rin-cifar10 sizes
+CIFAR_ATTENTIONS = [(CIFAR.latent_dim, CIFAR.interface_dim, CIFAR.rw_dim, CIFAR.rw_heads),
+                    (CIFAR.latent_dim, CIFAR.latent_dim, CIFAR.latent_dim, CIFAR.latent_heads),
+                    (CIFAR.interface_dim, CIFAR.latent_dim, CIFAR.rw_dim, CIFAR.rw_heads)]
+
+
+def check_uniform(w: np.ndarray, limit: float, d_in: int, d_out: int):
+    """uniform(-l, l): |w| <= l and std l / sqrt(3) (sampling error of the std ~ 0.5/sqrt(n))."""
+    assert np.abs(w).max() <= limit
+    assert np.std(w) == pytest.approx(limit / math.sqrt(3), rel=0.03)
+    assert math.sqrt(6 / (d_in + d_out)) / limit > 1.9  # and not the 2-D xavier it replaced
+
+
+@pytest.mark.parametrize("d_q, d_kv, inner, heads", CIFAR_ATTENTIONS)
+def test_torch_attention_init_is_keras2_mha(d_q, d_kv, inner, heads):
+    torch.manual_seed(0)
+    attn = rin_torch.Attention(d_q, d_kv, inner, heads)
+    limits = keras2_mha_limits(d_q, d_kv, heads, inner // heads)
+    for name in "qkvo":
+        layer = getattr(attn, name)
+        check_uniform(layer.weight.detach().numpy(), limits[name], layer.in_features, layer.out_features)
+        assert not layer.bias.detach().any()
+
+
+@pytest.mark.parametrize("d_q, d_kv, inner, heads", CIFAR_ATTENTIONS)
+def test_flax_attention_init_is_keras2_mha(d_q, d_kv, inner, heads):
+    x, ctx = jnp.zeros((1, 2, d_q)), jnp.zeros((1, 3, d_kv))
+    params = jax.jit(rin_flax.Attention(d_q, inner, heads).init)(jax.random.PRNGKey(0), x, ctx)["params"]
+    limits = keras2_mha_limits(d_q, d_kv, heads, inner // heads)
+    for name in "qkvo":
+        kernel = np.asarray(params[name]["kernel"])
+        check_uniform(kernel, limits[name], *kernel.shape)
+        assert not np.asarray(params[name]["bias"]).any()
+
+
+def test_rin_models_use_the_mha_init():
+    """The whole model's attentions (torch weights; flax kernels from an abstract init) take the rule."""
+    model = rin_torch.RIN(TINY)
+    limits = keras2_mha_limits(TINY.latent_dim, TINY.interface_dim, TINY.rw_heads, TINY.rw_dim // TINY.rw_heads)
+    assert np.abs(model.blocks[0].read.attn.k.weight.detach().numpy()).max() <= limits["k"]
+    shapes = jax.eval_shape(lambda a: rin_flax.RIN(TINY).init(jax.random.PRNGKey(0), **a), numpy_inputs(TINY, 1))
+    attn = shapes["params"]["blocks_0"]["read"]["attn"]
+    assert set(attn) == {"q", "k", "v", "o"} and attn["k"]["kernel"].shape == (TINY.interface_dim, TINY.rw_dim)

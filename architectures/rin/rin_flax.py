@@ -22,6 +22,23 @@ def _dense(features: int, name: str | None = None) -> nn.Dense:
     return nn.Dense(features, kernel_init=_glorot, name=name)
 
 
+def _mha_limit(d_in: int, heads: int, head_dim: int, d_out: int) -> tuple[float, float]:
+    """Glorot-uniform limits of Keras-2 MultiHeadAttention (the official RIN's attention).
+
+    Its EinsumDense kernels are 3-D: q/k/v (d_in, heads, head_dim), output (heads, head_dim,
+    d_out). Keras-2's fans treat leading dims as a receptive field: fan_in + fan_out =
+    d_in (heads + head_dim) for q/k/v and heads (head_dim + d_out) for the output, so
+    limit = sqrt(6 / (fan_in + fan_out)) is 2-5x smaller than a 2-D xavier at RIN sizes.
+    """
+    return math.sqrt(6.0 / (d_in * (heads + head_dim))), math.sqrt(6.0 / (heads * (head_dim + d_out)))
+
+
+def _uniform(limit: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
+    return init
+
+
 def _norm(name: str | None = None, zero: bool = False) -> nn.LayerNorm:
     scale_init = nn.initializers.zeros if zero else nn.initializers.ones
     return nn.LayerNorm(epsilon=EPS, use_fast_variance=False, scale_init=scale_init, name=name)
@@ -41,20 +58,24 @@ def time_code(gamma: jax.Array, dim: int, scaling: float) -> jax.Array:
 
 
 class Attention(nn.Module):
-    """Multi-head attention, q/k/v/o with bias; output has the query's width."""
+    """Multi-head attention, q/k/v/o with bias; output has the query's width. Init: Keras-2 MHA
+    fans over its 3-D kernels (see _mha_limit); the key/value input width is read at init."""
 
     d_q: int
     inner: int
     heads: int
 
-    def setup(self):
-        self.q, self.k, self.v = _dense(self.inner), _dense(self.inner), _dense(self.inner)
-        self.o = _dense(self.d_q)
-
+    @nn.compact
     def __call__(self, x, ctx):
+        head_dim = self.inner // self.heads
+        q_limit, o_limit = _mha_limit(x.shape[-1], self.heads, head_dim, self.d_q)
+        kv_limit, _ = _mha_limit(ctx.shape[-1], self.heads, head_dim, self.d_q)
+        q = nn.Dense(self.inner, kernel_init=_uniform(q_limit), name="q")(x)
+        k = nn.Dense(self.inner, kernel_init=_uniform(kv_limit), name="k")(ctx)
+        v = nn.Dense(self.inner, kernel_init=_uniform(kv_limit), name="v")(ctx)
         split = lambda t: rearrange(t, "b n (h d) -> b n h d", h=self.heads)
-        out = jax.nn.dot_product_attention(split(self.q(x)), split(self.k(ctx)), split(self.v(ctx)))
-        return self.o(rearrange(out, "b n h d -> b n (h d)"))
+        out = jax.nn.dot_product_attention(split(q), split(k), split(v))
+        return nn.Dense(self.d_q, kernel_init=_uniform(o_limit), name="o")(rearrange(out, "b n h d -> b n (h d)"))
 
 
 class FeedForward(nn.Module):
