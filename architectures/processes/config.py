@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEDULES = ("cosine", "cosine_shifted", "sigmoid", "linear", "ddpm_linear")  # see schedules.py
+SCHEDULES = ("cosine", "cosine_iddpm", "cosine_shifted", "sigmoid", "linear", "ddpm_linear")  # see schedules.py
 PREDICTIONS = ("eps", "x0", "v")
 TIME_INPUTS = ("gamma", "t")
 SAMPLERS = ("ddim", "ddpm")
@@ -28,6 +28,9 @@ class GaussianConfig:
     sample_steps: int = 100
     time_difference: float = 0.0  # RIN's td: shifts t_next earlier by td / steps
     guidance_scale: float = 0.0  # classifier-free guidance weight w (0 = off)
+    timesteps: int = 0  # T > 0: discrete time as DDPM/ADM (t = integer step 0..T-1, see discrete.py); 0: t in [0, 1]
+    rescale_timesteps: bool = False  # discrete: the network sees k * 1000 / T (improved-diffusion) instead of k (ADM)
+    vlb_weight: float = 0.001  # lambda of L_hybrid = L_simple + lambda L_vlb (iDDPM Sec. 3.1), learned-variance models
 
     def __post_init__(self):
         for name, value, allowed in [
@@ -54,3 +57,19 @@ class GaussianConfig:
             raise ValueError(f"process.time_difference={self.time_difference!r}; allowed: >= 0")
         if self.guidance_scale < 0:
             raise ValueError(f"process.guidance_scale={self.guidance_scale!r}; allowed: >= 0")
+        if self.vlb_weight < 0:
+            raise ValueError(f"process.vlb_weight={self.vlb_weight!r}; allowed: >= 0")
+        self._check_discrete()
+
+    def _check_discrete(self):
+        if self.timesteps < 0:
+            raise ValueError(f"process.timesteps={self.timesteps!r}; allowed: 0 (continuous time) or T >= 1")
+        if not self.timesteps:
+            if self.rescale_timesteps:
+                raise ValueError("process.rescale_timesteps=True needs discrete time (process.timesteps > 0)")
+            return
+        if self.sample_steps > self.timesteps:
+            raise ValueError(f"process.sample_steps={self.sample_steps!r}; allowed: <= process.timesteps={self.timesteps}")
+        if self.time_difference or self.sample_schedule not in ("", self.schedule):
+            raise ValueError("process.time_difference and process.sample_schedule need continuous time "
+                             "(process.timesteps = 0)")

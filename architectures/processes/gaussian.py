@@ -7,18 +7,21 @@ backends. The network is a callable
 
     denoise(x_t, time_input, y, latents) -> (prediction, latents_out)
 
-(latents None for families without latent self-conditioning). Shapes: x (B, ...) channels
+(latents None for families without latent self-conditioning). A network that learns its
+variance (iDDPM) returns the prediction as a pair (mean prediction, v): the adapter splits its
+output channels, since only the adapter knows the layout. Shapes: x (B, ...) channels
 last or first (the process never looks at the layout), t and gamma (B,), y (B,) or None.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from array_api_compat import array_namespace, device as _device
 
-from architectures.processes import schedules
+from architectures.processes import discrete, schedules, vlb
 from architectures.processes.config import GaussianConfig
 
 Denoise = Callable[[Any, Any, Any, Any], tuple[Any, Any]]
@@ -26,6 +29,11 @@ Denoise = Callable[[Any, Any, Any, Any], tuple[Any, Any]]
 
 def _identity(a):
     return a
+
+
+def _split(pred):
+    """(mean prediction, v of Eq. 15 or None)."""
+    return pred if isinstance(pred, tuple) else (pred, None)
 
 
 def _per_example(v, like):
@@ -50,6 +58,7 @@ class SampleOut:
     x: Any  # x at the next time
     x0: Any  # the (clipped) data prediction at this step; the sample after the last step
     latents: Any  # the latents to feed back at the next step (None without latents)
+    nfe: int = 1  # network evaluations this step made (guidance: 2), counted as they ran
 
 
 class GaussianProcess:
@@ -61,6 +70,7 @@ class GaussianProcess:
 
     def __init__(self, config: GaussianConfig):
         self.config = config
+        self.tables = discrete.Tables(config) if config.timesteps else None  # discrete time (DDPM/ADM)
 
     # -- what the harness asks every process -------------------------------------------
     def forward_passes_per_train_step(self, has_latents: bool = True) -> int:
@@ -76,8 +86,9 @@ class GaussianProcess:
     def train_draws(self, rng, x_shape: tuple[int, ...]) -> dict:
         """numpy draws of one training step, keyed by training_loss's keyword names."""
         b = x_shape[0]
+        t = rng.integers(0, self.config.timesteps, b) if self.tables else rng.uniform(0.0, 1.0, (b,))
         return {
-            "t": rng.uniform(0.0, 1.0, (b,)).astype("float32"),
+            "t": t.astype("float32"),  # discrete time: the integer step k, as a float
             "eps": rng.standard_normal(x_shape).astype("float32"),
             "keep": (rng.uniform(0.0, 1.0, (b,)) < self.config.self_condition_rate).astype("float32"),
         }
@@ -90,16 +101,37 @@ class GaussianProcess:
 
     # -- forward process -------------------------------------------------------------
     def gamma(self, t):
-        """The training schedule."""
+        """The training schedule (discrete time: alphas_cumprod[k], t = -1 gives 1)."""
+        if self.tables:
+            return self.tables.take(self.tables.gamma, t)
         return schedules.gamma(t, self.config)
 
     def sample_gamma(self, t):
         """The schedule the sampler walks (official RIN: trains on sigmoid/linear, infers on cosine)."""
+        if self.tables:
+            return self.gamma(t)
         return schedules.gamma(t, self.config, self.config.sample_schedule or None)
 
     def network_time(self, t, gamma):
-        """What the network sees as time: gamma for RIN (Sec. 3.2), t for the U-Nets."""
-        return gamma if self.config.time_input == "gamma" else t
+        """What the network sees as time: gamma for RIN (Sec. 3.2); t for the U-Nets, which in
+        discrete time is ADM's integer step k (times 1000 / T with improved-diffusion's rescale)."""
+        if self.config.time_input == "gamma":
+            return gamma
+        if self.config.rescale_timesteps:
+            return t * (1000.0 / self.config.timesteps)
+        return t
+
+    def step_terms(self, t_now, t_next, gamma, gamma_next):
+        """(alpha, beta, 1 - gamma, 1 - gamma_next) of the step t_now -> t_next, alpha = g / g'.
+        Discrete time reads float64-accurate tables (respaced steps included: alpha = the ratio of
+        the two alphas_cumprod, as guided-diffusion's SpacedDiffusion); continuous time uses gamma."""
+        xp = array_namespace(t_now)
+        if self.tables:
+            d = self.tables.log_ratio(t_now, t_next)
+            om = self.tables.take(self.tables.one_minus_gamma, t_now)
+            return xp.exp(d), -xp.expm1(d), om, self.tables.take(self.tables.one_minus_gamma, t_next)
+        alpha = xp.clip(xp.exp(xp.log(gamma) - xp.log(gamma_next)), 0.0, 1.0)
+        return alpha, 1.0 - alpha, 1.0 - gamma, 1.0 - gamma_next
 
     def add_noise(self, x0, gamma, eps):
         g = _per_example(gamma, x0)
@@ -155,13 +187,46 @@ class GaussianProcess:
             prev = denoise(x_t, time, y, latents)[1]
             latents = stop_gradient(prev) * _per_example(xp.astype(keep, prev.dtype), prev)
             del prev  # eager torch: pass 1's autograd graph is freed before pass 2 runs
-        pred, _ = denoise(x_t, time, y, latents)
-        return xp.mean((pred - self.target(x0, eps, gamma)) ** 2)
+        pred, v = _split(denoise(x_t, time, y, latents)[0])
+        loss = xp.mean((pred - self.target(x0, eps, gamma)) ** 2)
+        if v is None:
+            return loss
+        # L_hybrid (iDDPM Sec. 3.1): the VLB term trains v only; the mean gets stop-gradient.
+        # L_vlb = T E_t[L_t], so lambda L_vlb = vlb_weight * T * mean(L_t): guided-diffusion's plain
+        # `mse + vb` at T = 1000 and improved-diffusion's `vb * T / 1000` (RESCALED_MSE).
+        if not self.tables:
+            raise ValueError("a learned variance needs discrete time (process.timesteps > 0): the VLB term "
+                             "and beta~ are defined per discrete step")
+        vb = self.vb_terms(x0, x_t, t, gamma, stop_gradient(pred), v)
+        return loss + (self.config.vlb_weight * self.config.timesteps) * xp.mean(vb)
+
+    def vb_terms(self, x0, x_t, t, gamma, pred, v):
+        """L_t in bits per dimension, (B,): the decoder NLL at k = 0, else KL(q || p_theta) with
+        p's mean from `pred` (unclipped x0) and its variance from v (guided-diffusion _vb_terms_bpd)."""
+        xp = array_namespace(x0)
+        t_prev = t - 1.0
+        alpha, beta, om, om_prev = self.step_terms(t, t_prev, gamma, None)
+        g_prev = self.gamma(t_prev)
+        t_clip = xp.clip(t, 1.0, None)  # beta~_0 = 0: the official log-variance table reuses beta~_1
+        _, beta_c, om_c, om_prev_c = self.step_terms(t_clip, t_clip - 1.0, None, None)
+        log_post = _per_example(xp.log(om_prev_c / om_c * beta_c), x0)
+        coef_x0 = _per_example(beta * xp.sqrt(g_prev) / om, x0)  # q posterior mean (Ho et al. 2020, Eq. 7)
+        coef_xt = _per_example(om_prev * xp.sqrt(alpha) / om, x0)
+        x0_hat, _ = self.x0_eps(x_t, gamma, pred, clip=False)
+        true_mean, model_mean = coef_x0 * x0 + coef_xt * x_t, coef_x0 * x0_hat + coef_xt * x_t
+        model_log_var = vlb.learned_log_variance(v, _per_example(xp.log(beta), x0), log_post)
+        kl = vlb.mean_flat(vlb.normal_kl(true_mean, log_post, model_mean, model_log_var)) / math.log(2.0)
+        nll = -vlb.mean_flat(vlb.discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
+        return xp.where(t == 0, nll / math.log(2.0), kl)
 
     # -- sampling -----------------------------------------------------------------------
     def time_grid(self, steps: int | None = None) -> list[tuple[float, float]]:
-        """[(t_k, t_next_k)] with t_k = 1 - k/N and t_next = max(1 - (k + 1 + td)/N, 0)."""
+        """[(t_k, t_next_k)] with t_k = 1 - k/N and t_next = max(1 - (k + 1 + td)/N, 0).
+        Discrete time: the respaced original indices, descending, the last step going to -1."""
         n = steps or self.config.sample_steps
+        if self.tables:
+            ks = discrete.respaced(self.config.timesteps, n)[::-1]
+            return [(float(k), float(k_next)) for k, k_next in zip(ks, ks[1:] + [-1])]
         td = self.config.time_difference
         return [(1.0 - k / n, max(1.0 - (k + 1 + td) / n, 0.0)) for k in range(n)]
 
@@ -178,23 +243,32 @@ class GaussianProcess:
         if w > 0 and y is not None:
             if y_null is None:
                 raise ValueError("guidance_scale > 0 needs y_null (labels == num_classes)")
-            pred_u, _ = denoise(x, time, y_null, latents)
-            pred = (1.0 + w) * pred - w * pred_u
+            (pred_c, v), (pred_u, _) = _split(pred), _split(denoise(x, time, y_null, latents)[0])
+            pred = (1.0 + w) * pred_c - w * pred_u
+            pred = pred if v is None else (pred, v)  # a learned variance comes from the conditional pass (GLIDE)
         return pred, latents_out
 
     def sample_step(self, denoise: Denoise, x, t_now, t_next, y=None, latents=None,
                     noise=None, y_null=None) -> SampleOut:
-        """One step t_now -> t_next (both (B,)). DDPM needs `noise` shaped like x."""
+        """One step t_now -> t_next (both (B,)). DDPM needs `noise` shaped like x. A learned
+        variance (iDDPM Eq. 15) replaces the fixed one in DDPM steps; DDIM ignores it."""
+        calls = []
+
+        def counted(*args):
+            calls.append(1)
+            return denoise(*args)
+
         gamma, gamma_next = self.sample_gamma(t_now), self.sample_gamma(t_next)
-        pred, latents_out = self.predict(denoise, x, self.network_time(t_now, gamma), y, latents, y_null)
+        pred, latents_out = self.predict(counted, x, self.network_time(t_now, gamma), y, latents, y_null)
+        pred, v = _split(pred)
         x0, eps = self.x0_eps(x, gamma, pred, clip=True)
         if self.config.sampler == "ddim":
             x_next = self.ddim_update(x0, eps, gamma_next)
         else:
             if noise is None:
                 raise ValueError("the ddpm sampler needs noise drawn by the caller")
-            x_next = self.ddpm_update(x, eps, gamma, gamma_next, noise)
-        return SampleOut(x=x_next, x0=x0, latents=latents_out)
+            x_next = self.ddpm_update(x, eps, self.step_terms(t_now, t_next, gamma, gamma_next), noise, v)
+        return SampleOut(x=x_next, x0=x0, latents=latents_out, nfe=len(calls))
 
     def ddim_update(self, x0, eps, gamma_next):
         """Deterministic DDIM (Song et al. 2021, Eq. 12 with sigma = 0)."""
@@ -202,21 +276,26 @@ class GaussianProcess:
         g = _per_example(gamma_next, x0)
         return xp.sqrt(g) * x0 + xp.sqrt(1.0 - g) * eps
 
-    def ddpm_variance(self, gamma, gamma_next):
-        """alpha = g/g'; "large": 1 - alpha; "small": (1-g')/(1-g) (1-alpha) (posterior)."""
-        xp = array_namespace(gamma)
-        alpha = xp.clip(xp.exp(xp.log(gamma) - xp.log(gamma_next)), 0.0, 1.0)
-        if self.config.ddpm_variance == "large":
-            return alpha, 1.0 - alpha
-        return alpha, (1.0 - gamma_next) / (1.0 - gamma) * (1.0 - alpha)
+    def ddpm_variance(self, gamma, gamma_next, terms=None):
+        """(alpha, variance), alpha = g/g'; "large": beta = 1 - alpha; "small": the posterior
+        beta~ = (1-g')/(1-g) beta. `terms`: step_terms(...) (default: from the gammas)."""
+        alpha, beta, om, om_next = terms or self.step_terms(gamma, gamma_next, gamma, gamma_next)
+        return alpha, beta if self.config.ddpm_variance == "large" else om_next / om * beta
 
-    def ddpm_update(self, x, eps, gamma, gamma_next, noise):
-        """Ancestral step (Ho et al. 2020, Eq. 11): mean = alpha^(-1/2) (x - (1-alpha) eps / sqrt(1-g))."""
+    def ddpm_update(self, x, eps, terms, noise, v=None):
+        """Ancestral step (Ho et al. 2020, Eq. 11): mean = alpha^(-1/2) (x - beta eps / sqrt(1-g)),
+        the posterior mean at the (clipped) x0. With v, log-variance = Eq. 15 between beta and beta~
+        (beta~ = 0 at the last step, where the noise does not matter: beta stands in)."""
         xp = array_namespace(x)
-        alpha, var = self.ddpm_variance(gamma, gamma_next)
-        a, g, v = _per_example(alpha, x), _per_example(gamma, x), _per_example(var, x)
-        mean = (x - (1.0 - a) * eps / xp.sqrt(1.0 - g)) / xp.sqrt(a)
-        return mean + xp.sqrt(v) * noise
+        alpha, beta, om, om_next = terms
+        a, b, o = _per_example(alpha, x), _per_example(beta, x), _per_example(om, x)
+        mean = (x - b * eps / xp.sqrt(o)) / xp.sqrt(a)
+        if v is None:
+            return mean + xp.sqrt(_per_example(self.ddpm_variance(None, None, terms)[1], x)) * noise
+        post = om_next / om * beta
+        log_post = xp.log(xp.where(post > 0, post, beta))
+        log_var = vlb.learned_log_variance(v, xp.log(b), _per_example(log_post, x))
+        return mean + xp.exp(0.5 * log_var) * noise
 
     def sample(self, denoise: Denoise, x_init, y=None, latents=None, noises=None, y_null=None,
                steps: int | None = None, step_draws: list[dict] | None = None):

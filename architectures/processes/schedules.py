@@ -27,6 +27,17 @@ def cosine(t):
     return xp.cos(((t + 2e-4) / (1.0 + 2.5e-4)) * (math.pi / 2)) ** 2
 
 
+IDDPM_OFFSET = 0.008  # s of Nichol & Dhariwal 2021, Eq. 17
+
+
+def cosine_iddpm(t):
+    """f(t) / f(0), f(t) = cos^2(((t + s) / (1 + s)) pi/2), s = 0.008 (Nichol & Dhariwal 2021, Eq. 17).
+    In discrete time the betas are also clipped at 0.999 (discrete.py)."""
+    xp = array_namespace(t)
+    f0 = math.cos(IDDPM_OFFSET / (1.0 + IDDPM_OFFSET) * math.pi / 2) ** 2
+    return xp.cos(((t + IDDPM_OFFSET) / (1.0 + IDDPM_OFFSET)) * (math.pi / 2)) ** 2 / f0
+
+
 def cosine_shifted(t, start: float, end: float, tau: float):
     """[cos((t(e-s)+s) pi/2)^(2 tau) - cos(e pi/2)^(2 tau)] / [cos(s pi/2)^(2 tau) - cos(e pi/2)^(2 tau)].
 
@@ -66,6 +77,8 @@ def gamma(t, config: GaussianConfig, name: str | None = None):
     name = name or config.schedule
     if name == "cosine":
         g = cosine(t)
+    elif name == "cosine_iddpm":
+        g = cosine_iddpm(t)
     elif name == "cosine_shifted":
         g = cosine_shifted(t, config.start, config.end, config.tau)
     elif name == "sigmoid":

@@ -19,7 +19,11 @@ attends only to itself; with per-frame norms, frames are then processed independ
 model call can override it per example.
 
 learn_sigma (Nichol & Dhariwal 2021): the output has 2 * in_channels channels, the prediction
-followed by the variance interpolation v of Eq. 15; otherwise it has in_channels channels.
+followed by the variance interpolation v of Eq. 15; otherwise it has in_channels channels. The
+process then trains L_hybrid and samples with the learned variance, which needs discrete time.
+
+Time input: with a discrete-time process (DDPM/ADM presets) the network sees ADM's integer step k
+as given (`time_scaling` 1); with continuous t in [0, 1] it scales t by 1000 before the sinusoid.
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ class UNetConfig:
     frames: int = 0  # video: clip length incl. conditioning frames; 0 = image model
     cond_frames: int = 0  # video: leading frames given clean as `context`
     independent_frames: bool = False  # video: mask temporal attention to the diagonal (image batches)
-    time_scaling: float = 1000.0  # t in [0, 1] -> ADM's timestep 0..999 before the sinusoid
     process: GaussianConfig = field(default_factory=GaussianConfig)
 
     def __post_init__(self):
@@ -65,6 +68,9 @@ class UNetConfig:
             raise ValueError(f"image_size={self.image_size} must be divisible by 2**(len(channel_mult)-1)")
         if self.process.time_input != "t":
             raise ValueError(f"process.time_input={self.process.time_input!r}; allowed: ['t']")
+        if self.learn_sigma and not self.process.timesteps:
+            raise ValueError("learn_sigma=True needs a discrete-time process (process.timesteps > 0): the hybrid "
+                             "loss and the learned variance (iDDPM Eq. 15) are defined per discrete step")
         self._check_channels()
         self._check_video()
 
@@ -99,6 +105,12 @@ class UNetConfig:
         return frozenset(self.image_size // r for r in self.attention_resolutions)
 
     @property
+    def time_scaling(self) -> float:
+        """Multiplier of the time input before the sinusoid: 1 for ADM's integer step k (discrete
+        time), 1000 for continuous t in [0, 1]."""
+        return 1.0 if self.process.timesteps else 1000.0
+
+    @property
     def emb_channels(self) -> int:
         return 4 * self.model_channels
 
@@ -128,9 +140,11 @@ class UNetConfig:
         return shapes
 
 
-def _gauss(schedule: str, steps: int = 250) -> GaussianConfig:
-    """eps-prediction, ancestral sampling; 250 steps is ADM's sampling budget for its FIDs."""
-    return GaussianConfig(schedule=schedule, prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps)
+def _gauss(schedule: str, steps: int = 250, timesteps: int = 0, rescale: bool = False) -> GaussianConfig:
+    """eps-prediction, ancestral sampling. timesteps > 0: discrete time as the official code
+    (T steps, the network sees the integer k, sampling respaced to `steps`)."""
+    return GaussianConfig(schedule=schedule, prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps,
+                          timesteps=timesteps, rescale_timesteps=rescale)
 
 
 _ADM = dict(use_scale_shift_norm=True, resblock_updown=True, learn_sigma=True, num_classes=1000)
@@ -138,25 +152,33 @@ _ADM = dict(use_scale_shift_norm=True, resblock_updown=True, learn_sigma=True, n
 PRESETS_2D: dict[str, Preset] = {
     "ddpm-cifar10": Preset(UNetConfig(
         image_size=32, model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2, attention_resolutions=(16,),
-        num_heads=1, dropout=0.1, process=_gauss("ddpm_linear", steps=1000)),
-        "paper (Ho et al. 2020, App. B: 35.7M params), as ADM's UNetModel without scale-shift"),
+        num_heads=1, dropout=0.1, process=_gauss("ddpm_linear", steps=1000, timesteps=1000)),
+        "paper (Ho et al. 2020, App. B: 35.7M params; T = 1000 linear betas, sampled with all 1000 steps, "
+        "sigma^2 = beta), as ADM's UNetModel without scale-shift"),
     "iddpm-32": Preset(UNetConfig(
         image_size=32, model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=3, attention_resolutions=(16, 8),
-        num_heads=4, use_scale_shift_norm=True, learn_sigma=True, dropout=0.3, process=_gauss("cosine")),
-        "official flags (openai/improved-diffusion README, CIFAR-10: 128 ch, 3 blocks, dropout 0.3, cosine)"),
+        num_heads=4, use_scale_shift_norm=True, learn_sigma=True, dropout=0.3,
+        process=_gauss("cosine_iddpm", steps=4000, timesteps=4000, rescale=True)),
+        "official flags (openai/improved-diffusion README, CIFAR-10 L_hybrid: 128 ch, 3 blocks, dropout 0.3, "
+        "--diffusion_steps 4000 --noise_schedule cosine, default rescale_timesteps/rescale_learned_sigmas); "
+        "sampled with the full 4000-step chain"),
     "adm-imagenet64": Preset(UNetConfig(
         image_size=64, model_channels=192, channel_mult=(1, 2, 3, 4), num_res_blocks=3,
         attention_resolutions=(32, 16, 8), num_head_channels=64, use_new_attention_order=True, dropout=0.1,
-        process=_gauss("cosine"), **_ADM),
-        "official flags (openai/guided-diffusion README, 64x64 model)"),
+        process=_gauss("cosine_iddpm", steps=250, timesteps=1000), **_ADM),
+        "official flags (openai/guided-diffusion README, 64x64 model: --diffusion_steps 1000 --noise_schedule "
+        "cosine; FIDs sampled with --timestep_respacing 250)"),
     "adm-imagenet128": Preset(UNetConfig(
         image_size=128, model_channels=256, channel_mult=(1, 1, 2, 3, 4), num_res_blocks=2,
-        attention_resolutions=(32, 16, 8), num_heads=4, process=_gauss("ddpm_linear"), **_ADM),
-        "official flags (openai/guided-diffusion README, 128x128 model)"),
+        attention_resolutions=(32, 16, 8), num_heads=4, process=_gauss("ddpm_linear", steps=250, timesteps=1000),
+        **_ADM),
+        "official flags (openai/guided-diffusion README, 128x128 model: linear, T = 1000, respaced to 250 steps)"),
     "adm-imagenet256": Preset(UNetConfig(
         image_size=256, model_channels=256, channel_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2,
-        attention_resolutions=(32, 16, 8), num_head_channels=64, process=_gauss("ddpm_linear"), **_ADM),
-        "official flags (openai/guided-diffusion README, 256x256 class-conditional model)"),
+        attention_resolutions=(32, 16, 8), num_head_channels=64,
+        process=_gauss("ddpm_linear", steps=250, timesteps=1000), **_ADM),
+        "official flags (openai/guided-diffusion README, 256x256 class-conditional model: linear, T = 1000, "
+        "respaced to 250 steps)"),
     "unet2d-tiny": Preset(UNetConfig(
         image_size=16, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(8,),
         num_heads=2, use_scale_shift_norm=True, norm_groups=4, num_classes=10, process=_gauss("cosine", steps=100)),

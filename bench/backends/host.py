@@ -95,6 +95,15 @@ class Step:
     info: dict = field(default_factory=dict)  # recorded with the timing: graph breaks, cache state, graphs
 
 
+@dataclass
+class SampleRun:
+    """A full sampling run: samples (B, ...) canonical channels-last, and what it cost."""
+
+    x: np.ndarray
+    nfe: int  # network evaluations per sample as they ran (guidance passes included)
+    steps: int  # sampler steps
+
+
 def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
     """The model call's optional arguments: labels when given, and the extras the entry declares."""
     kwargs = {} if y is None else {"y": y}

@@ -174,15 +174,18 @@ def denoiser(built: Built, variables, context=None, train: bool = False, key=Non
         with policy.autocast():
             out = built.model.apply(v, a["x"], a["time"], rngs=rngs, **kwargs)
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
-        return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
+        return _split_variance(policy.output(pred), x), policy.output(latents_out)
 
     return denoise
 
 
-def _prediction_only(pred, x):
-    """learn_sigma models output [prediction | variance] on channels; the process uses the first
-    half (the variance head is computed, so its cost is measured, but not trained or sampled with)."""
-    return pred[..., : x.shape[-1]] if pred.shape[-1] != x.shape[-1] else pred
+def _split_variance(pred, x):
+    """learn_sigma models output [prediction | v] on channels (iDDPM): the process gets the pair
+    (prediction, v) and trains/samples the learned variance; any other output passes as is."""
+    c = x.shape[-1]
+    if pred.shape[-1] != 2 * c:
+        return pred
+    return pred[..., :c], pred[..., c:]
 
 
 def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), policy=None):
@@ -241,9 +244,17 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
 
 def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
              context=None) -> np.ndarray:
-    """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
-    samples in [-1, 1]. One jitted step, called once per time in a Python loop."""
+    """sampling_run(...).x: (B, ...) numpy samples in [-1, 1]."""
+    return sampling_run(built, batch, seed=seed, steps=steps, labels=labels, context=context).x
+
+
+def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
+                 context=None) -> host.SampleRun:
+    """A full sampling run (the configured sampler, guidance and latent carry) and the network
+    evaluations it made: one jitted step, called once per time in a Python loop; the step's
+    evaluations are counted when it is traced (the compiled program runs exactly those)."""
     process, n = built.process, steps or built.config.process.sample_steps
+    traced = {}
     d = host.sampling_draws(built.config, process, batch, seed, n, labels, context)
     a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
 
@@ -251,14 +262,16 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
     def step(variables, x, t_now, t_next, latents, draws):
         out = process.sample_step(denoiser(built, variables, a["context"]), x, t_now, t_next, a["y"], latents,
                                   y_null=a["y_null"], **draws)
+        traced["nfe"] = out.nfe
         return out.x, out.x0, out.latents
 
-    x, x0, latents = a["x"], a["x"], a["latents"]
+    x, x0, latents, nfe = a["x"], a["x"], a["latents"], 0
     with (built.policy or Policy()).tracing():
         for k, (t_now, t_next) in enumerate(process.time_grid(n)):
             x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents,
                                   d["step_draws"][k])
-    return np.asarray(x0)
+            nfe += traced["nfe"]
+    return host.SampleRun(np.asarray(x0), nfe, n)
 
 
 # -- training ---------------------------------------------------------------------------------

@@ -172,15 +172,18 @@ def denoiser(built: Built, model, context=None):
             out = model(policy.inputs(x), time,  # time stays float32 (its embedding needs it)
                         **host.call_kwargs(extras, y, context, policy.inputs(latents)))
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
-        return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
+        return _split_variance(policy.output(pred), x), policy.output(latents_out)
 
     return denoise
 
 
-def _prediction_only(pred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """learn_sigma models output [prediction | variance] on channels; the process uses the first
-    half (the variance head is computed, so its cost is measured, but not trained or sampled with)."""
-    return pred[:, : x.shape[1]] if pred.shape[1] != x.shape[1] else pred
+def _split_variance(pred: torch.Tensor, x: torch.Tensor):
+    """learn_sigma models output [prediction | v] on channels (iDDPM): the process gets the pair
+    (prediction, v) and trains/samples the learned variance; any other output passes as is."""
+    c = x.shape[1]
+    if pred.shape[1] != 2 * c:
+        return pred
+    return pred[:, :c], pred[:, c:]
 
 
 def _maybe_compile(built: Built, compile: bool | str | None):
@@ -265,17 +268,29 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
 
 def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
              context=None) -> np.ndarray:
-    """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
-    samples, canonical channels-last, in [-1, 1]. `context` (canonical) for frame-conditioned video."""
+    """sampling_run(...).x: (B, ...) numpy samples, canonical channels-last, in [-1, 1]."""
+    return sampling_run(built, batch, seed=seed, steps=steps, labels=labels, context=context).x
+
+
+def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
+                 context=None) -> host.SampleRun:
+    """A full sampling run (the configured sampler, guidance and latent carry) and the network
+    evaluations it made. `context` (canonical) for frame-conditioned video."""
     n = steps or built.config.process.sample_steps
     d = host.sampling_draws(built.config, built.process, batch, seed, n, labels, context)
     step_draws = [device_arrays(built, draws) for draws in d["step_draws"]]
     a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
+    net, calls = denoiser(built, built.model, a["context"]), []
+
+    def counted(*args):
+        calls.append(1)
+        return net(*args)
+
     built.model.eval()
     with torch.inference_mode():
-        x0 = built.process.sample(denoiser(built, built.model, a["context"]), a["x"], a["y"], a["latents"],
-                                  y_null=a["y_null"], steps=n, step_draws=step_draws)
-    return to_numpy(x0)
+        x0 = built.process.sample(counted, a["x"], a["y"], a["latents"], y_null=a["y_null"], steps=n,
+                                  step_draws=step_draws)
+    return host.SampleRun(to_numpy(x0), len(calls), n)
 
 
 # -- training ---------------------------------------------------------------------------------
