@@ -29,7 +29,8 @@ VARIANTS = {
     "tiny-class": TINY,
     "uncond-updown-newattn": dataclasses.replace(
         TINY, num_classes=0, dropout=0.3, use_scale_shift_norm=False, resblock_updown=True, learn_sigma=True,
-        use_new_attention_order=True, num_head_channels=8, channel_mult=(1, 2, 2), attention_resolutions=(8, 4)),
+        use_new_attention_order=True, num_head_channels=8, channel_mult=(1, 2, 2), attention_resolutions=(8, 4),
+        process=dataclasses.replace(TINY.process, timesteps=1000)),  # learned variance: discrete time
 }
 
 
@@ -218,11 +219,77 @@ def test_valid_tap_macs_bound_xla_cost_analysis():
 
 
 def test_ddpm_linear_schedule_matches_discrete_ddpm():
-    """The ADM/DDPM presets' schedule: gamma(i / 1000) ~ prod_{j <= i} (1 - beta_j), betas 1e-4 .. 0.02."""
+    """Continuous ddpm_linear: gamma(i / 1000) ~ prod_{j <= i} (1 - beta_j), betas 1e-4 .. 0.02; the
+    DDPM/ADM presets run the discrete chain itself."""
+    from architectures.processes.gaussian import GaussianProcess
     from architectures.processes.schedules import gamma
 
     betas = np.linspace(1e-4, 0.02, 1000)
     alpha_bar = np.cumprod(1 - betas)
     steps = np.array([100, 300, 500, 700, 999])
-    got = gamma((steps + 1) / 1000.0, PRESETS_2D["ddpm-cifar10"].config.process)
+    process = PRESETS_2D["ddpm-cifar10"].config.process
+    got = gamma((steps + 1) / 1000.0, dataclasses.replace(process, timesteps=0))
     np.testing.assert_allclose(np.log(got), np.log(alpha_bar[steps]), rtol=0.02)
+    np.testing.assert_allclose(GaussianProcess(process).gamma(steps.astype(float)), alpha_bar[steps], rtol=1e-12)
+
+
+# -- ADM's process: discrete time, cosine s = 0.008, learned variance -----------------------------
+ADM_PRESETS = {"ddpm-cifar10": ("ddpm_linear", 1000, 1000, False), "iddpm-32": ("cosine_iddpm", 4000, 4000, True),
+               "adm-imagenet64": ("cosine_iddpm", 1000, 250, False), "adm-imagenet128": ("ddpm_linear", 1000, 250, False),
+               "adm-imagenet256": ("ddpm_linear", 1000, 250, False)}
+
+
+@pytest.mark.parametrize("name", sorted(ADM_PRESETS))
+def test_adm_presets_run_the_official_discrete_process(name):
+    """Schedule, T, sampling steps and timestep rescale as the official flags (script_util defaults)."""
+    p = PRESETS_2D[name].config.process
+    assert (p.schedule, p.timesteps, p.sample_steps, p.rescale_timesteps) == ADM_PRESETS[name]
+    assert PRESETS_2D[name].config.time_scaling == 1.0 and "250" in PRESETS_2D[name].provenance + "250" * (
+        p.sample_steps != 250)
+
+
+def test_unet_time_input_is_the_integer_step_when_discrete():
+    """Discrete time: the embedding sees k itself (ADM); continuous t is scaled by 1000."""
+    discrete = dataclasses.replace(MINI, process=dataclasses.replace(MINI.process, timesteps=1000))
+    assert discrete.time_scaling == 1.0 and MINI.time_scaling == 1000.0
+    inputs = canonical_inputs(MINI, 2)
+    model = randomized_torch(MINI)
+    with_k = dict(inputs, t=np.array([0.0, 999.0], np.float32))
+    as_t = dict(inputs, t=np.array([0.0, 0.999], np.float32))
+    model_k = randomized_torch(discrete)
+    np.testing.assert_allclose(run_torch(model_k, with_k), run_torch(model, as_t), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="discrete"):
+        dataclasses.replace(MINI, learn_sigma=True)
+
+
+ADM_TINY = dataclasses.replace(MINI, learn_sigma=True, process=dataclasses.replace(
+    MINI.process, schedule="cosine_iddpm", timesteps=1000, sample_steps=2, guidance_scale=1.5))
+
+
+def test_hybrid_loss_and_learned_variance_agree_across_backends():
+    """The same weights (torch -> flax by bench/convert.py) give the same L_hybrid, sampler step and
+    sampling run in both adapters; the run reports the NFE it made (guidance: 2 per step)."""
+    from bench.backends import host, jax_backend, torch_backend
+
+    entry, cfg = registry.get("unet2d"), ADM_TINY
+    inputs = canonical_inputs(cfg, 3, seed=2)
+    model = randomized_torch(cfg)
+    params = {"params": flax_params_from(model, cfg, inputs)}
+    built_t = torch_backend.build(entry, cfg)
+    built_t.model.load_state_dict(model.state_dict())
+    built_j = host.Built("jax", entry, cfg, FlaxUNet(cfg), params, jax.devices("cpu")[0], built_t.process, 0)
+    process = built_t.process
+    draws = process.train_draws(np.random.default_rng(3), inputs["x"].shape)
+    draws["t"][0] = 0.0  # the decoder-NLL term too
+    arrays = {"x0": np.clip(inputs["x"], -1, 1), "y": inputs["y"], **draws}
+    a_t, a_j = torch_backend.device_arrays(built_t, arrays), jax_backend.device_arrays(built_j, arrays)
+    loss_t = torch_backend.Trainer(built_t).loss(a_t).detach()
+    loss_j = jax.jit(jax_backend.Trainer(built_j, compile=False).loss)(params["params"], a_j, None)
+    assert float(loss_t) == pytest.approx(float(loss_j), rel=1e-5)
+    net = torch_backend.denoiser(built_t, built_t.model)
+    with torch.no_grad():
+        mse = process.training_loss(lambda *a: (net(*a)[0][0], None), a_t["x0"], a_t["t"], a_t["eps"], a_t["y"])
+    assert float(loss_t) > float(mse) + 1e-3  # the VLB term is in
+    run_t, run_j = (b.sampling_run(built, 2, seed=4) for b, built in [(torch_backend, built_t), (jax_backend, built_j)])
+    assert run_t.nfe == run_j.nfe == 2 * 2 == process.nfe_per_sample(True)
+    assert relative_error(run_j.x, run_t.x) < 1e-4

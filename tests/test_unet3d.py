@@ -21,7 +21,8 @@ VARIANTS = {
     "tiny-context": TINY,
     "no-context-updown-masked": dataclasses.replace(  # class-conditional; TINY is not
         TINY, cond_frames=0, num_classes=5, independent_frames=True, resblock_updown=True, use_scale_shift_norm=False,
-        num_head_channels=8, use_new_attention_order=True, learn_sigma=True),
+        num_head_channels=8, use_new_attention_order=True, learn_sigma=True,
+        process=dataclasses.replace(TINY.process, timesteps=1000)),  # learned variance: discrete time
 }
 PER_EXAMPLE = np.array([True, False])  # example 0: independent frames (an image batch), example 1: a video
 NO_MASK = np.array([False, False])  # same compiled Flax function as PER_EXAMPLE, no masking

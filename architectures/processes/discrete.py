@@ -45,7 +45,11 @@ def respaced(timesteps: int, steps: int) -> list[int]:
     if not 1 <= steps <= timesteps:
         raise ValueError(f"sampling steps={steps}; allowed: 1..{timesteps} (the process's timesteps)")
     stride = 1.0 if steps <= 1 else (timesteps - 1) / (steps - 1)
-    return sorted({round(i * stride) for i in range(steps)})
+    taken, position = set(), 0.0
+    for _ in range(steps):  # accumulated, not i * stride: the float sums round like the official ones
+        taken.add(round(position))
+        position += stride
+    return sorted(taken)
 
 
 def _const(table: np.ndarray, like):
