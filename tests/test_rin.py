@@ -372,3 +372,12 @@ def test_rin_models_use_the_mha_init():
     shapes = jax.eval_shape(lambda a: rin_flax.RIN(TINY).init(jax.random.PRNGKey(0), **a), numpy_inputs(TINY, 1))
     attn = shapes["params"]["blocks_0"]["read"]["attn"]
     assert set(attn) == {"q", "k", "v", "o"} and attn["k"]["kernel"].shape == (TINY.interface_dim, TINY.rw_dim)
+
+
+@pytest.mark.parametrize("name, steps", [("rin-cifar10", 1000), ("rin-imagenet64", 1000), ("rin-imagenet64-p4", 1000),
+                                         ("rin-kinetics", 1000), ("rin-tiny", 100)])
+def test_presets_sample_as_the_official_eval(name, steps):
+    """DDPM on the cosine schedule, continuous time, at the evaluated step count (pix2seq eval sweeps)."""
+    p = PRESETS[name].config.process
+    assert (p.sampler, p.sample_schedule, p.timesteps, p.sample_steps) == ("ddpm", "cosine", 0, steps)
+    assert name == "rin-tiny" or str(steps) in PRESETS[name].provenance
