@@ -17,6 +17,10 @@ needs no special case in bench/:
     sample_step(denoise, x, t_now, t_next, y, latents, *, y_null=None, **step_draws) -> SampleOut
     sample(denoise, x_init, y, latents, *, y_null=None, steps=None, step_draws=None) -> x0
 
-`denoise(x_t, time, y, latents) -> (prediction, latents_out)` wraps the network (see gaussian.py).
+`denoise(x_t, time, y, latents) -> (prediction, latents_out)` wraps the network (see gaussian.py);
+a network that learns its variance returns the prediction as a pair (prediction, v). Each
+SampleOut carries `nfe`, the network evaluations its step made. The gaussian process runs in
+continuous time or, with `timesteps` = T > 0, in the discrete time of DDPM/ADM (discrete.py);
+vlb.py holds iDDPM's variational-bound term and learned variance.
 Randomness is always drawn by the caller (numpy, host side), so both backends see the same draws.
 """
