@@ -19,7 +19,6 @@ Standard library only (loaded by `diffbench plan` without torch or jax). docs/tr
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -154,7 +153,3 @@ def resolve(train: dict, recipe, total_steps: int) -> tuple[OptimSpec, dict]:
         changed["warmup"] = fields["warmup"]
     spec = OptimSpec(**{**fields, "total_steps": total_steps})
     return spec, changed
-
-
-def optim_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(OptimSpec))
