@@ -175,7 +175,8 @@ class MultiResProcess:
             else:
                 if noise is None:
                     raise ValueError("the ddpm sampler needs noise drawn by the caller")
-                xs.append(self.gaussian.ddpm_update(xi, eps, g, gn, noise[i]))
+                terms = self.gaussian.step_terms(g, gn, g, gn)  # continuous: from this resolution's gammas
+                xs.append(self.gaussian.ddpm_update(xi, eps, terms, noise[i]))
             x0s.append(x0)
         guided = self.config.guidance_scale > 0 and y is not None
         return SampleOut(x=xs, x0=x0s, latents=None, nfe=2 if guided else 1)
