@@ -80,6 +80,7 @@ def resolve(ref: str):
 # Process families: name -> "module:Class" of the process (written once for both backends).
 PROCESSES = {
     "gaussian": "architectures.processes.gaussian:GaussianProcess",
+    "phase_space": "architectures.phase_space.process:PhaseSpaceProcess",
 }
 
 _TABLE: dict[str, Entry] = {}
@@ -177,4 +178,16 @@ register(Entry(
     modalities=("video",),
     extras=("context",),
     description="Space-time video U-Net (Ho et al. 2022): 1x3x3 convs, spatial + temporal attention",
+))
+
+register(Entry(
+    name="phase_space",
+    config="architectures.phase_space.config:PhaseSpaceConfig",
+    presets="architectures.phase_space.config:PRESETS",
+    backends={"torch": "architectures.phase_space.network:torch_network",
+              "jax": "architectures.phase_space.network:flax_network"},
+    process="phase_space",
+    flops="architectures.phase_space.network:forward_macs",
+    modalities=("image",),
+    description="AGM (Chen et al. 2023): phase stochastic bridge, force net on [x, v], gDDIM + sampling-hop",
 ))
