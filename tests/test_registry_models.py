@@ -69,7 +69,7 @@ def test_tiny_preset_contract_and_cross_backend_parity(arch, preset):
     t_pred, t_lat = _run(tb, t_built, None, arrays)
     j_pred, j_lat = _run(jb, j_built, variables, arrays)
 
-    assert t_pred.shape == arrays["x"].shape
+    assert t_pred.shape == t_built.process.data_shape(arrays["x"].shape)  # phase space: [x, v] in, force out
     assert np.isfinite(t_pred).all() and np.isfinite(j_pred).all()
     assert float(np.abs(t_pred).max()) > 0, "perturbed weights gave an all-zero output"
     _close(t_pred, j_pred, f"{preset} prediction")

@@ -1,8 +1,8 @@
 """The phase stochastic bridge of AGM (Chen et al. 2023, "Generative modeling with phase
 stochastic bridges", Sec. 3-4), written once for numpy, torch and jax.numpy (array_api_compat).
 
-State m_t = [x_t, v_t]; data at t = 1, prior at t = 0: x_0, v_0 ~ N(0, [[varx, k sqrt(varx varv)],
-[., varv]]). Conditioned on the data point x_1, the controlled dynamics are linear:
+State m_t = [x_t, v_t]; data at t = 1, prior at t = 0: x_0, v_0 ~ N(0, [[varx, -k sqrt(varx varv)],
+[., varv]]) (the official formulas' sign: Sigma_xv(0) = -k sqrt(varx varv)). Conditioned on the data point x_1, the controlled dynamics are linear:
 
     dx = v dt,   dv = a*(m, t) dt + g_t dW,   a* = g^2 P11 ((x_1 - x) / (1 - t) - v),
     g_t = p (1 - t),   g^2 P11 = 4 / (1 - t),   g^2 P10 = 6 / (1 - t)^2   (paper Eq. 10-11),

@@ -17,7 +17,7 @@ class PhaseSpaceProcessConfig:
     """
 
     p: float = 3.0  # diffusion scale, g_t = p (1 - t)
-    k: float = 0.2  # x-v correlation of the prior at t = 0
+    k: float = 0.2  # the prior's x-v correlation is -k (official sign: Sigma_xv(0) = -k sqrt(varx varv))
     varx: float = 1.0  # prior variance of x_0
     varv: float = 1.0  # prior variance of v_0
     t_min: float = 1e-5  # t0: training times t ~ U[t_min, t_max]; the sampler starts here
