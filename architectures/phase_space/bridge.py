@@ -5,7 +5,7 @@ State m_t = [x_t, v_t]; data at t = 1, prior at t = 0: x_0, v_0 ~ N(0, [[varx, -
 [., varv]]) (the official formulas' sign: Sigma_xv(0) = -k sqrt(varx varv)). Conditioned on the data point x_1, the controlled dynamics are linear:
 
     dx = v dt,   dv = a*(m, t) dt + g_t dW,   a* = g^2 P11 ((x_1 - x) / (1 - t) - v),
-    g_t = p (1 - t),   g^2 P11 = 4 / (1 - t),   g^2 P10 = 6 / (1 - t)^2   (paper Eq. 10-11),
+    g_t = p (1 - t),   g^2 P11 = 4 / (1 - t),   g^2 P10 = 6 / (1 - t)^2   (paper Sec. 3; AM/dynamics.py),
 
 so m_t | x_1 is gaussian with mean (cx x_1, cv x_1) and covariance Sigma(t) below (closed form of
 the moment ODEs; the official AM/dynamics.py TVgMPC holds the same polynomials with tt = 1).

@@ -45,6 +45,14 @@ class PhaseSpaceConfig:
         """The network call's inputs: x is the phase state [x, v] (the data has half its channels)."""
         return self.network.input_shapes(batch)
 
+    def key_dims(self) -> dict:
+        """What `diffbench describe` shows: the backbone's size and the sampler's NFE."""
+        n, c = self.network, self.process
+        dims = {f: getattr(n, f) for f in ("image_size", "model_channels", "channel_mult", "num_res_blocks")
+                if hasattr(n, f)}
+        return {"backbone": self.backbone, **dims, "channels_in_out": (self.input_shapes(1)["x"][0][-1], n.out_channels),
+                "sampler": c.sampler, "nfe": c.sample_steps, "hop_time": c.hop_time, "p": c.p, "k": c.k}
+
     @property
     def num_classes(self) -> int:
         return self.network.num_classes

@@ -65,7 +65,7 @@ class PhaseSpaceProcess:
         return array_namespace(x).concat([x, v], axis=self.channel_axis)
 
     def marginal(self, x1, t, eps):
-        """m_t = mean + L eps given the data x1 (paper Eq. 13-14; eps like m), and the unnormalized
+        """m_t = mean + L eps given the data x1 (official get_xt_vt_fv; eps like m), and the unnormalized
         probability-flow force label 4 (1-t)^2 x1 - g2P11 ((L_xx/(1-t) + L_xv) e_x + L_vv e_v) - g^2 ell e_v / 2."""
         e_x, e_v = self.split(eps)
         b = lambda a: _per_example(a, x1)
