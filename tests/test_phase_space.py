@@ -174,9 +174,9 @@ def _output_moments(proc, steps):
     return out[0], lin.T @ lin
 
 
-@pytest.mark.parametrize("order", [2, 1])
-def test_gddim_with_the_exact_force_reproduces_gaussian_data(order):
-    proc = PhaseSpaceProcess(PhaseSpaceProcessConfig(hop_time=0.999, gddim_order=order))
+@pytest.mark.parametrize("order,output", [(2, "hop"), (1, "hop"), (2, "state")])
+def test_gddim_with_the_exact_force_reproduces_gaussian_data(order, output):
+    proc = PhaseSpaceProcess(PhaseSpaceProcessConfig(hop_time=0.999, gddim_order=order, output=output))
     errors = []
     for nfe in (5, 10, 20, 40):
         mean, cov = _output_moments(proc, nfe)

@@ -112,6 +112,7 @@ class PhaseSpaceProcess:
         """rev-quad: t_i = linspace(t_min^(1/2), T^(1/2), N)^2, then t_max (the last step's end)."""
         c, n = self.config, steps or self.config.sample_steps
         ts = np.linspace(c.t_min**0.5, c.hop_time**0.5, n, dtype=np.float64) ** 2
+        ts[-1] = c.hop_time  # exactly: (T^(1/2))^2 can round above t_max = T, a negative last step
         return np.append(ts, c.t_max)
 
     def time_grid(self, steps: int | None = None) -> list[tuple[float, float]]:
