@@ -82,6 +82,7 @@ def resolve(ref: str):
 PROCESSES = {
     "gaussian": "architectures.processes.gaussian:GaussianProcess",
     "multires": "architectures.processes.multires:MultiResProcess",  # Matryoshka Diffusion: x is a list
+    "phase_space": "architectures.phase_space.process:PhaseSpaceProcess",
 }
 
 _TABLE: dict[str, Entry] = {}
@@ -195,4 +196,16 @@ register(Entry(
     modalities=("image",),
     extras=("context", "context_mask"),  # conditioning tokens (B, L, D) + mask (B, L); x in and out: one per resolution
     description="NestedUNet, Matryoshka Diffusion (Gu et al. 2024): nested U-Nets, one prediction per resolution",
+))
+
+register(Entry(
+    name="phase_space",
+    config="architectures.phase_space.config:PhaseSpaceConfig",
+    presets="architectures.phase_space.config:PRESETS",
+    backends={"torch": "architectures.phase_space.network:torch_network",
+              "jax": "architectures.phase_space.network:flax_network"},
+    process="phase_space",
+    flops="architectures.phase_space.network:forward_macs",
+    modalities=("image",),
+    description="AGM (Chen et al. 2023): phase stochastic bridge, force net on [x, v], gDDIM + sampling-hop",
 ))

@@ -74,7 +74,8 @@ def test_tiny_preset_contract_and_cross_backend_parity(arch, preset):
     t_pred, t_lat = _run(tb, t_built, None, arrays)
     j_pred, j_lat = _run(jb, j_built, variables, arrays)
 
-    assert host.shape_tree(t_pred) == host.shape_tree(arrays["x"])
+    # one output per resolution (NestedUNet); phase space: [x, v] in, force out (data_shape)
+    assert host.shape_tree(t_pred) == t_built.process.data_shape(host.shape_tree(arrays["x"]))
     for t_out, j_out in zip(*(p if isinstance(p, list) else [p] for p in (t_pred, j_pred))):
         assert np.isfinite(t_out).all() and np.isfinite(j_out).all()
         assert float(np.abs(t_out).max()) > 0, "perturbed weights gave an all-zero output"

@@ -59,6 +59,7 @@ class SampleOut:
     x0: Any  # the (clipped) data prediction at this step; the sample after the last step
     latents: Any  # the latents to feed back at the next step (None without latents)
     nfe: int = 1  # network evaluations this step made (guidance: 2), counted as they ran
+    carry: Any = None  # sampler state beyond x (e.g. a multistep force history), fed to the next step
 
 
 class GaussianProcess:
@@ -68,9 +69,10 @@ class GaussianProcess:
     architectures/processes/__init__.py (draws, NFE counts, training_loss, sample_step, sample).
     """
 
-    def __init__(self, config: GaussianConfig):
+    def __init__(self, config: GaussianConfig, channel_axis: int = -1):
         self.config = config
         self.tables = discrete.Tables(config) if config.timesteps else None  # discrete time (DDPM/ADM)
+        self.channel_axis = channel_axis  # the layout of x; this process never looks at it
 
     # -- what the harness asks every process -------------------------------------------
     def forward_passes_per_train_step(self, has_latents: bool = True) -> int:
@@ -83,6 +85,18 @@ class GaussianProcess:
         """Network evaluations of a full sampling run: steps x (2 with guidance)."""
         return (steps or self.config.sample_steps) * self.nfe_per_sample_step(conditional)
 
+    def data_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The data's shape from the network input's: the same (x_t is shaped like x0)."""
+        return tuple(x_shape)
+
+    def prior(self, noise):
+        """The sampler's first state from N(0, I) noise: x_1 ~ N(0, I) itself."""
+        return noise
+
+    def initial_carry(self, x):
+        """No sampler state beyond x (and the latents)."""
+        return None
+
     def train_draws(self, rng, x_shape: tuple[int, ...]) -> dict:
         """numpy draws of one training step, keyed by training_loss's keyword names."""
         b = x_shape[0]
@@ -93,11 +107,13 @@ class GaussianProcess:
             "keep": (rng.uniform(0.0, 1.0, (b,)) < self.config.self_condition_rate).astype("float32"),
         }
 
-    def sample_step_draws(self, rng, x_shape: tuple[int, ...], steps: int) -> list[dict]:
-        """numpy draws of each sampler step, keyed by sample_step's keyword names (DDPM: noise)."""
+    def sample_step_draws(self, rng, x_shape: tuple[int, ...], steps: int, only: int | None = None) -> list[dict]:
+        """numpy draws of each sampler step, keyed by sample_step's keyword names (DDPM: noise);
+        `only` = k: step k's alone (a one-item list)."""
+        count = steps if only is None else 1
         if self.config.sampler != "ddpm":
-            return [{} for _ in range(steps)]
-        return [{"noise": rng.standard_normal(x_shape).astype("float32")} for _ in range(steps)]
+            return [{} for _ in range(count)]
+        return [{"noise": rng.standard_normal(x_shape).astype("float32")} for _ in range(count)]
 
     # -- forward process -------------------------------------------------------------
     def gamma(self, t):
@@ -249,9 +265,9 @@ class GaussianProcess:
         return pred, latents_out
 
     def sample_step(self, denoise: Denoise, x, t_now, t_next, y=None, latents=None,
-                    noise=None, y_null=None) -> SampleOut:
+                    noise=None, y_null=None, carry=None) -> SampleOut:
         """One step t_now -> t_next (both (B,)). DDPM needs `noise` shaped like x. A learned
-        variance (iDDPM Eq. 15) replaces the fixed one in DDPM steps; DDIM ignores it."""
+        variance (iDDPM Eq. 15) replaces the fixed one in DDPM steps; DDIM ignores it. No carry."""
         calls = []
 
         def counted(*args):

@@ -56,8 +56,9 @@ def shift_gamma(gamma, scale: float, power: float):
 class MultiResProcess:
     """The harness talks to it through the methods of architectures/processes/__init__.py."""
 
-    def __init__(self, config: MultiResConfig):
+    def __init__(self, config: MultiResConfig, channel_axis: int = -1):
         self.config = config
+        self.channel_axis = channel_axis  # the layout of x; this process never looks at it
         # Per-resolution math: v-prediction, ancestral steps with the posterior ("small") variance,
         # which equals ml-mdm's get_prediction_xt_last (mean x0 beta sqrt(g')/(1-g) + x sqrt(a)(1-g')/(1-g)).
         self.gaussian = GaussianProcess(GaussianConfig(prediction="v", sampler=config.sampler, ddpm_variance="small",
@@ -73,6 +74,17 @@ class MultiResProcess:
 
     def nfe_per_sample(self, conditional: bool = True, steps: int | None = None) -> int:
         return (steps or self.config.sample_steps) * self.nfe_per_sample_step(conditional)
+
+    def data_shape(self, x_shape):
+        """The data (and prediction) shapes are the network inputs' (one per resolution)."""
+        return [tuple(s) for s in x_shape] if isinstance(x_shape, list) else tuple(x_shape)
+
+    def prior(self, noise):
+        """The sampler starts from N(0, I) at every resolution."""
+        return noise
+
+    def initial_carry(self, x):
+        return None
 
     def shapes(self, x_shape) -> list[tuple[int, ...]]:
         """One shape per resolution from the model's x shapes (a list) or the data's (highest side)."""
@@ -91,11 +103,13 @@ class MultiResProcess:
         return {"t": (rng.integers(1, steps + 1, (b,)) / steps).astype("float32"),
                 "eps": [rng.standard_normal(s).astype("float32") for s in shapes]}
 
-    def sample_step_draws(self, rng, x_shape, steps: int) -> list[dict]:
+    def sample_step_draws(self, rng, x_shape, steps: int, only: int | None = None) -> list[dict]:
+        """DDPM noise per resolution for each step (`only` = k: step k's alone)."""
+        count = steps if only is None else 1
         if self.config.sampler != "ddpm":
-            return [{} for _ in range(steps)]
+            return [{} for _ in range(count)]
         shapes = self.shapes(x_shape)
-        return [{"noise": [rng.standard_normal(s).astype("float32") for s in shapes]} for _ in range(steps)]
+        return [{"noise": [rng.standard_normal(s).astype("float32") for s in shapes]} for _ in range(count)]
 
     # -- schedule -------------------------------------------------------------------------
     def gamma(self, t):
@@ -163,7 +177,8 @@ class MultiResProcess:
             preds = [(1.0 + w) * p - w * u for p, u in zip(preds, uncond)]
         return preds
 
-    def sample_step(self, denoise, x, t_now, t_next, y=None, latents=None, noise=None, y_null=None) -> SampleOut:
+    def sample_step(self, denoise, x, t_now, t_next, y=None, latents=None, noise=None, y_null=None,
+                    carry=None) -> SampleOut:
         """One step of every resolution in parallel; x (and DDPM's noise) are lists."""
         g_now, g_next = self.gammas(t_now, x), self.gammas(t_next, x)
         preds = self.predict(denoise, x, self.network_time(t_now), y, y_null)

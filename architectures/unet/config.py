@@ -49,6 +49,7 @@ class UNetConfig:
     resblock_updown: bool = False  # resample with ResBlocks instead of (strided) convs
     dropout: float = 0.0
     learn_sigma: bool = False  # 2x output channels (iDDPM learned variance)
+    output_channels: int = 0  # 0: in_channels; the phase-space force net takes [x, v] (2C) and returns C
     norm_groups: int = 32  # GroupNorm groups; tiny presets need fewer
     num_classes: int = 0  # 0 = unconditional; label num_classes is the null label
     frames: int = 0  # video: clip length incl. conditioning frames; 0 = image model
@@ -84,6 +85,8 @@ class UNetConfig:
                 raise ValueError(f"num_heads={self.num_heads} must divide channels {ch}")
 
     def _check_video(self):
+        if self.output_channels < 0:
+            raise ValueError(f"output_channels={self.output_channels!r}; allowed: >= 0 (0 = in_channels)")
         if self.frames < 0 or self.cond_frames < 0 or self.num_classes < 0 or self.num_head_channels < 0:
             raise ValueError("frames, cond_frames, num_classes, num_head_channels; allowed: >= 0")
         if not self.frames and (self.cond_frames or self.independent_frames):
@@ -120,7 +123,8 @@ class UNetConfig:
 
     @property
     def out_channels(self) -> int:
-        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+        base = self.output_channels or self.in_channels
+        return 2 * base if self.learn_sigma else base
 
     @property
     def out_frames(self) -> int:

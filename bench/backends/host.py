@@ -174,11 +174,20 @@ def train_draws(rng: np.random.Generator, x_shape: tuple[int, ...], self_conditi
     return GaussianProcess(GaussianConfig(self_condition_rate=self_condition_rate)).train_draws(rng, x_shape)
 
 
-def make_process(entry, config):
-    """The entry's process family, built from config.process."""
+def make_process(entry, config, channel_axis: int = -1):
+    """The entry's process family, built from config.process; channel_axis: the backend layout's."""
     from architectures import registry
 
-    return registry.process_class(entry.process)(config.process)
+    return registry.process_class(entry.process)(config.process, channel_axis=channel_axis)
+
+
+def train_data(process, shapes: dict, arrays: dict) -> dict:
+    """The train step's data x0: the network input x when the process's data has its shape, else
+    N(0, I) of process.data_shape (phase space: the network sees [x, v], the data is x)."""
+    shape = process.data_shape(x_shape(shapes))
+    if shape == shape_tree(arrays["x"]):
+        return arrays["x"]
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
 def sample_noise(rng: np.random.Generator, x_shape: tuple[int, ...], steps: int) -> list[np.ndarray]:

@@ -146,7 +146,8 @@ def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abs
         with jax.default_device(dev):  # init runs once: compile it fast, not for speed
             variables = jax.jit(init).lower(key).compile(compiler_options=FAST_COMPILE)(key)
         variables = policy.prepare(variables)
-    return Built(NAME, entry, config, model, variables, dev, host.make_process(entry, config), seed, abstract, policy)
+    return Built(NAME, entry, config, model, variables, dev, host.make_process(entry, config, channel_axis=-1), seed,
+                 abstract, policy)
 
 
 def param_count(built: Built) -> int:
@@ -228,15 +229,17 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
-    draws = process.sample_step_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]), 1)[0]
+    draws = process.sample_step_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]),
+                                      cfg.process.sample_steps, only=k)[0]
     arrays.update(draws, y_null=host.null_labels(arrays.get("y"), cfg.num_classes),
                   t_now=np.full((batch,), t_now, np.float32), t_next=np.full((batch,), t_next, np.float32))
     a = device_arrays(built, arrays)
+    a["carry"] = process.initial_carry(a["x"])  # sampler state beyond x (gDDIM: force history), as zeros
 
     def step(variables, a):
         denoise = denoiser(built, variables, a.get("context"), context_mask=a.get("context_mask"))
         out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
-                                  y_null=a["y_null"], **{k: a[k] for k in draws})
+                                  y_null=a["y_null"], carry=a["carry"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
     run, seconds = _aot(step, (built.params, a), compile, policy=built.policy)
@@ -263,17 +266,19 @@ def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None =
     a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
 
     @jax.jit
-    def step(variables, x, t_now, t_next, latents, draws):
+    def step(variables, x, t_now, t_next, latents, carry, draws):
         denoise = denoiser(built, variables, a["context"], context_mask=a.get("context_mask"))
-        out = process.sample_step(denoise, x, t_now, t_next, a["y"], latents, y_null=a["y_null"], **draws)
+        out = process.sample_step(denoise, x, t_now, t_next, a["y"], latents, y_null=a["y_null"], carry=carry,
+                                  **draws)
         traced["nfe"] = out.nfe
-        return out.x, out.x0, out.latents
+        return out.x, out.x0, out.latents, out.carry
 
-    x, x0, latents, nfe = a["x"], a["x"], a["latents"], 0
+    x = process.prior(a["x"])  # the process's first state from N(0, I) noise (gaussian: the noise itself)
+    x0, latents, carry, nfe = x, a["latents"], process.initial_carry(x), 0
     with (built.policy or Policy()).tracing():
         for k, (t_now, t_next) in enumerate(process.time_grid(n)):
-            x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents,
-                                  d["step_draws"][k])
+            x, x0, latents, carry = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next),
+                                         latents, carry, d["step_draws"][k])
             nfe += traced["nfe"]
     return host.SampleRun(to_numpy(x0), nfe, n)
 
@@ -394,9 +399,11 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     """One training step on fixed draws (for timing): loss, grad, AdamW update. With latent
     self-conditioning it costs 2 forward passes + 1 backward (pass-1 latents under stop_gradient)."""
     cfg = built.config
-    arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = built.process.train_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]))
-    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"),
+    shapes = cfg.input_shapes(batch)
+    arrays = host.random_inputs(shapes, seed, cfg.num_classes)
+    x0 = host.train_data(built.process, shapes, arrays)  # phase space: data x, network input [x, v]
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), host.shape_tree(x0))
+    a = device_arrays(built, {"x0": x0, "y": arrays.get("y"), "context": arrays.get("context"),
                               "context_mask": arrays.get("context_mask"), **draws})
     a = {k: v for k, v in a.items() if v is not None}
     trainer = Trainer(built, compile=compile, **adamw)

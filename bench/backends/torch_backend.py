@@ -142,7 +142,8 @@ def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", a
         dev = resolve_device(device) if isinstance(device, str) else device
         policy = Policy.make(precision, attention, memory_format, dev)
         model = policy.prepare(cls(config).to(dev))
-    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract, policy)
+    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config, channel_axis=1), seed,
+                 abstract, policy)
 
 
 def param_count(built: Built) -> int:
@@ -247,11 +248,13 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
     rng = np.random.default_rng(seed + 1)
-    draws = process.sample_step_draws(rng, host.x_shape(cfg.input_shapes(batch)), 1)[0]
+    draws = process.sample_step_draws(rng, host.x_shape(cfg.input_shapes(batch)), cfg.process.sample_steps,
+                                      only=k)[0]
     extra = {**draws, "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
     a.update(device_arrays(built, extra))
     a["t_now"] = torch.full((batch,), t_now, device=built.device)
     a["t_next"] = torch.full((batch,), t_next, device=built.device)
+    a["carry"] = process.initial_carry(a["x"])  # sampler state beyond x (gDDIM: force history), as zeros
     model = _maybe_compile(built, compile)
     denoise = denoiser(built, model, a.get("context"), a.get("context_mask"))
 
@@ -259,7 +262,7 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
         built.model.eval()  # a train step on the same model may have switched dropout on
         with torch.inference_mode():
             out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
-                                      y_null=a["y_null"], **{k: a[k] for k in draws})
+                                      y_null=a["y_null"], carry=a["carry"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
     step = Step(fn, a, process.nfe_per_sample_step(cfg.num_classes > 0), bool(compile))
@@ -412,9 +415,11 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     """One training step on fixed draws (for timing): loss, backward, AdamW update. With latent
     self-conditioning it costs 2 forward passes + 1 backward (the pass-1 latents are detached)."""
     cfg = built.config
-    arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = built.process.train_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]))
-    a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"),
+    shapes = cfg.input_shapes(batch)
+    arrays = host.random_inputs(shapes, seed, cfg.num_classes)
+    x0 = host.train_data(built.process, shapes, arrays)  # phase space: data x, network input [x, v]
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), host.shape_tree(x0))
+    a = device_arrays(built, {"x0": x0, "y": arrays.get("y"), "context": arrays.get("context"),
                               "context_mask": arrays.get("context_mask"), **draws})
     trainer = Trainer(built, compile=compile, **adamw)
     passes = built.process.forward_passes_per_train_step("latents" in built.entry.extras)
