@@ -15,7 +15,7 @@ from architectures.registry import BACKENDS
 from bench.overrides import FrozenMapping
 from bench.strict_yaml import SpecError, show
 
-MEASUREMENTS = ("params", "flops", "sample_step", "train_step", "memory")
+MEASUREMENTS = ("params", "flops", "sample_step", "train_step", "memory", "quality")
 DEVICES = ("cpu", "cuda", "cuda:N", "tpu", "auto")
 _DEVICE = re.compile(r"cpu|cuda|cuda:\d+|tpu|auto")
 MAX_SEED = 2**32  # jax.random.PRNGKey takes a uint32 seed
@@ -30,6 +30,7 @@ SETTINGS = {
     "threads": None,  # intra-op threads; None = all cores
     "compile": False,  # torch.compile / (jax always jits)
     "seed": 0,
+    "quality": None,  # sampling + metrics settings (bench/quality/settings.py); None = defaults
 }
 
 
@@ -67,6 +68,9 @@ _CHECKS = {
 
 def check_setting(key: str, value, source: str, path: str):
     """The checked (normalized) value of one setting, or a SpecError at `path`."""
+    if key == "quality":  # a nested mapping: it names its own key paths
+        from bench.quality.settings import QualitySettings
+        return None if value is None else QualitySettings.parse(value, source, path)
     checked, allowed = _CHECKS[key](value)
     if allowed is None:
         return checked
@@ -91,6 +95,7 @@ class Case:
     threads: int | None = None
     compile: bool = False
     seed: int = 0
+    quality: object = None  # QualitySettings (sampling + metrics), or None for the defaults
 
     def __post_init__(self):
         if not isinstance(self.overrides, Mapping):
@@ -101,6 +106,7 @@ class Case:
                            ("measure", self.measure), ("timeout", self.timeout_s), ("threads", self.threads),
                            ("compile", self.compile), ("seed", self.seed)]:
             check_setting(key, value, f"case {self.id!r}", key)
+        object.__setattr__(self, "quality", check_setting("quality", self.quality, f"case {self.id!r}", "quality"))
         object.__setattr__(self, "timeout_s", float(self.timeout_s))
         object.__setattr__(self, "measure", tuple(m for m in MEASUREMENTS if m in self.measure))
         if self.device == "tpu" and self.backend == "torch":
@@ -110,7 +116,8 @@ class Case:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure))
+        return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure),
+                    quality=None if self.quality is None else self.quality.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:

@@ -112,7 +112,9 @@ def execute_case(case, suite, run_dir: Path, run_id: str) -> dict:
     started, t0 = now(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="diffbench-case-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(suite.plugins)}))
+        artifacts = Path(run_dir) / "artifacts" / record_filename(case.index, case.id)[:-5]
+        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(suite.plugins),
+                                        "artifacts": str(artifacts)}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
     record = {

@@ -306,6 +306,8 @@ def _base_id(p: dict) -> str:
         parts.append(f"s{p['seed']}")
     if p["overrides"]:
         parts.append("o" + hashlib.sha256(canonical_json(p["overrides"]).encode()).hexdigest()[:8])
+    if p.get("quality") is not None:
+        parts.append("q" + hashlib.sha256(canonical_json(p["quality"].to_dict()).encode()).hexdigest()[:8])
     return "/".join(parts)
 
 

@@ -58,7 +58,7 @@ class _Layers(torch.nn.Module):
         self.net = net.eval()
 
     def forward(self, x):
-        return self.net(x)[:, :, None, None]
+        return self.net(x).unsqueeze(-1).unsqueeze(-1)
 
 
 class _InceptionCost(torch.nn.Module):
@@ -79,7 +79,8 @@ def bench_scoring(rounds: int, n: int) -> dict:
     tmp = tempfile.mkdtemp(prefix="quality_speed_")
     path = os.path.join(tmp, weights.INCEPTION.filename)
     torch.manual_seed(0)
-    torch.jit.script(_InceptionCost().eval()).save(path)
+    with torch.no_grad():
+        torch.jit.trace(_InceptionCost().eval(), torch.zeros(1, 3, 299, 299)).save(path)
     spec = weights.WeightSpec(weights.INCEPTION.env, weights.INCEPTION.filename, weights.file_sha256(path), "stand-in")
     rng = np.random.default_rng(0)
     samples = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)

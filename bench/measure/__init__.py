@@ -15,17 +15,20 @@ MEASUREMENTS = {
     "sample_step": ("timing", "measure_sample_step"),
     "train_step": ("timing", "measure_train_step"),
     "memory": ("memory", "measure_memory"),
+    "quality": ("quality", "measure_quality"),
 }
 
 
-def run_case(case) -> dict:
-    """Measure what `case.measure` lists; raises on failure (the worker records the error)."""
+def run_case(case, artifacts=None) -> dict:
+    """Measure what `case.measure` lists; raises on failure (the worker records the error).
+    `artifacts`: the case's directory for files it keeps (samples), under the run directory."""
     from bench.measure import case as measure
 
     unknown = [m for m in case.measure if m not in MEASUREMENTS]
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; allowed: {list(MEASUREMENTS)}")
     ctx = measure.make_context(case)
+    ctx.artifacts = artifacts
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():
         if name not in case.measure:

@@ -23,6 +23,8 @@ class Context:
     device: Any = None
     env: dict = field(default_factory=dict)  # threads and device, recorded with every timing
     device_peaks: list = field(default_factory=list)  # device peak bytes of each timed step (None on CPU)
+    artifacts: Any = None  # directory for files the case keeps (samples), or None
+    weights: str = "initial"  # what ctx.built() holds: "initial" (seeded init) or where trained weights came from
     _built: Any = None
 
     def built(self):
@@ -122,3 +124,10 @@ def measure_memory(ctx: Context) -> dict:
     rec = memory_record(max(peaks) if peaks else None, str(ctx.device), method[ctx.case.backend])
     rec["covers"] = "the timed steps" if timed else "one training step"
     return rec
+
+
+def measure_quality(ctx: Context) -> dict:
+    """Sample N with the family's sampler and score them (bench/quality/measure.py)."""
+    from bench.quality.measure import measure_quality as run
+
+    return run(ctx)

@@ -15,17 +15,9 @@ import time
 import numpy as np
 
 from bench.quality import fd, features
+from bench.quality.settings import METRICS, PROXIES
 from bench.quality.weights import MetricError
 
-# metric -> (feature space for images, for videos, statistic)
-METRICS = {
-    "fid": ("inception", None, "fd"),
-    "kid-inception": ("inception", None, "kid"),
-    "fvd": (None, "i3d", "fd"),
-    "fd-effnet": ("effnet", "effnet-video", "fd"),
-    "kid": ("effnet", "effnet-video", "kid"),
-}
-PROXIES = {"fd-effnet", "kid"}
 EXTRACTORS = {"inception": features.inception, "i3d": features.i3d,
               "effnet": features.effnet_images, "effnet-video": features.effnet_video}
 
