@@ -103,3 +103,4 @@ def test_kid_full_subset_is_the_unbiased_estimate_and_near_zero_for_same_law():
     assert out["mean"] == pytest.approx(_mmd2_loop(x, y), rel=1e-10) and out["std"] < 1e-12
     same = fd.kid(rng.standard_normal((400, 6)), rng.standard_normal((400, 6)), num_subsets=20, max_subset_size=100)
     assert abs(same["mean"]) < 0.05 * out["mean"]
+
