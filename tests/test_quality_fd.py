@@ -26,6 +26,11 @@ def test_diagonal_covariances_closed_form():
     mu1, mu2 = rng.standard_normal(20), rng.standard_normal(20)
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(l1) - np.sqrt(l2)) ** 2).sum()
     assert fd.frechet_distance(mu1, np.diag(l1), mu2, np.diag(l2)) == pytest.approx(expected, rel=1e-10)
+    l2[::3] = 0.0  # singular S2: Cholesky fails, the S1^(1/2) path runs
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(np.diag(l2))
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(l1) - np.sqrt(l2)) ** 2).sum()
+    assert fd.frechet_distance(mu1, np.diag(l1), mu2, np.diag(l2)) == pytest.approx(expected, rel=1e-10)
 
 
 def test_shifted_mean_adds_squared_norm():

@@ -2,9 +2,9 @@
 
 FD (Heusel et al. 2017, Eq. 6; Dowson & Landau 1982):
     ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2)
-S1 S2 has the same eigenvalues as R S2 R with R = S1^(1/2) (AB and BA share their spectrum),
-and R S2 R is symmetric positive semi-definite, so tr sqrt(S1 S2) is the sum of the square roots
-of its (clipped >= 0) eigenvalues: two symmetric eigendecompositions, no general sqrtm.
+S1 S2 has the same eigenvalues as the symmetric PSD L^T S1 L with S2 = L L^T (or R S2 R with
+R = S1^(1/2) when S2 is singular: AB and BA share their spectrum), so tr sqrt(S1 S2) is the sum
+of the square roots of its (clipped >= 0) eigenvalues: symmetric eigensolvers, no general sqrtm.
 With features in hand and fewer samples than dimensions, S1 = A A^T and S2 = B B^T with
 A = X1c^T / sqrt(n1 - 1), and tr sqrt(S1 S2) is exactly the nuclear norm of A^T B (n1 x n2).
 
@@ -22,9 +22,16 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
 
 
 def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
-    """tr sqrt(S1 S2) for symmetric PSD S1, S2 (float64, eigh-based)."""
-    r = _psd_sqrt(np.asarray(s1, np.float64))
-    m = r @ np.asarray(s2, np.float64) @ r
+    """tr sqrt(S1 S2) for symmetric PSD S1, S2, float64. With S2 = L L^T (Cholesky), S1 S2 is
+    similar to L^T S1 L, so one eigvalsh (values only) does it; a singular S2 falls back to
+    R = S1^(1/2) by eigh and the eigenvalues of R S2 R."""
+    s1, s2 = np.asarray(s1, np.float64), np.asarray(s2, np.float64)
+    try:
+        low = np.linalg.cholesky(s2)
+        m = low.T @ s1 @ low
+    except np.linalg.LinAlgError:
+        r = _psd_sqrt(s1)
+        m = r @ s2 @ r
     w = np.linalg.eigvalsh((m + m.T) / 2)
     return float(np.sqrt(np.clip(w, 0.0, None)).sum())
 
