@@ -85,6 +85,13 @@ PROCESSES = {
 _TABLE: dict[str, Entry] = {}
 
 
+def process_class(name: str):
+    """The process class of a family (see architectures/processes/__init__.py for its methods)."""
+    if name not in PROCESSES:
+        raise RegistryError(f"unknown process {name!r}; allowed: {sorted(PROCESSES)}")
+    return resolve(PROCESSES[name])
+
+
 def register(entry: Entry) -> Entry:
     if entry.name in _TABLE:
         raise RegistryError(f"architecture {entry.name!r} is registered twice")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -11,6 +12,8 @@ from pathlib import Path
 
 RUN_FILE = "run.json"
 SCHEMA = 1
+RECORD_NAME = re.compile(r"[0-9]{4,}-[A-Za-z0-9_.-]+\.json")  # what record_filename writes
+MAX_SLUG = 150  # file names stay well under NAME_MAX (255 bytes)
 
 
 class RecordError(ValueError):
@@ -22,6 +25,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; records are as readable as the logs
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True, allow_nan=False, default=_jsonable)
             f.flush()
@@ -30,6 +34,12 @@ def write_json_atomic(path: Path, data: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(value):
@@ -41,21 +51,52 @@ def _jsonable(value):
 
 
 def record_filename(index: int, case_id: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id, flags=re.ASCII).strip("_") or "case"
+    if len(slug) > MAX_SLUG:  # long plugin/preset names: keep the name unique and short
+        slug = slug[:MAX_SLUG - 9] + "-" + hashlib.sha256(case_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{index:04d}-{slug}.json"
 
 
 def record_paths(run_dir: Path) -> list[Path]:
-    return sorted(p for p in Path(run_dir).glob("*.json") if p.name != RUN_FILE)
+    """The record files of a run directory: regular files named as record_filename names them."""
+    return sorted(p for p in Path(run_dir).glob("*.json") if RECORD_NAME.fullmatch(p.name) and p.is_file())
+
+
+def stray_paths(run_dir: Path) -> list[Path]:
+    """Entries of a run directory that are neither records, run.json, logs nor our temp files."""
+    known = {RUN_FILE, "logs", ".lock", ".cases"}
+    records = set(record_paths(run_dir))
+    return sorted(p for p in Path(run_dir).iterdir()
+                  if p.name not in known and p not in records and not p.name.endswith(".tmp"))
+
+
+def read_record(path: Path) -> dict:
+    """One record file, or a RecordError naming the file and what is wrong with it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RecordError(f"{path}: damaged record: {type(exc).__name__}: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("case_id"), str):
+        raise RecordError(f"{path}: damaged record: not a JSON object with a 'case_id'")
+    return record
+
+
+def scan_records(run_dir: Path) -> tuple[dict[str, dict], list[tuple[Path, str]]]:
+    """(case_id -> record, [(damaged file, why), ...]) for a run directory."""
+    records, damaged = {}, []
+    for path in record_paths(run_dir):
+        try:
+            record = read_record(path)
+        except RecordError as exc:
+            damaged.append((path, str(exc)))
+            continue
+        records[record["case_id"]] = record
+    return records, damaged
 
 
 def read_records(run_dir: Path) -> dict[str, dict]:
-    """case_id -> record for every complete record in a run directory."""
-    records = {}
-    for path in record_paths(run_dir):
-        record = json.loads(path.read_text())
-        records[record["case_id"]] = record
-    return records
+    """case_id -> record for every complete record in a run directory (damaged ones left out)."""
+    return scan_records(run_dir)[0]
 
 
 def clean_partial(run_dir: Path) -> int:

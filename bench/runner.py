@@ -7,30 +7,52 @@ the cases it already recorded, so a runner killed at any point loses at most the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import shutil
+
+import bench
 from bench import provenance
 from bench.backends.threads import resolve_threads, thread_env
 from bench.child_process import child_env
 from bench.progress import Progress
-from bench.records import (RUN_FILE, SCHEMA, clean_partial, read_records, record_filename,
+from bench.records import (RUN_FILE, SCHEMA, clean_partial, record_filename, scan_records, stray_paths,
                            write_json_atomic)
+from bench.rundir import LockedError, RssWatch, RunLock, cgroup_memory_events, oom_kills, sigkill_message
 
 LOG_DIR = "logs"
+CASES_DIR = ".cases"  # per-case scratch (job and result files), removed on resume
 STDERR_TAIL = 4000
+CODE_ROOT = Path(bench.__file__).resolve().parents[1]  # the diffbench the workers must run
 
 
 class RunError(RuntimeError):
     """A run that cannot start or resume; the message says why and what to do."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: finished records are kept; the message says how to resume."""
+
+    def __init__(self, run_dir: Path, suite_path: str, done: int, total: int):
+        self.run_dir, self.suite_path, self.done, self.total = run_dir, suite_path, done, total
+        super().__init__(f"interrupted; {done} of {total} case(s) recorded in {run_dir}; "
+                         f"resume with `diffbench run {suite_path} --resume {run_dir}`")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def now() -> str:
@@ -44,8 +66,10 @@ def new_run_dir(results_root: Path, suite_name: str) -> Path:
     return run_dir
 
 
-def start_run(suite, results_root: Path) -> tuple[Path, dict]:
+def start_run(suite, results_root: Path, lock_stack=None) -> tuple[Path, dict]:
     run_dir = new_run_dir(results_root, suite.name)
+    if lock_stack is not None:
+        lock_stack.enter_context(RunLock(run_dir))
     meta = {
         "schema": SCHEMA,
         "run_id": run_dir.name,
@@ -54,6 +78,7 @@ def start_run(suite, results_root: Path) -> tuple[Path, dict]:
         "suite_sha256": suite.content_sha256,
         "cases": len(suite.cases),
         "executor": "local",
+        "code_root": str(CODE_ROOT),
         "started": now(),
         "ended": None,
         "resumes": [],
@@ -63,22 +88,33 @@ def start_run(suite, results_root: Path) -> tuple[Path, dict]:
     return run_dir, meta
 
 
-def reopen_run(suite, run_dir: Path) -> dict:
+def reopen_run(suite, run_dir: Path, lock_stack=None) -> dict:
     run_file = Path(run_dir) / RUN_FILE
     if not run_file.is_file():
         raise RunError(f"--resume {run_dir}: no {RUN_FILE} there; pass a directory made by `diffbench run`")
+    if lock_stack is not None:
+        try:
+            lock_stack.enter_context(RunLock(run_dir))
+        except LockedError as exc:
+            raise RunError(f"--resume {exc}") from None
     try:
         meta = json.loads(run_file.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RunError(f"--resume {run_dir}: cannot read its {RUN_FILE}: {exc}; start a new run instead") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("resumes"), list):
-        raise RunError(f"--resume {run_dir}: its {RUN_FILE} is not one `diffbench run` wrote; start a new run instead")
+    if (not isinstance(meta, dict) or not isinstance(meta.get("resumes"), list)
+            or not isinstance(meta.get("run_id"), str)):
+        raise RunError(f"--resume {run_dir}: its {RUN_FILE} is not one `diffbench run` wrote (no run_id/resumes); "
+                       "start a new run instead")
+    if meta.get("suite") != suite.name:
+        raise RunError(f"--resume {run_dir}: that run is of suite {str(meta.get('suite'))[:64]!r}, not "
+                       f"{suite.name!r} ({suite.path}); pass that suite's run directory")
     if meta.get("suite_sha256") != suite.content_sha256:
         raise RunError(
             f"--resume {run_dir}: the suite file {suite.path} changed since the run started "
             f"(sha256 {suite.content_sha256[:12]} now, {str(meta.get('suite_sha256'))[:12]} then); "
             "start a new run instead")
     clean_partial(run_dir)
+    shutil.rmtree(Path(run_dir) / CASES_DIR, ignore_errors=True)  # scratch of a runner that was killed
     (Path(run_dir) / LOG_DIR).mkdir(exist_ok=True)
     meta["resumes"].append({"at": now(), "provenance": provenance.collect()})
     meta["ended"] = None
@@ -86,47 +122,136 @@ def reopen_run(suite, run_dir: Path) -> dict:
     return meta
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run_suite(suite, results_root: Path = Path("results"), resume: Path | None = None,
-              show_progress: bool | None = None) -> Path:
-    """Runs every case not yet recorded; returns the run directory."""
-    if resume is None:
-        run_dir, meta = start_run(suite, results_root)
-    else:
-        run_dir, meta = Path(resume), reopen_run(suite, resume)
-    done = read_records(run_dir)
-    todo = [case for case in suite.cases if case.id not in done]
-    with Progress(total=len(suite.cases), done=len(done), enabled=show_progress) as bar:
-        for case in todo:
-            bar.start(case.id)
-            record = execute_case(case, suite, run_dir, meta["run_id"])
+              show_progress: bool | None = None, executor: str = "local", address: str | None = None) -> Path:
+    """Runs every case not yet recorded; returns the run directory. The run directory is locked
+    for the whole run; SIGTERM is handled like Ctrl-C (finished records kept, `Interrupted`).
+    executor "ray" runs each case as a Ray task (bench/ray_executor.py); records are the same."""
+    if executor not in EXECUTORS:
+        raise RunError(f"--executor {executor!r}: unknown executor; allowed: {', '.join(EXECUTORS)}")
+    cluster = None
+    if executor == "ray":
+        from bench import ray_executor
+
+        cluster = ray_executor.Cluster.connect(address, suite.cases)  # errors before a run dir exists
+    with contextlib.ExitStack() as stack:
+        if resume is None:
+            run_dir, meta = start_run(suite, results_root, stack)
+        else:
+            run_dir, meta = Path(resume), reopen_run(suite, resume, stack)
+        done = _recorded(run_dir, resume is not None)
+        todo = [case for case in suite.cases if case.id not in done]
+        if cluster is not None:
+            meta.update(executor="ray", cluster=cluster.describe())
+            write_json_atomic(run_dir / RUN_FILE, meta)
+        previous = _on_sigterm(_raise_interrupt)
+        recorded = [len(done)]
+
+        def write(case, record, log: bytes | None = None):
+            if log is not None:
+                (run_dir / record["worker"]["log"]).write_bytes(log)
             write_json_atomic(run_dir / record_filename(case.index, case.id), record)
-            bar.finish(case.id, record["status"])
-    meta["ended"] = now()
-    write_json_atomic(run_dir / RUN_FILE, meta)
+            recorded[0] += 1
+
+        try:
+            with Progress(total=len(suite.cases), done=len(done), enabled=show_progress) as bar:
+                if cluster is None:
+                    for case in todo:
+                        bar.start(case.id)
+                        record = execute_case(case, suite, run_dir, meta["run_id"])
+                        write(case, record)
+                        bar.finish(case.id, record["status"])
+                else:
+                    cluster.run(todo, suite, meta["run_id"], write, bar)
+        except KeyboardInterrupt:
+            raise Interrupted(run_dir, suite.path, recorded[0], len(suite.cases)) from None
+        finally:
+            _on_sigterm(previous)
+        meta["ended"] = now()
+        meta["cpu_peaks"] = {str(k): v for k, v in sorted(_CPU_PEAKS.items())}
+        write_json_atomic(run_dir / RUN_FILE, meta)
     return run_dir
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only); returns the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _recorded(run_dir: Path, resuming: bool) -> dict:
+    """Records already in the run dir. Files that are not records are listed and left alone; a
+    damaged record is renamed *.damaged (its case runs again), and both are reported on stderr."""
+    done, damaged = scan_records(run_dir)
+    if resuming:
+        strays = [p.name for p in stray_paths(run_dir) if not p.name.endswith(".damaged")]
+        if strays:
+            print(f"diffbench: {run_dir}: not records, left alone: {', '.join(strays[:20])}", file=sys.stderr)
+    for path, why in damaged:
+        path.rename(path.with_name(path.name + ".damaged"))
+        print(f"diffbench: {why}; renamed to {path.name}.damaged, its case runs again", file=sys.stderr)
+    return done
+
+
+_CPU_PEAKS: dict[int, dict] = {}  # threads -> the matmul microbenchmark, measured once per run and host
+
+
+def cpu_peaks(case) -> dict | None:
+    """This machine's CPU matmul throughput at the case's thread count (the CPU MFU reference),
+    measured in a fresh process the first time a thread count is seen; None off CPU or on failure."""
+    if not case.device.startswith(("cpu", "auto")):
+        return None
+    threads = case.threads or (len(case.cpus) if case.cpus else resolve_threads(None))
+    if threads not in _CPU_PEAKS:
+        env = child_env({**os.environ, **thread_env(threads), "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))})
+        try:
+            out = subprocess.run([sys.executable, "-P", "-m", "bench.measure.cpu_peak", str(threads)], env=env,
+                                 capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+            _CPU_PEAKS[threads] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            _CPU_PEAKS[threads] = {"error": str(exc)}
+    peak = _CPU_PEAKS[threads]
+    return None if "error" in peak else peak
+
+
+def log_name(case) -> str:
+    """The case's log file, relative to the run directory."""
+    return f"{LOG_DIR}/{record_filename(case.index, case.id)[:-5]}.log"
 
 
 def execute_case(case, suite, run_dir: Path, run_id: str) -> dict:
     """Runs one case in a fresh process and returns its record, whatever happens to the process."""
-    log_path = Path(run_dir) / LOG_DIR / (record_filename(case.index, case.id)[:-5] + ".log")
+    return case_record(case, suite.name, tuple(suite.plugins), run_id, Path(run_dir) / CASES_DIR,
+                       Path(run_dir) / log_name(case), log_name(case), {"executor": "local"})
+
+
+def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Path, log_path: Path,
+                log_rel: str, node: dict) -> dict:
+    """The record of one case run in a fresh process on this machine (either executor calls it):
+    scratch holds the job/result files, log_path gets the process's output."""
     started, t0 = now(), time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="diffbench-case-") as tmp:
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="case-", dir=scratch) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        artifacts = Path(run_dir) / "artifacts" / record_filename(case.index, case.id)[:-5]
-        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(suite.plugins),
-                                        "artifacts": str(artifacts)}))
+        artifacts = log_path.parent.parent / "artifacts" / log_path.stem  # next to the run's logs
+        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins),
+                                        "cpu_peaks": cpu_peaks(case), "artifacts": str(artifacts)}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
     record = {
         "schema": SCHEMA,
-        "suite": suite.name,
+        "suite": suite_name,
         "run_id": run_id,
         "case_id": case.id,
         "case": case.to_dict(),
         "started": started,
         "ended": now(),
         "duration_s": time.monotonic() - t0,
-        "worker": {**outcome, "log": str(log_path.relative_to(run_dir))},
+        "worker": {**outcome, "log": log_rel, "node": {"hostname": socket.gethostname(), **node}},
     }
     if result is None:
         record.update(status="failed", error=_outside_error(outcome, case, log_path))
@@ -139,20 +264,40 @@ def _spawn(case, job_path: Path, result_path: Path, log_path: Path) -> dict:
     threads = resolve_threads(case.threads)
     env = {**os.environ, **thread_env(threads)}
     env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {env['XLA_FLAGS']}".strip()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
-    cmd = [sys.executable, "-m", "bench.worker", str(job_path), str(result_path)]
+    env["PYTHONPATH"] = worker_pythonpath(os.environ.get("PYTHONPATH", ""))
+    # -P: no current directory or script directory first on sys.path (a ./bench/worker.py must not run)
+    cmd = [sys.executable, "-P", "-m", "bench.worker", str(job_path), str(result_path)]
+    events = cgroup_memory_events()
+    ooms_before = oom_kills(events)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(env),
                                 start_new_session=True, stdin=subprocess.DEVNULL)  # a timeout kills the group
         try:
-            returncode = proc.wait(timeout=case.timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            returncode = proc.wait()
-            timed_out = True
+            with RssWatch(proc.pid) as rss:
+                try:
+                    returncode = proc.wait(timeout=case.timeout_s)
+                    timed_out = False
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    returncode = proc.wait()
+                    timed_out = True
+        except BaseException:  # Ctrl-C / SIGTERM of the runner: the case's processes go too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     sig = signal.Signals(-returncode).name if returncode < 0 else None
-    return {"returncode": returncode, "signal": sig, "timed_out": timed_out, "threads": threads}
+    ooms_after = oom_kills(events)
+    oom_delta = None if ooms_before is None or ooms_after is None else ooms_after - ooms_before
+    return {"returncode": returncode, "signal": sig, "timed_out": timed_out, "threads": threads,
+            "peak_rss_bytes": rss.peak, "oom_kills": oom_delta}
+
+
+def worker_pythonpath(inherited: str) -> str:
+    """The installed diffbench first, then the caller's PYTHONPATH, then the current directory
+    (for plugin modules that live there); nothing in the current directory can shadow diffbench."""
+    parts = [str(CODE_ROOT), *[p for p in inherited.split(os.pathsep) if p], os.getcwd()]
+    return os.pathsep.join(dict.fromkeys(parts))
 
 
 def _outside_error(outcome: dict, case, log_path: Path) -> dict:
@@ -160,6 +305,9 @@ def _outside_error(outcome: dict, case, log_path: Path) -> dict:
     if outcome["timed_out"]:
         message = f"timed out after {case.timeout_s:g} s (the case's timeout); process killed"
         kind = "Timeout"
+    elif outcome["signal"] == "SIGKILL":
+        message = f"worker process died by signal SIGKILL: {sigkill_message(outcome['oom_kills'], outcome['peak_rss_bytes'])}"
+        kind = "OutOfMemory" if outcome["oom_kills"] else "Signal"
     elif outcome["signal"]:
         message = f"worker process died by signal {outcome['signal']}"
         kind = "Signal"

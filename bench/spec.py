@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from architectures import registry
-from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting
+from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
 from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
-from bench.strict_yaml import SpecError, child, parse, show
+from bench.strict_yaml import SpecError, child, parse, read_text, show
 
 __all__ = ["MEASUREMENTS", "Case", "Suite", "SpecError", "load", "loads", "format_plan", "resolve_config"]
 
@@ -27,7 +27,7 @@ DEFAULT_KEYS = (*SETTINGS, "matrix")
 MATRIX_KEYS = ("preset", "override", *[s for s in SETTINGS if s not in ("measure", "timeout")])
 DEFAULT_MATRIX_KEYS = tuple(k for k in MATRIX_KEYS if k not in ("preset", "override"))
 MAX_CASES = 10_000
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)  # a directory name under results/
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -42,15 +42,7 @@ class Suite:
 
 
 def load(path) -> Suite:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SpecError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(str(path), "(file)", f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    return loads(text, source=str(path))
+    return loads(read_text(path), source=str(path))
 
 
 def loads(text: str, source: str = "<string>") -> Suite:
@@ -64,7 +56,13 @@ def loads(text: str, source: str = "<string>") -> Suite:
     if not isinstance(cases, list) or not cases:
         raise SpecError(source, "cases", f"expected a non-empty list of cases, got {show(cases)}",
                         "a list of mappings with keys " + ", ".join(CASE_KEYS))
-    points = [p for i, c in enumerate(cases) for p in _CaseReader(c, f"cases[{i}]", defaults, source).points()]
+    points = []
+    for i, c in enumerate(cases):
+        for point in _CaseReader(c, f"cases[{i}]", defaults, source).points():
+            if len(points) >= MAX_CASES:
+                raise SpecError(source, f"cases[{i}]", f"the suite expands to more than {MAX_CASES} cases",
+                                f"at most {MAX_CASES} cases in all")
+            points.append(point)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return Suite(name, source, digest, _number(points, source), plugins, description)
 
@@ -88,9 +86,10 @@ def _suite_name(top: dict, source: str) -> str:
     if "name" in top:
         name = top["name"]
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise SpecError(source, "name", f"bad suite name {show(name)}", "letters, digits, '_', '.', '-'")
+            raise SpecError(source, "name", f"bad suite name {show(name)}",
+                          "1 to 64 ASCII letters, digits, '_', '.', '-' (starting with a letter or digit)")
         return name
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem).strip("-._")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem, flags=re.ASCII).strip("-._")[:64]
     return stem or "suite"
 
 
@@ -210,6 +209,8 @@ class _CaseReader:
                             "cpu, cuda, cuda:N, auto with backend torch")
         overrides = self._overrides(entry, preset, chosen.get("override"))
         fields = {key: chosen[key][0] for key in SETTINGS}
+        for key, problem, allowed in combination_problems(fields):
+            raise SpecError(self.source, chosen[key][1], problem, allowed)
         return dict(arch=entry.name, preset=preset, overrides=overrides, origin=self.path, **fields)
 
     def _entry(self, preset: str, path: str):
@@ -300,8 +301,20 @@ def _base_id(p: dict) -> str:
     parts = [p["arch"], p["preset"], p["backend"], p["device"], f"b{p['batch']}"]
     if p["threads"] is not None:
         parts.append(f"t{p['threads']}")
-    if p["compile"]:
+    if p["cpus"] is not None:
+        parts.append("cpu" + _ranges(p["cpus"]))
+    if p["precision"] != "fp32":
+        parts.append(p["precision"])
+    if p["compile"] == "default":
         parts.append("compiled")
+    elif p["compile"] != "none":
+        parts.append(f"compiled-{p['compile']}")
+    if p["memory_format"] != "contiguous":
+        parts.append(p["memory_format"])
+    if p["attention"] != "auto":
+        parts.append(f"sdpa-{p['attention']}")
+    if p["cuda_graphs"]:
+        parts.append("cudagraphs")
     if p["seed"]:
         parts.append(f"s{p['seed']}")
     if p["overrides"]:
@@ -309,6 +322,18 @@ def _base_id(p: dict) -> str:
     if p.get("quality") is not None:
         parts.append("q" + hashlib.sha256(canonical_json(p["quality"].to_dict()).encode()).hexdigest()[:8])
     return "/".join(parts)
+
+
+def _ranges(cpus) -> str:
+    """(0, 1, 2, 5) -> '0-2,5'."""
+    out, start = [], None
+    for i, c in enumerate(cpus):
+        if start is None:
+            start = c
+        if i + 1 == len(cpus) or cpus[i + 1] != c + 1:
+            out.append(str(start) if start == c else f"{start}-{c}")
+            start = None
+    return ",".join(out)
 
 
 def resolve_config(case: Case):

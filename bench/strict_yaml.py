@@ -11,6 +11,9 @@ import re
 import yaml
 
 MAX_NODES = 100_000  # alias bombs ("billion laughs") expand to more than this
+MAX_BYTES = 256 * 1024  # a suite is a short text file; PyYAML needs ~10 s per MB, so bigger is refused
+MAX_INT = 2**63  # integers beyond int64 are refused (they overflow floats and path names downstream)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -23,7 +26,7 @@ class SpecError(ValueError):
         message = f"{source}: {self.path}: {problem}"
         if allowed is not None:
             message += f"; allowed: {format_allowed(allowed)}"
-        super().__init__(message.replace("\n", " "))
+        super().__init__(printable(message))
 
     def __reduce__(self):  # picklable across processes despite the extra constructor arguments
         return type(self), (self.source, self.path, self.problem, self.allowed)
@@ -35,11 +38,54 @@ def format_allowed(allowed) -> str:
     return ", ".join(str(a) for a in allowed) or "(none)"
 
 
+def printable(text: str, limit: int = 2000) -> str:
+    """One terminal-safe line: control, bidi and line-separator characters escaped (a key holding
+    '\\r' or an ESC sequence must not rewrite the user's terminal), at most `limit` characters."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def show(value) -> str:
     """A bad value as it appears in an error message: repr, type, at most ~60 characters."""
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
+        text = f"<integer of {len(hex(value)) - 2} hex digits>"  # repr fails past 4300 digits
+    else:
+        text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
+    return printable(f"{text} ({type(value).__name__})")
+
+
+def check_ints(value, path: str, source: str) -> None:
+    """Refuse integers outside int64 anywhere in parsed data (YAML or --override JSON)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+        raise SpecError(source, path, f"integer too large: {show(value)}", "integers within 64 bits")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_ints(v, child(path, k), source)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_ints(v, child(path, i), source)
+
+
+def read_text(path, source: str | None = None) -> str:
+    """A suite file's text: a regular file of at most MAX_BYTES of UTF-8, or one SpecError."""
+    import os
+    import stat
+
+    source = source or str(path)
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise SpecError(source, "(file)", "not a regular file", "a YAML suite file")
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise SpecError(source, "(file)", f"larger than {MAX_BYTES // 1024} KiB", "a suite file of at most 256 KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(source, "(file)", f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
 
 
 def child(path: str, key) -> str:
@@ -62,6 +108,8 @@ _Loader.add_implicit_resolver(
 def parse(text: str, source: str):
     """YAML text -> dicts, lists and scalars; duplicate keys and non-string keys are errors."""
     loader = None
+    if len(text) > MAX_BYTES:
+        raise SpecError(source, "(file)", f"larger than {MAX_BYTES // 1024} KiB", "a suite of at most 256 KiB")
     try:
         loader = _Loader(text)
         node = loader.get_single_node()
@@ -108,9 +156,13 @@ class _Builder:
         if node.tag == _MERGE_TAG:
             self.fail(path, node, "merge keys ('<<') are not supported", "explicit keys, or `defaults:`")
         try:
-            return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            self.fail(path, node, f"unreadable value {node.value!r}: {getattr(exc, 'problem', None) or exc}")
+            value = self.loader.construct_object(node, deep=True)
+        except Exception as exc:  # noqa: BLE001 - PyYAML raises KeyError/IndexError/... on odd explicit tags
+            problem = getattr(exc, "problem", None) or f"{type(exc).__name__}: {exc}"
+            self.fail(path, node, f"unreadable value {show(node.value)} tagged {node.tag!r}: {problem}")
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+            self.fail(path, node, f"integer too large: {show(value)}", "integers within 64 bits")
+        return value
 
     def mapping(self, node, path: str, stack: tuple) -> dict:
         if node.tag != _MAP_TAG:

@@ -36,7 +36,7 @@ def run_job(job: dict) -> dict:
 
     from bench.measure import run_case
 
-    result.update(run_case(case, artifacts=job.get("artifacts")))
+    result.update(run_case(case, job.get("cpu_peaks"), artifacts=job.get("artifacts")))
     return result
 
 

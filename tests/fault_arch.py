@@ -3,19 +3,21 @@
 Imported as a plugin (suite `plugins: [tests.fault_arch]`), they register `fault-*` entries
 that are never listed as shipped. Each misbehaves when its model is built or run:
 raise (an exception), nan (a NaN prediction), abort (os.abort, SIGABRT), hang (sleeps forever),
+oom (holds ~300 MB, then SIGKILLs itself as the OOM killer would), slow (works after 4 s),
 ok (a small working conv denoiser, the control).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 
 from architectures import registry
 from architectures.processes.config import GaussianConfig
 
-MODES = ("ok", "raise", "nan", "abort", "hang")
+MODES = ("ok", "raise", "nan", "abort", "hang", "oom", "slow")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,13 @@ def misbehave(mode: str) -> None:
     if mode == "hang":
         while True:
             time.sleep(1)
+    if mode == "slow":
+        time.sleep(4.0)
+    if mode == "oom":
+        held = bytearray(300 * 2**20)  # touched, so resident
+        held[::4096] = b"x" * len(held[::4096])
+        time.sleep(1.0)  # long enough for the runner's RSS sampling
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def forward_macs(config: FaultConfig, batch: int) -> dict:
@@ -97,5 +106,5 @@ for _mode in MODES:
             description=f"test-only: {_mode}",
         ))
 
-PRESETS_OK, PRESETS_RAISE, PRESETS_NAN, PRESETS_ABORT, PRESETS_HANG = (
+PRESETS_OK, PRESETS_RAISE, PRESETS_NAN, PRESETS_ABORT, PRESETS_HANG, PRESETS_OOM, PRESETS_SLOW = (
     {f"fault-{m}-tiny": PRESETS[f"fault-{m}-tiny"]} for m in MODES)

@@ -53,10 +53,40 @@ class SampleOut:
 
 
 class GaussianProcess:
-    """x_t = sqrt(gamma(t)) x0 + sqrt(1 - gamma(t)) eps, with eps/x0/v prediction."""
+    """x_t = sqrt(gamma(t)) x0 + sqrt(1 - gamma(t)) eps, with eps/x0/v prediction.
+
+    The harness talks to every process family through the methods listed in
+    architectures/processes/__init__.py (draws, NFE counts, training_loss, sample_step, sample).
+    """
 
     def __init__(self, config: GaussianConfig):
         self.config = config
+
+    # -- what the harness asks every process -------------------------------------------
+    def forward_passes_per_train_step(self, has_latents: bool = True) -> int:
+        return forward_passes_per_train_step(self.config, has_latents)
+
+    def nfe_per_sample_step(self, conditional: bool = True) -> int:
+        return forward_passes_per_sample_step(self.config, conditional)
+
+    def nfe_per_sample(self, conditional: bool = True, steps: int | None = None) -> int:
+        """Network evaluations of a full sampling run: steps x (2 with guidance)."""
+        return (steps or self.config.sample_steps) * self.nfe_per_sample_step(conditional)
+
+    def train_draws(self, rng, x_shape: tuple[int, ...]) -> dict:
+        """numpy draws of one training step, keyed by training_loss's keyword names."""
+        b = x_shape[0]
+        return {
+            "t": rng.uniform(0.0, 1.0, (b,)).astype("float32"),
+            "eps": rng.standard_normal(x_shape).astype("float32"),
+            "keep": (rng.uniform(0.0, 1.0, (b,)) < self.config.self_condition_rate).astype("float32"),
+        }
+
+    def sample_step_draws(self, rng, x_shape: tuple[int, ...], steps: int) -> list[dict]:
+        """numpy draws of each sampler step, keyed by sample_step's keyword names (DDPM: noise)."""
+        if self.config.sampler != "ddpm":
+            return [{} for _ in range(steps)]
+        return [{"noise": rng.standard_normal(x_shape).astype("float32")} for _ in range(steps)]
 
     # -- forward process -------------------------------------------------------------
     def gamma(self, t):
@@ -189,10 +219,13 @@ class GaussianProcess:
         return mean + xp.sqrt(v) * noise
 
     def sample(self, denoise: Denoise, x_init, y=None, latents=None, noises=None, y_null=None,
-               steps: int | None = None):
+               steps: int | None = None, step_draws: list[dict] | None = None):
         """The full sampler loop from x_init ~ N(0, I) at t = 1 (Alg. 2). `latents`: zeros of the
         latent shape (or None); the latents output at step k are the input at step k + 1.
-        `noises`: one array like x per step for DDPM. Returns the last step's x0 prediction."""
+        `noises`: one array like x per step for DDPM (or `step_draws` from sample_step_draws).
+        Returns the last step's x0 prediction."""
+        if step_draws is not None and noises is None and any("noise" in d for d in step_draws):
+            noises = [d["noise"] for d in step_draws]
         xp = array_namespace(x_init)
         x, x0 = x_init, x_init
         batch = x_init.shape[0]

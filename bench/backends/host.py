@@ -28,18 +28,22 @@ class DeviceError(RuntimeError):
 
 def parse_device(spec: str) -> tuple[str, int | None]:
     """"cpu" | "cuda" | "cuda:1" | "tpu" | "tpu:0" | "auto" -> (kind, index or None)."""
-    m = re.fullmatch(r"(cpu|cuda|tpu|auto)(?::(\d+))?", str(spec).strip().lower())
+    m = re.fullmatch(r"(cpu|cuda|tpu|auto)(?::([0-9]{1,3}))?", str(spec).strip().lower())
     if not m or (m.group(1) in ("cpu", "auto") and m.group(2)):
         raise DeviceError(f"unknown device {spec!r}; allowed: cpu, cuda, cuda:<i>, tpu, tpu:<i>, auto")
     return m.group(1), None if m.group(2) is None else int(m.group(2))
 
 
-def pin_threads(threads: int) -> dict[str, Any]:
+def pin_threads(threads: int, cpus: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Apply `thread_env(threads)` to os.environ (XLA_FLAGS appended to any already set) and
     restrict the CPU affinity to `threads` CPUs: XLA sizes its CPU pool from the affinity.
+    `cpus`: the case's own choice; otherwise free CPUs are claimed (bench/backends/cpus.py), so
+    concurrent runs spread out. Returns what to record ("cpus", "cpu_claim").
 
     Call in the case's own process before importing jax (torch reads its setting at runtime).
     """
+    from bench.backends import cpus as cpu_claims
+
     if threads < 1:
         raise ValueError(f"threads={threads!r}; allowed: >= 1")
     env = thread_env(threads)
@@ -49,11 +53,12 @@ def pin_threads(threads: int) -> dict[str, Any]:
     else:
         env["XLA_FLAGS"] = flags
     os.environ.update(env)
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads > len(cpus):
-        raise ValueError(f"threads={threads} but this process may use {len(cpus)} CPUs: {cpus}")
-    os.sched_setaffinity(0, set(cpus[:threads]))
-    return {"threads": threads, "cpus": cpus[:threads], "env": env}
+    available = cpu_claims.allowed()
+    if threads > len(available):
+        raise ValueError(f"threads={threads} but this process may use {len(available)} CPUs: {available}")
+    claimed = cpu_claims.claim(threads, cpus)
+    os.sched_setaffinity(0, set(claimed["cpus"]))
+    return {"threads": threads, "cpus": claimed["cpus"], "cpu_claim": claimed["claim"], "env": env}
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -67,9 +72,10 @@ class Built:
     model: Any
     params: Any  # jax variables (arrays or ShapeDtypeStructs when abstract); torch: None
     device: Any
-    process: Any  # GaussianProcess of config.process
+    process: Any  # the entry's process family (host.make_process), built from config.process
     seed: int
     abstract: bool = False
+    policy: Any = None  # the adapter's precision/kernel policy (torch_precision / jax_precision .Policy)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Step:
     compiled: bool
     compile_seconds: float | None = None  # jax AOT lower+compile; torch.compile: first call
     notes: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # recorded with the timing: graph breaks, cache state, graphs
 
 
 def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:
@@ -115,13 +122,19 @@ def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num
 
 
 def train_draws(rng: np.random.Generator, x_shape: tuple[int, ...], self_condition_rate: float) -> dict[str, np.ndarray]:
-    """t ~ U(0, 1), eps ~ N(0, I) like x, keep ~ Bernoulli(rate) per example (self-conditioning)."""
-    b = x_shape[0]
-    return {
-        "t": rng.uniform(0.0, 1.0, (b,)).astype(np.float32),
-        "eps": rng.standard_normal(x_shape).astype(np.float32),
-        "keep": (rng.uniform(0.0, 1.0, (b,)) < self_condition_rate).astype(np.float32),
-    }
+    """The gaussian process's draws: t ~ U(0, 1), eps ~ N(0, I) like x, keep ~ Bernoulli(rate).
+    (Adapters ask `built.process.train_draws`, which every process family defines.)"""
+    from architectures.processes.config import GaussianConfig
+    from architectures.processes.gaussian import GaussianProcess
+
+    return GaussianProcess(GaussianConfig(self_condition_rate=self_condition_rate)).train_draws(rng, x_shape)
+
+
+def make_process(entry, config):
+    """The entry's process family, built from config.process."""
+    from architectures import registry
+
+    return registry.process_class(entry.process)(config.process)
 
 
 def sample_noise(rng: np.random.Generator, x_shape: tuple[int, ...], steps: int) -> list[np.ndarray]:
@@ -134,10 +147,10 @@ def null_labels(y: np.ndarray | None, num_classes: int) -> np.ndarray | None:
     return None if y is None else np.full_like(y, num_classes)
 
 
-def sampling_draws(config, batch: int, seed: int, steps: int, labels=None, context=None) -> dict[str, Any]:
-    """Everything random a full sampling run needs, canonical layout: x_init ~ N(0, I), one
-    noise array per step (DDPM only), labels (uniform unless given) and their null labels,
-    zero latents (the first step's Z_prev) when the model has them."""
+def sampling_draws(config, process, batch: int, seed: int, steps: int, labels=None, context=None) -> dict[str, Any]:
+    """Everything random a full sampling run needs, canonical layout: x_init ~ N(0, I), the
+    process's draws for each step (`step_draws`, e.g. DDPM noise), labels (uniform unless given)
+    and their null labels, zero latents (the first step's Z_prev) when the model has them."""
     rng = np.random.default_rng(seed)
     shapes = config.input_shapes(batch)
     x_shape = shapes["x"][0]
@@ -145,7 +158,7 @@ def sampling_draws(config, batch: int, seed: int, steps: int, labels=None, conte
     if config.num_classes > 0:
         y = np.asarray(labels, np.int32) if labels is not None else rng.integers(0, config.num_classes, batch).astype(np.int32)
     return {"x": rng.standard_normal(x_shape).astype(np.float32),
-            "noises": sample_noise(rng, x_shape, steps) if config.process.sampler == "ddpm" else None,
-            "y": y, "y_null": null_labels(y, config.num_classes) if config.process.guidance_scale > 0 else None,
+            "step_draws": process.sample_step_draws(rng, x_shape, steps),
+            "y": y, "y_null": null_labels(y, config.num_classes) if getattr(config.process, "guidance_scale", 0) > 0 else None,
             "latents": np.zeros(shapes["latents"][0], np.float32) if "latents" in shapes else None,
             "context": None if "context" not in shapes else np.asarray(context, np.float32)}

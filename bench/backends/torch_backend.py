@@ -2,7 +2,8 @@
 
 Same function names as jax_backend.py. Models take channels-first tensors; inputs are drawn in
 the canonical channels-last layout (bench.backends.host) and transposed here, outside any timed
-region. Everything runs in float32.
+region. The network runs under the case's precision policy (bench/backends/torch_precision.py);
+the process math in float32.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from architectures.processes.gaussian import GaussianProcess, forward_passes_per_sample_step, forward_passes_per_train_step
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
+from bench.backends.torch_precision import Policy
 
 NAME = "torch"
 
@@ -76,6 +77,30 @@ def sync(x: Any = None) -> Any:
     return x
 
 
+class CudaEvents:
+    """Device time of one step from CUDA events recorded on the current stream around it."""
+
+    def __init__(self, device: torch.device):
+        self.begin = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def start(self):
+        self.begin.record()
+
+    def stop(self):
+        self.end.record()
+
+    def seconds(self) -> float:
+        self.end.synchronize()
+        return self.begin.elapsed_time(self.end) / 1e3
+
+
+def device_timer(device) -> CudaEvents | None:
+    """CUDA events for CUDA devices; None elsewhere (host wall clock is the device time on CPU)."""
+    device = torch.device(device)
+    return CudaEvents(device) if device.type == "cuda" else None
+
+
 def all_finite(x: Any) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in _tensors(x))
 
@@ -97,18 +122,22 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 
 
 # -- building ---------------------------------------------------------------------------------
-def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False) -> Built:
-    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory)."""
+def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False,
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
+    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory).
+    precision / attention / memory_format: the policy of torch_precision.Policy (docs/precision.md)."""
     cls = entry.load_model_class(NAME)
     torch.manual_seed(seed)  # weight init and dropout draw from torch's global generator
     if abstract:
         with torch.device("meta"):
             model = cls(config)
         dev = torch.device("meta")
+        policy = Policy(precision, attention, memory_format, "meta")
     else:
         dev = resolve_device(device) if isinstance(device, str) else device
-        model = cls(config).to(dev)
-    return Built(NAME, entry, config, model, None, dev, GaussianProcess(config.process), seed, abstract)
+        policy = Policy.make(precision, attention, memory_format, dev)
+        model = policy.prepare(cls(config).to(dev))
+    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract, policy)
 
 
 def param_count(built: Built) -> int:
@@ -135,12 +164,15 @@ def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, torch.Tens
 
 def denoiser(built: Built, model, context=None):
     """The process's denoise(x_t, time, y, latents) -> (pred, latents_out) over a torch model."""
-    extras = built.entry.extras
+    extras, policy = built.entry.extras, built.policy or Policy()
+    context = policy.inputs(context)
 
     def denoise(x, time, y, latents):
-        out = model(x, time, **host.call_kwargs(extras, y, context, latents))
+        with policy.call():  # mixed precision, TF32 flags, SDPA kernel: the network call only
+            out = model(policy.inputs(x), time,  # time stays float32 (its embedding needs it)
+                        **host.call_kwargs(extras, y, context, policy.inputs(latents)))
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
-        return _prediction_only(pred, x), latents_out
+        return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
 
     return denoise
 
@@ -151,31 +183,62 @@ def _prediction_only(pred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return pred[:, : x.shape[1]] if pred.shape[1] != x.shape[1] else pred
 
 
-def _maybe_compile(built: Built, compile: bool | None):
-    return torch.compile(built.model) if compile else built.model
+def _maybe_compile(built: Built, compile: bool | str | None):
+    """torch.compile with a mode ("default", "reduce-overhead", "max-autotune"; True = default)."""
+    if not compile or compile == "none":
+        return built.model
+    return torch.compile(built.model, mode=None if compile in (True, "default") else compile)
 
 
 def _first_call_seconds(step: Step) -> Step:
-    """torch.compile compiles lazily: the first call's time (compile + one run) is reported."""
+    """torch.compile compiles lazily: the first call's time (compile + one run) is reported, with
+    the graphs and graph breaks dynamo counted."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     start = time.perf_counter()
     sync(step.fn())
     step.compile_seconds = time.perf_counter() - start
     step.notes.append("torch.compile: compile_seconds is the first call (compile + one execution)")
+    step.info.update(compile_graphs=int(counters["stats"].get("unique_graphs", 0)),
+                     graph_breaks=int(sum(counters["graph_break"].values())),
+                     graph_break_reasons=sorted(counters["graph_break"])[:10])
     return step
 
 
+def _cuda_graphed(fn, device: torch.device):
+    """fn replayed from a CUDA graph: warm up on a side stream, capture once, replay (static
+    inputs and outputs, as torch.cuda.graphs requires)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = fn()
+
+    def replay():
+        graph.replay()
+        return static_out
+
+    return replay
+
+
 # -- sampling ---------------------------------------------------------------------------------
-def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = False,
-                     step_index: int | None = None) -> Step:
+def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool | str | None = False,
+                     step_index: int | None = None, cuda_graphs: bool = False) -> Step:
     """One sampler step (inference mode): guided network call(s) + DDIM/DDPM update, carrying
-    RIN's latents. With classifier-free guidance one step costs 2 NFEs (Step.nfe)."""
+    RIN's latents. With classifier-free guidance one step costs 2 NFEs (Step.nfe).
+    cuda_graphs: replay the step from a CUDA graph (CUDA only)."""
     cfg, process = built.config, built.process
     a = make_inputs(built, batch, seed)
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
     t_now, t_next = process.time_grid()[k]
     rng = np.random.default_rng(seed + 1)
-    extra = {"noise": host.sample_noise(rng, cfg.input_shapes(batch)["x"][0], 1)[0],
-             "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
+    draws = process.sample_step_draws(rng, cfg.input_shapes(batch)["x"][0], 1)[0]
+    extra = {**draws, "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
     a.update(device_arrays(built, extra))
     a["t_now"] = torch.full((batch,), t_now, device=built.device)
     a["t_next"] = torch.full((batch,), t_next, device=built.device)
@@ -186,11 +249,18 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
         built.model.eval()  # a train step on the same model may have switched dropout on
         with torch.inference_mode():
             out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
-                                      a["noise"], a["y_null"])
+                                      y_null=a["y_null"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
-    step = Step(fn, a, forward_passes_per_sample_step(cfg.process, cfg.num_classes > 0), bool(compile))
-    return _first_call_seconds(step) if compile else step
+    step = Step(fn, a, process.nfe_per_sample_step(cfg.num_classes > 0), bool(compile))
+    if compile:
+        step = _first_call_seconds(step)
+    if cuda_graphs:
+        if built.device.type != "cuda":
+            raise DeviceError(f"cuda_graphs needs a CUDA device, not {built.device}")
+        step.fn = _cuda_graphed(step.fn, built.device)
+        step.info["cuda_graphs"] = True
+    return step
 
 
 def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
@@ -198,13 +268,13 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
     """A full sampling run (the configured sampler, guidance and latent carry): (B, ...) numpy
     samples, canonical channels-last, in [-1, 1]. `context` (canonical) for frame-conditioned video."""
     n = steps or built.config.process.sample_steps
-    d = host.sampling_draws(built.config, batch, seed, n, labels, context)
-    noises = None if d["noises"] is None else [device_arrays(built, {"noise": z})["noise"] for z in d["noises"]]
-    a = device_arrays(built, {k: v for k, v in d.items() if k != "noises"})
+    d = host.sampling_draws(built.config, built.process, batch, seed, n, labels, context)
+    step_draws = [device_arrays(built, draws) for draws in d["step_draws"]]
+    a = device_arrays(built, {k: v for k, v in d.items() if k != "step_draws"})
     built.model.eval()
     with torch.inference_mode():
-        x0 = built.process.sample(denoiser(built, built.model, a["context"]), a["x"], a["y"], a["latents"], noises,
-                                  a["y_null"], steps=n)
+        x0 = built.process.sample(denoiser(built, built.model, a["context"]), a["x"], a["y"], a["latents"],
+                                  y_null=a["y_null"], steps=n, step_draws=step_draws)
     return to_numpy(x0)
 
 
@@ -239,15 +309,15 @@ class Trainer:
         if self.latent_shape is not None:
             latents = torch.zeros((a["x0"].shape[0], *self.latent_shape), device=built.device)
         denoise = denoiser(built, self.model, a.get("context"))
-        return built.process.training_loss(denoise, a["x0"], a["t"], a["eps"], a.get("y"), latents=latents,
-                                           keep=a.get("keep"), stop_gradient=torch.Tensor.detach)
+        draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context")}
+        return built.process.training_loss(denoise, a["x0"], y=a.get("y"), latents=latents,
+                                           stop_gradient=torch.Tensor.detach, **draws)
 
     def step(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
         self.built.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(a)
-        loss.backward()
-        self.optimizer.step()
+        (self.built.policy or Policy()).backward_and_step(loss, self.optimizer)
         return loss.detach()
 
 
@@ -256,10 +326,10 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     self-conditioning it costs 2 forward passes + 1 backward (the pass-1 latents are detached)."""
     cfg = built.config
     arrays = host.random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
-    draws = host.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape, cfg.process.self_condition_rate)
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), arrays["x"].shape)
     a = device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"), **draws})
     trainer = Trainer(built, compile=compile, **adamw)
-    passes = forward_passes_per_train_step(cfg.process, "latents" in built.entry.extras)
+    passes = built.process.forward_passes_per_train_step("latents" in built.entry.extras)
     step = Step(lambda: trainer.step(a), a, passes, bool(compile))
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return _first_call_seconds(step) if compile else step

@@ -19,15 +19,17 @@ MEASUREMENTS = {
 }
 
 
-def run_case(case, artifacts=None) -> dict:
+def run_case(case, cpu_peaks: dict | None = None, artifacts=None) -> dict:
     """Measure what `case.measure` lists; raises on failure (the worker records the error).
-    `artifacts`: the case's directory for files it keeps (samples), under the run directory."""
+    cpu_peaks: the run's CPU matmul microbenchmark at this case's threads (for CPU MFU).
+    artifacts: the case's directory for files it keeps (samples), under the run directory."""
     from bench.measure import case as measure
 
     unknown = [m for m in case.measure if m not in MEASUREMENTS]
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; allowed: {list(MEASUREMENTS)}")
     ctx = measure.make_context(case)
+    ctx.cpu_peaks = cpu_peaks
     ctx.artifacts = artifacts
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from architectures.processes.gaussian import forward_passes_per_sample_step
 from bench.measure.count_job import CountJob, resolve, run_counter
 
 CONVENTION = ("2 x multiply-accumulates over matmuls, convolutions (all kernel taps) and attention (QK^T, AV); "
@@ -28,10 +27,12 @@ def analytic(entry, config, batch: int) -> dict:
     return {"method": f"analytic ({entry.flops})", "macs": sum(macs.values()), "breakdown_macs": macs}
 
 
-def nfe_per_sample(config) -> int:
-    """Network evaluations to generate one sample: steps x (2 with classifier-free guidance)."""
-    p = config.process
-    return p.sample_steps * forward_passes_per_sample_step(p, config.num_classes > 0)
+def nfe_per_sample(config, process: str = "gaussian") -> int:
+    """Network evaluations to generate one sample, as the entry's process family counts them
+    (gaussian: steps x (2 with classifier-free guidance))."""
+    from architectures import registry
+
+    return registry.process_class(process)(config.process).nfe_per_sample(config.num_classes > 0)
 
 
 def _entry(method, version, convention, gflops, reference, **extra) -> dict:
@@ -120,7 +121,7 @@ def flops_record(entry, config, batch: int, counters: tuple[str, ...], seed: int
     with ThreadPoolExecutor(max(1, len(counters))) as pool:  # separate processes, side by side
         raw = dict(zip(counters, pool.map(lambda module: run_counter(module, job, timeout_s), counters)))
     counters_out = counter_entries(raw, 2 * gmacs)
-    nfe = nfe_per_sample(config)
+    nfe = nfe_per_sample(config, entry.process)
     return {
         "convention": CONVENTION, "batch": batch, "analytic": a["method"],
         "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "gmacs_per_image": gmacs / batch,
@@ -151,6 +152,22 @@ def flops_report(arch: str, preset: str, backend: str | None = None, batch: int 
     params = rec["params_counted"]
     return {"arch": arch, "preset": preset, "backends": backends, "params": next(iter(params.values()), None),
             "params_agree": len(set(params.values())) <= 1, **rec}
+
+
+def analytic_report(arch: str, preset: str, batch: int = 1, overrides: dict | None = None) -> dict:
+    """`diffbench flops --analytic-only`: the analytic count alone (no model built, no counter run)."""
+    entry, config = resolve(CountJob(arch, preset, dict(overrides or {}), batch))
+    a = analytic(entry, config, batch)
+    gmacs, nfe = a["macs"] / 1e9, nfe_per_sample(config)
+    out = {"arch": arch, "preset": preset, "batch": batch, "analytic": a["method"], "convention": CONVENTION,
+           "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "nfe_per_sample": nfe,
+           "gflops_per_sample": nfe * 2 * gmacs / batch, "breakdown_gmacs": {k: v / 1e9 for k, v in a["breakdown_macs"].items()}}
+    out["lines"] = [f"{arch} / {preset}   batch {batch}   (analytic only; params and traced counters not run)",
+                    f"forward (1 NFE): {out['gflops']:.4g} GFLOPs = 2 x {gmacs:.4g} GMACs; per image "
+                    f"{out['gflops_per_image']:.4g} GFLOPs   [{a['method']}]",
+                    "breakdown (GMACs): " + ", ".join(f"{k} {v:.4g}" for k, v in out["breakdown_gmacs"].items()),
+                    f"per sample: {nfe} NFE x {out['gflops_per_image']:.4g} = {out['gflops_per_sample']:.4g} GFLOPs"]
+    return out
 
 
 def format_flops_report(r: dict) -> str:

@@ -1,0 +1,156 @@
+"""The Ray executor: each case is a Ray task that runs the case exactly as the local executor does
+(a fresh `python -P -m bench.worker` process on the task's node) and returns the record and the
+log to the driver, which writes them (atomically, one per case, under the locked run directory).
+
+Resources per case: one GPU for `cuda`, a whole TPU host for `tpu`, `threads` CPUs otherwise (a
+whole node when threads is null), so two timed cases never share an accelerator or a core. A task
+lost to a worker or node failure is submitted once more; a second loss is a failed record.
+Ray is imported only here, only when `--executor ray` is chosen.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+INSTALL_HINT = "pip install 'diffbench[ray]' (or: pip install ray==2.60.0)"
+RETRIES = 1  # a task lost to a worker/node failure runs once more
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        from bench.runner import RunError
+
+        raise RunError(f"--executor ray needs Ray, which is not installed ({exc}); install it with: "
+                       f"{INSTALL_HINT}") from None
+    return ray
+
+
+def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: str, log_rel: str) -> tuple[dict, bytes]:
+    """The Ray task body, on whichever node Ray chose: (record, log bytes)."""
+    import ray
+
+    from bench import provenance
+    from bench.cases import Case
+    from bench.runner import case_record
+
+    case = Case.from_dict(case_dict)
+    ctx = ray.get_runtime_context()
+    node = {"executor": "ray", "ray_node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+            "gpus": provenance.nvidia_gpus(), "assigned_accelerators": {
+                k: [str(i) for i in v] for k, v in ctx.get_accelerator_ids().items() if v}}
+    with tempfile.TemporaryDirectory(prefix="diffbench-ray-") as tmp:
+        log_path = Path(tmp) / "case.log"
+        record = case_record(case, suite_name, tuple(plugins), run_id, Path(tmp) / "scratch", log_path, log_rel, node)
+        log = log_path.read_bytes() if log_path.is_file() else b""
+    return record, log
+
+
+@dataclass
+class Cluster:
+    ray: object
+    nodes: list[dict]
+
+    @classmethod
+    def connect(cls, address: str | None, cases) -> Cluster:
+        """Join the cluster at `address` (or the one already initialized in this process, or a
+        local one), and check that every case can be placed."""
+        from bench.runner import RunError
+
+        pinned = sorted({c.device for c in cases if c.device.startswith(("cuda:", "tpu:"))})
+        if pinned:
+            raise RunError(f"--executor ray: device {pinned[0]!r} pins an accelerator index; use 'cuda' or 'tpu' "
+                           "(Ray assigns one accelerator per case)")
+        ray = import_ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise RunError(f"--address {address!r}: cannot join a Ray cluster: {exc}") from None
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        cluster = cls(ray, nodes)
+        for case in cases:
+            resources = cluster.resources(case)
+            if not any(all(n["Resources"].get(k, 0) >= v for k, v in resources.items()) for n in nodes):
+                raise RunError(f"--executor ray: no node of the cluster has {resources} for case {case.id!r}; "
+                               f"nodes: {[n['Resources'] for n in nodes]}")
+        return cluster
+
+    def describe(self) -> list[dict]:
+        """The cluster's nodes, for run.json."""
+        keep = ("CPU", "GPU", "TPU", "memory")
+        return [{"node_id": n["NodeID"], "hostname": n.get("NodeManagerHostname"), "ip": n.get("NodeManagerAddress"),
+                 "resources": {k: v for k, v in n["Resources"].items() if k in keep or k.startswith("accelerator_type")}}
+                for n in self.nodes]
+
+    def _smallest(self, key: str) -> float:
+        have = [n["Resources"].get(key, 0) for n in self.nodes if n["Resources"].get(key, 0) > 0]
+        return min(have) if have else 1
+
+    def resources(self, case) -> dict:
+        """What one case asks Ray for: its accelerator, or its CPUs (a whole node for threads=null)."""
+        kind = case.device.split(":")[0]
+        if kind == "cuda":
+            return {"GPU": 1}
+        if kind == "tpu":
+            return {"TPU": self._smallest("TPU")}  # a jax process takes every chip of its host
+        return {"CPU": case.threads or self._smallest("CPU")}
+
+    def _submit(self, case, suite, run_id: str):
+        from bench.runner import log_name
+
+        r = self.resources(case)
+        if not hasattr(self, "_remote"):
+            self._remote = self.ray.remote(run_remote_case)
+        task = self._remote.options(
+            num_cpus=r.get("CPU", 0), num_gpus=r.get("GPU", 0),
+            resources={k: v for k, v in r.items() if k not in ("CPU", "GPU")} or None,
+            max_retries=0)  # retries are ours: counted and recorded
+        return task.remote(case.to_dict(), suite.name, tuple(suite.plugins), run_id, log_name(case))
+
+    def run(self, cases, suite, run_id: str, write, bar) -> None:
+        """Submit every case, write each record as it arrives; Ctrl-C cancels what is left."""
+        ray = self.ray
+        pending = {}
+        for case in cases:
+            pending[self._submit(case, suite, run_id)] = (case, 1, [], time.time())
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                case, attempt, losses, submitted = pending.pop(ref)
+                bar.start(case.id)
+                try:
+                    record, log = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # the task's own code raised
+                    record, log = self._failed(case, suite, run_id, "RayTaskError", str(exc), submitted), None
+                except ray.exceptions.RayError as exc:  # worker or node lost
+                    losses.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                    if attempt <= RETRIES:
+                        pending[self._submit(case, suite, run_id)] = (case, attempt + 1, losses, submitted)
+                        continue
+                    record = self._failed(case, suite, run_id, "WorkerLost",
+                                          f"lost to a worker or node failure {len(losses)} times: {'; '.join(losses)}",
+                                          submitted)
+                    log = None
+                record["worker"].update(attempts=attempt, lost_attempts=losses)
+                write(case, record, log)
+                bar.finish(case.id, record["status"])
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    @staticmethod
+    def _failed(case, suite, run_id: str, kind: str, message: str, submitted: float) -> dict:
+        from bench.records import SCHEMA
+        from bench.runner import log_name, now
+
+        return {"schema": SCHEMA, "suite": suite.name, "run_id": run_id, "case_id": case.id, "case": case.to_dict(),
+                "started": None, "ended": now(), "duration_s": time.time() - submitted, "status": "failed",
+                "error": {"type": kind, "message": message},
+                "worker": {"log": log_name(case), "node": {"executor": "ray"}}}
