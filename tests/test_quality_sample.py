@@ -56,3 +56,23 @@ def test_jax_samples_and_nfe():
     assert samples.shape == (3, 16, 16, 3) and samples.dtype == np.uint8
     assert info["nfe"] == 4 and info["network_passes"] == 8
     assert samples.std() > 0
+
+
+def test_quality_measurement_end_to_end_through_the_runner(tmp_path):
+    """A suite case with `measure: [quality]`: samples kept as npz next to the record, scores
+    with N, feature space and floor, NFE in the record; untrained samples are far from the data."""
+    import json
+
+    from bench import runner, spec
+    suite = spec.loads("name: q\ncases:\n  - preset: unet2d-tiny\n    measure: [quality]\n    threads: 1\n"
+                       "    quality: {metrics: [fd-effnet, kid], n: 8, steps: 2, batch: 4, dataset: shapes}\n")
+    run_dir = runner.run_suite(suite, tmp_path)
+    record = json.loads(next(p for p in sorted(run_dir.glob("*.json")) if p.name != "run.json").read_text())
+    assert record["status"] == "ok", record.get("error")
+    q = record["quality"]
+    assert q["weights"] == "initial" and q["sampling"]["nfe"] == 2 and q["sampling"]["network_passes"] == 4
+    samples = sample.load_samples(run_dir / q["samples_file"])
+    assert samples.shape == (8, 16, 16, 3) and samples.dtype == np.uint8
+    rows = {r["metric"]: r for r in q["metrics"]}
+    assert rows["fd-effnet"]["n"] == 8 and rows["fd-effnet"]["proxy"] and "efficientnet" in rows["fd-effnet"]["feature_space"]
+    assert rows["fd-effnet"]["value"] > rows["fd-effnet"]["floor"] > 0 and "floor_std" in rows["kid"]
