@@ -15,7 +15,7 @@ from architectures.registry import BACKENDS
 from bench.overrides import FrozenMapping
 from bench.strict_yaml import SpecError, show
 
-MEASUREMENTS = ("params", "flops", "train", "sample_step", "train_step", "memory")
+MEASUREMENTS = ("params", "flops", "train", "sample_step", "train_step", "memory", "quality")
 DEVICES = ("cpu", "cuda", "cuda:N", "tpu", "auto")
 _DEVICE = re.compile(r"cpu|cuda|cuda:[0-9]{1,3}|tpu|auto")  # ASCII digits only ('cuda:٣' is not a device)
 MAX_BATCH = 1 << 20
@@ -44,6 +44,7 @@ SETTINGS = {
     "cuda_graphs": False,  # torch: capture the sampling step in a CUDA graph (CUDA only)
     "seed": 0,
     "train": None,  # a `train:` mapping (bench.training.spec, docs/training.md); needs "train" in measure
+    "quality": None,  # sampling + metrics settings (bench/quality/settings.py); None = defaults
 }
 
 
@@ -113,6 +114,9 @@ def check_setting(key: str, value, source: str, path: str):
 
         train = check(value.to_dict() if isinstance(value, FrozenMapping) else value, source, path)
         return None if train is None else FrozenMapping(train)
+    if key == "quality":  # a nested mapping: it names its own key paths
+        from bench.quality.settings import QualitySettings
+        return None if value is None else QualitySettings.parse(value, source, path)
     checked, allowed = _CHECKS[key](value)
     if allowed is None:
         return checked
@@ -144,6 +148,7 @@ class Case:
     attention: str = "auto"
     cuda_graphs: bool = False
     train: FrozenMapping | None = None  # the normalized `train:` mapping, or None
+    quality: object = None  # QualitySettings (sampling + metrics), or None for the defaults
 
     def __post_init__(self):
         if not isinstance(self.overrides, Mapping):
@@ -157,6 +162,7 @@ class Case:
                            ("attention", self.attention), ("cuda_graphs", self.cuda_graphs)]:
             check_setting(key, value, f"case {self.id!r}", key)
         object.__setattr__(self, "train", check_setting("train", self.train, f"case {self.id!r}", "train"))
+        object.__setattr__(self, "quality", check_setting("quality", self.quality, f"case {self.id!r}", "quality"))
         object.__setattr__(self, "timeout_s", float(self.timeout_s))
         object.__setattr__(self, "compile", check_setting("compile", self.compile, f"case {self.id!r}", "compile"))
         object.__setattr__(self, "cpus", check_setting("cpus", self.cpus, f"case {self.id!r}", "cpus"))
@@ -173,7 +179,8 @@ class Case:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         cpus = None if self.cpus is None else list(self.cpus)
         return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure), cpus=cpus,
-                    train=None if self.train is None else self.train.to_dict())
+                    train=None if self.train is None else self.train.to_dict(),
+                    quality=None if self.quality is None else self.quality.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:

@@ -238,8 +238,9 @@ def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Pat
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="case-", dir=scratch) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        artifacts = log_path.parent.parent / "artifacts" / log_path.stem  # next to the run's logs
         job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins),
-                                        "cpu_peaks": cpu_peaks(case),
+                                        "cpu_peaks": cpu_peaks(case), "artifacts": str(artifacts),
                                         "run_dir": None if run_dir is None else str(Path(run_dir).resolve())}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None

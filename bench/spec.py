@@ -325,6 +325,8 @@ def _base_id(p: dict) -> str:
         parts.append("o" + hashlib.sha256(canonical_json(p["overrides"]).encode()).hexdigest()[:8])
     if p["train"] is not None:
         parts.append("tr" + hashlib.sha256(canonical_json(p["train"]).encode()).hexdigest()[:8])
+    if p.get("quality") is not None:
+        parts.append("q" + hashlib.sha256(canonical_json(p["quality"].to_dict()).encode()).hexdigest()[:8])
     return "/".join(parts)
 
 

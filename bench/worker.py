@@ -36,7 +36,7 @@ def run_job(job: dict) -> dict:
 
     from bench.measure import run_case
 
-    result.update(run_case(case, job.get("cpu_peaks"), job.get("run_dir")))
+    result.update(run_case(case, job.get("cpu_peaks"), job.get("run_dir"), artifacts=job.get("artifacts")))
     return result
 
 

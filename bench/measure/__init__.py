@@ -16,13 +16,15 @@ MEASUREMENTS = {
     "sample_step": ("timing", "measure_sample_step"),
     "train_step": ("timing", "measure_train_step"),
     "memory": ("memory", "measure_memory"),
+    "quality": ("quality", "measure_quality"),
 }
 
 
-def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None) -> dict:
+def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None, artifacts=None) -> dict:
     """Measure what `case.measure` lists; raises on failure (the worker records the error).
     cpu_peaks: the run's CPU matmul microbenchmark at this case's threads (for CPU MFU).
-    run_dir: the run's directory, where `train` writes its checkpoint."""
+    run_dir: the run's directory, where `train` writes its checkpoint.
+    artifacts: the case's directory for files it keeps (samples), under the run directory."""
     from bench.measure import case as measure
 
     unknown = [m for m in case.measure if m not in MEASUREMENTS]
@@ -31,6 +33,7 @@ def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None) ->
     ctx = measure.make_context(case)
     ctx.cpu_peaks = cpu_peaks
     ctx.run_dir = run_dir
+    ctx.artifacts = artifacts
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():
         if name not in case.measure:

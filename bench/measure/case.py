@@ -26,6 +26,8 @@ class Context:
     flops: dict | None = None  # the flops record, when measured (before the timed steps)
     cpu_peaks: dict | None = None  # the run's CPU matmul microbenchmark at this case's threads
     run_dir: str | None = None  # where `train` writes its checkpoint (None: not written)
+    artifacts: Any = None  # directory for files the case keeps (samples), or None
+    weights: str = "initial"  # what ctx.built() holds: "initial" (seeded init) or where trained weights came from
     _built: Any = None
 
     def built(self):
@@ -201,3 +203,10 @@ def measure_memory(ctx: Context) -> dict:
     rec = memory_record(max(peaks) if peaks else None, str(ctx.device), method[ctx.case.backend])
     rec["covers"] = "the timed steps" if timed else "one training step"
     return rec
+
+
+def measure_quality(ctx: Context) -> dict:
+    """Sample N with the family's sampler and score them (bench/quality/measure.py)."""
+    from bench.quality.measure import measure_quality as run
+
+    return run(ctx)

@@ -1,0 +1,63 @@
+"""The `quality` measurement of a case: sample N with the family's sampler from whatever weights
+the case's model holds (initial, or trained by an earlier measurement), keep them as uint8 .npz
+next to the record, and score them against a real reference set with N, feature space and floor.
+
+The reference is 2N real examples (N for the score, N more for the floor). A frame-conditioned
+video model gets its conditioning frames from N further real clips (disjoint from both), and its
+scored clips include those frames, as the real clips do.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.quality import metrics
+from bench.quality.features import to_uint8
+from bench.quality.sample import generate_samples, save_samples
+from bench.quality.settings import QualitySettings
+
+SAMPLES_FILE = "samples.npz"
+
+
+def reference_data(q: QualitySettings, config, seed: int, count: int) -> np.ndarray:
+    """`count` real examples shaped like the model's full clip (conditioning + generated
+    frames) or image, float32 in [-1, 1]."""
+    from bench.data import load_dataset
+
+    x_shape = config.input_shapes(1)["x"][0]
+    shapes = config.input_shapes(1)
+    frames = None
+    if len(x_shape) == 5:
+        frames = x_shape[1] + (shapes["context"][0][1] if "context" in shapes else 0)
+    h, w, c = x_shape[-3:]
+    if h != w:
+        raise ValueError(f"quality reference: non-square samples {h}x{w} are not supported")
+    ds = load_dataset(q.dataset, root=q.root, resolution=h, channels=c, frames=frames, seed=seed, limit=count)
+    if len(ds.x) < count:
+        raise ValueError(f"quality.dataset {q.dataset!r} has {len(ds.x)} examples; N={q.n} needs {count} "
+                         "(N reference + N floor" + (" + N conditioning clips)" if count > 2 * q.n else ")"))
+    return np.asarray(ds.x[:count], np.float32)
+
+
+def measure_quality(ctx) -> dict:
+    q = ctx.case.quality or QualitySettings()
+    built, shapes = ctx.built(), ctx.config.input_shapes(1)
+    cond = shapes["context"][0][1] if "context" in shapes else 0
+    real = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n)
+    context = real[2 * q.n:, :cond] if cond else None
+    samples, info = generate_samples(ctx.adapter, built, q.n, q.batch, steps=q.steps, seed=ctx.case.seed,
+                                     context=context)
+    # the `train` measurement (when the case has one) runs first and trains ctx.built() in place
+    weights = "trained by this case's train measurement" if "train" in ctx.case.measure else ctx.weights
+    out = {"settings": q.to_dict(), "weights": weights, "sampling": info}
+    if ctx.artifacts is not None:
+        path = Path(ctx.artifacts) / SAMPLES_FILE
+        save_samples(path, samples, info)
+        out["samples_file"] = str(Path(path.parent.parent.name) / path.parent.name / path.name)
+    started = time.perf_counter()
+    out["metrics"] = metrics.score(samples, to_uint8(real[:2 * q.n]), q.metrics, seed=ctx.case.seed)
+    out["scoring_seconds"] = time.perf_counter() - started
+    out["reference"] = {"dataset": q.dataset, "n": q.n, "floor_n": q.n, "conditioning_clips": q.n if cond else 0}
+    return out
