@@ -8,7 +8,6 @@ presets can be read without a framework too.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +107,7 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Entry:
     if name not in _TABLE:
-        raise RegistryError(f"unknown architecture {name!r}; valid: {names()}")
+        raise RegistryError(f"unknown architecture {name!r}; valid: {names()}{_failure_hint()}")
     return _TABLE[name]
 
 
@@ -121,19 +120,27 @@ def entries(include_test_only: bool = False) -> list[Entry]:
 
 
 def load_plugins(modules=()) -> list[str]:
-    """Import plugin modules that register their own architectures.
+    """Import plugins (architectures/plugins.py): `modules` (a suite's `plugins:` list), then the
+    DIFFBENCH_PLUGINS modules and the `diffbench.architectures` entry points.
 
-    `modules` (e.g. a suite's `plugins:` list) plus the comma-separated DIFFBENCH_PLUGINS
-    environment variable; returns the module names imported.
+    A failure of one of `modules` raises RegistryError naming it (the suite needs it); a failing
+    DIFFBENCH_PLUGINS module or entry point is reported on stderr and skipped, so it breaks
+    nothing else. Returns the modules imported from `modules` and DIFFBENCH_PLUGINS.
     """
-    env = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
-    names = list(dict.fromkeys([*modules, *env]))
-    for module in names:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise RegistryError(f"plugin module {module!r} could not be imported: {exc}") from exc
-    return names
+    from architectures import plugins
+
+    report = plugins.load(tuple(modules), source="plugins:")
+    for failure in report.failed:
+        if failure.plugin in modules:
+            raise RegistryError(f"plugin module {failure.plugin!r} could not be imported: {failure.error}")
+    plugins.warn(report)
+    return [m for m in dict.fromkeys([*modules, *plugins.env_modules()]) if m in report.loaded]
+
+
+def _failure_hint() -> str:
+    from architectures import plugins
+
+    return plugins.failure_hint()
 
 
 def find_preset(preset: str) -> Entry:
@@ -141,7 +148,7 @@ def find_preset(preset: str) -> Entry:
     for entry in entries(include_test_only=True):
         if preset in entry.load_presets():
             return entry
-    raise RegistryError(f"no architecture has a preset {preset!r}")
+    raise RegistryError(f"no architecture has a preset {preset!r}{_failure_hint()}")
 
 
 register(Entry(
@@ -177,4 +184,15 @@ register(Entry(
     modalities=("video",),
     extras=("context",),
     description="Space-time video U-Net (Ho et al. 2022): 1x3x3 convs, spatial + temporal attention",
+))
+
+register(Entry(
+    name="dit",
+    config="architectures.dit.config:DiTConfig",
+    presets="architectures.dit.config:PRESETS",
+    backends={"torch": "architectures.dit.dit_torch:DiT", "jax": "architectures.dit.dit_flax:DiT"},
+    process="gaussian",
+    flops="architectures.dit.flops:forward_macs",
+    modalities=("image",),
+    description="Diffusion Transformer (Peebles & Xie 2023): patchify, adaLN-Zero blocks, learned sigma",
 ))
