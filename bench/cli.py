@@ -150,10 +150,10 @@ def _override_arg(text: str | None) -> dict | None:
 def cmd_check(args) -> int:
     from bench import conformance
 
-    results = conformance.run(args.name, preset=args.preset, backends=args.backend, only=args.only,
-                              plugins=tuple(_plugin_args(args)))
-    print(conformance.to_json(results) if args.json else conformance.format_results(results))
-    return 1 if any(r.status == "fail" for r in results) else 0
+    report = conformance.run(args.name, preset=args.preset, backends=args.backend, only=args.only,
+                             plugins=tuple(_plugin_args(args)))
+    print(report.to_json() if args.json else report.text())
+    return 0 if report.ok else 1
 
 
 def _plugin_args(args) -> list[str]:

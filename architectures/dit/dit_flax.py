@@ -30,7 +30,9 @@ def _dense(features: int, std: float | None = None, zero: bool = False) -> nn.De
 
 
 def _norm(x):
-    return nn.LayerNorm(epsilon=EPS, use_bias=False, use_scale=False, use_fast_variance=False)(x)
+    """LayerNorm without affine parameters (nothing to convert)."""
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(((x - mean) ** 2).mean(-1, keepdims=True) + EPS)
 
 
 def timestep_embedding(t, dim: int):
