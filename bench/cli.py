@@ -178,7 +178,7 @@ def load_plugins(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffbench", description="Benchmark harness for diffusion architectures")
-    p.add_argument("--plugins", dest="plugins_global", nargs="+", action="extend", default=[], metavar="MODULE",
+    p.add_argument("--plugins", dest="plugins_global", action="append", default=[], metavar="MODULE[,MODULE...]",
                    help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
     sub = p.add_subparsers(dest="command", required=True)
 

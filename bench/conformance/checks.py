@@ -6,7 +6,7 @@ contract    framework-free: presets with provenance, the config class, input_sha
 forward:B   the raw call: output shaped like x (2x channels with learn_sigma), `(prediction,
             latents)` iff the entry declares "latents", finite
 params      equal parameter counts in torch and jax
-parity      torch weights -> Flax by bench/convert.py; outputs equal to 1e-5 of their scale
+parity      perturbed torch weights -> Flax by bench/convert.py; outputs equal to 1e-5 of their scale
 extras:B    every input but x changes the output (t, y, context, latents, ...): wired, not ignored
 flops:B     each traced counter (own process) agrees with the analytic count within 2%
 train_step:B  one process loss + backward + AdamW step: finite, and a second step's loss differs
@@ -104,13 +104,8 @@ def params(kit, _backend=None) -> str:
 
 
 def parity(kit, _backend=None) -> str:
-    from bench import convert
-
-    _both(kit)
-    t_built, _ = kit.perturbed("torch")
-    j_abstract = kit.adapter("jax").build(kit.entry, kit.config, abstract=True)
-    variables = convert.torch_to_flax(t_built.model.state_dict(), j_abstract.params)
-    t_out, j_out = leaves(kit.call("torch", kit.inputs())), leaves(kit.call("jax", kit.inputs(), variables))
+    _both(kit)  # the jax model holds the perturbed torch weights, moved by bench/convert.py
+    t_out, j_out = leaves(kit.call("torch", kit.inputs())), leaves(kit.call("jax", kit.inputs()))
     errors = []
     for i, (a, b) in enumerate(zip(t_out, j_out)):
         scale = float(np.abs(a).max())
@@ -186,7 +181,8 @@ def train_step(kit, backend: str) -> str:
 def sample(kit, backend: str) -> str:
     adapter = kit.adapter(backend)
     built, _ = kit.perturbed(backend)
-    x = adapter.generate(built, BATCH, seed=0, steps=2)
+    context = kit.inputs().get("context")  # frame-conditioned video: the given frames
+    x = adapter.generate(built, BATCH, seed=0, steps=2, **({} if context is None else {"context": context}))
     xs, want = leaves(x), leaves(kit.inputs()["x"])
     if [tuple(a.shape) for a in xs] != [tuple(a.shape) for a in want]:
         raise Fail(f"samples {[a.shape for a in xs]}; expected {[a.shape for a in want]}")

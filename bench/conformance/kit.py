@@ -156,12 +156,15 @@ class Kit:
 
 
 def _perturb(kit: Kit, backend: str):
+    """torch: init at seed 0, then perturbed. jax: the perturbed torch weights moved over by
+    bench/convert.py when torch is checked too (no second init to compile; the parity check then
+    compares the two calls), else its own init, perturbed."""
     adapter = kit.adapter(backend)
-    built = adapter.build(kit.entry, kit.config, seed=0)
     rng = np.random.default_rng(1)
     if backend == "torch":
         import torch
 
+        built = adapter.build(kit.entry, kit.config, seed=0)
         with torch.no_grad():
             for p in built.model.parameters():
                 p.add_(torch.from_numpy(PERTURB * rng.standard_normal(tuple(p.shape)).astype(np.float32)))
@@ -169,7 +172,15 @@ def _perturb(kit: Kit, backend: str):
         return built, None
     import jax
 
-    variables = jax.tree.map(lambda p: p + PERTURB * rng.standard_normal(p.shape).astype(np.float32), built.params)
+    if "torch" in kit.backends:
+        from bench import convert
+
+        built = adapter.build(kit.entry, kit.config, seed=0, abstract=True)
+        variables = convert.torch_to_flax(kit.perturbed("torch")[0].model.state_dict(), built.params)
+        built.abstract = False
+    else:
+        built = adapter.build(kit.entry, kit.config, seed=0)
+        variables = jax.tree.map(lambda p: p + PERTURB * rng.standard_normal(p.shape).astype(np.float32), built.params)
     built.params = variables
     return built, variables
 
