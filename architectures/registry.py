@@ -31,7 +31,7 @@ class Entry:
     name: str
     config: str  # "module:ConfigClass" (stdlib-only module)
     presets: str  # "module:PRESETS", a dict name -> Preset
-    backends: dict[str, str]  # backend -> "module:Class"
+    backends: dict[str, str]  # backend -> "module:Class"; one backend is allowed (parity checks skipped)
     process: str  # process family, a key of PROCESSES
     flops: str  # "module:function": analytic forward count, see docs/adding-an-architecture.md
     modalities: tuple[str, ...] = ("image",)
@@ -40,6 +40,8 @@ class Entry:
     test_only: bool = False  # registered by the tests, never listed as shipped
 
     def __post_init__(self):
+        if not self.backends:
+            raise RegistryError(f"entry {self.name!r}: no backend; allowed: one or both of {list(BACKENDS)}")
         unknown = set(self.backends) - set(BACKENDS)
         if unknown:
             raise RegistryError(f"entry {self.name!r}: unknown backend(s) {sorted(unknown)}; allowed: {list(BACKENDS)}")
