@@ -98,9 +98,9 @@ def test_installed_plugin_is_listed_checked_and_runs_in_a_suite(site, tmp_path):
     assert planned.returncode == 0, planned.stderr
     assert planned.stdout.count("tinynet-tiny") >= 2 and planned.stdout.count("rin-tiny") >= 2
     suite = tmp_path / "mine.yaml"
-    suite.write_text("name: mine\ndefaults: {batch: 2, measure: [params, sample_step], timeout: 120}\n"
-                     "cases:\n  - preset: tinynet-tiny\n    matrix: {backend: [torch, jax]}\n"
-                     "  - preset: rin-tiny\n    backend: torch\n    measure: [params]\n")
+    suite.write_text("name: mine\ndefaults: {batch: 2, measure: [params], timeout: 120}\n"
+                     "cases:\n  - {preset: tinynet-tiny, backend: torch, measure: [params, sample_step]}\n"
+                     "  - {preset: tinynet-tiny, backend: jax}\n  - {preset: rin-tiny, backend: torch}\n")
     ran = cli(site, "run", str(suite), "--results", str(tmp_path / "results"), "--quiet")
     assert ran.returncode == 0 and "3 case(s) recorded" in ran.stdout and "(0 failed)" in ran.stdout, ran.stdout + ran.stderr
     records = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("*.json") if p.name != "run.json"]
