@@ -147,12 +147,12 @@ def _prediction_only(pred, x):
     return pred[..., : x.shape[-1]] if pred.shape[-1] != x.shape[-1] else pred
 
 
-def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = ()):
+def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), options: dict | None = None):
     """(callable, compile seconds): jit(fn).lower(*args).compile(), or fn itself un-jitted."""
     if compile is False:
         return fn, None
     start = time.perf_counter()
-    compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+    compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile(compiler_options=options)
     return compiled, time.perf_counter() - start
 
 
@@ -246,9 +246,10 @@ class Trainer:
         key, sub = jax.random.split(key)
         return (*self.update(params, opt_state, a, sub), key)
 
-    def compile_step(self, a) -> None:
+    def compile_step(self, a, options: dict | None = None) -> None:
+        """options: XLA compiler options (FAST_COMPILE for a step that is run, not timed)."""
         args = (self.params, self.opt_state, a, self.key)
-        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1))
+        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1), options=options)
 
     def step(self, a):
         if self._run is None:

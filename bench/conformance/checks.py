@@ -169,13 +169,21 @@ def flops(kit, backend: str) -> str:
 def train_step(kit, backend: str) -> str:
     adapter = kit.adapter(backend)
     built = adapter.build(kit.entry, kit.config, seed=0)  # fresh: the step updates its weights
-    step = adapter.make_train_step(built, BATCH, seed=0, compile=backend == "jax")
-    first, second = (float(adapter.sync(step.fn())) for _ in range(2))
+    arrays = kit.inputs()
+    draws = built.process.train_draws(np.random.default_rng(1), arrays["x"].shape)
+    a = adapter.device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"),
+                                      **draws})
+    a = {k: v for k, v in a.items() if v is not None}
+    trainer = adapter.Trainer(built)
+    if backend == "jax":  # the harness's program, compiled for a run, not for timing (several times faster)
+        trainer.compile_step(a, options=adapter.FAST_COMPILE)
+    first, second = (float(adapter.sync(trainer.step(a))) for _ in range(2))
     if not (np.isfinite(first) and np.isfinite(second)):
         raise Fail(f"loss {first} then {second}: not finite")
     if first == second:
         raise Fail(f"the loss did not change after an AdamW step ({first}): no update reached the weights")
-    return f"loss {first:.4g} -> {second:.4g} on the same draws after one AdamW step ({step.nfe} forward pass(es))"
+    passes = built.process.forward_passes_per_train_step("latents" in kit.entry.extras)
+    return f"loss {first:.4g} -> {second:.4g} on the same draws after one AdamW step ({passes} forward pass(es) + backward)"
 
 
 def sample(kit, backend: str) -> str:
