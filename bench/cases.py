@@ -23,6 +23,11 @@ MAX_THREADS = 4096
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week
 MAX_SEED = 2**32  # jax.random.PRNGKey takes a uint32 seed
 
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "bf16-pure")  # applied by the adapters: docs/precision.md
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # torch.compile modes
+MEMORY_FORMATS = ("contiguous", "channels_last")  # torch only
+ATTENTION = ("auto", "flash", "efficient", "cudnn", "math")  # torch SDPA backend
+
 # Settings a suite may give per case or in `defaults:`, with their built-in defaults.
 SETTINGS = {
     "backend": "torch",
@@ -31,7 +36,12 @@ SETTINGS = {
     "measure": ("params", "flops"),
     "timeout": 600.0,  # seconds; the runner kills the case's process after this
     "threads": None,  # intra-op threads; None = all cores
-    "compile": False,  # torch.compile / (jax always jits)
+    "cpus": None,  # CPU ids to run on (affinity); None = chosen by the worker, spread across concurrent runs
+    "compile": "none",  # torch.compile mode (true = default, false = none); jax always jits
+    "precision": "fp32",
+    "memory_format": "contiguous",
+    "attention": "auto",
+    "cuda_graphs": False,  # torch: capture the sampling step in a CUDA graph (CUDA only)
     "seed": 0,
 }
 
@@ -51,6 +61,26 @@ def _measure(value):
     return tuple(m for m in MEASUREMENTS if m in value), None
 
 
+def _compile(value):
+    if isinstance(value, bool):
+        return ("default" if value else "none"), None
+    if isinstance(value, str) and value in COMPILE_MODES:
+        return value, None
+    return None, ("true", "false", *COMPILE_MODES)
+
+
+def _cpus(value):
+    if value is None:
+        return None, None
+    ok = (isinstance(value, (list, tuple)) and 0 < len(value) <= MAX_THREADS
+          and all(_int(c) and 0 <= c < MAX_THREADS for c in value) and len(set(value)) == len(value))
+    return (tuple(sorted(value)), None) if ok else (None, "a list of distinct CPU ids (integers >= 0), or null")
+
+
+def _choice(options):
+    return lambda v: (v, None) if isinstance(v, str) and v in options else (None, options)
+
+
 def _timeout(value):
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2**63
           and math.isfinite(value) and 0 < value <= MAX_TIMEOUT)
@@ -65,7 +95,12 @@ _CHECKS = {
     "timeout": _timeout,
     "threads": lambda v: (v, None) if v is None or (_int(v) and 1 <= v <= MAX_THREADS)
     else (None, f"an integer in [1, {MAX_THREADS}], or null (all cores)"),
-    "compile": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
+    "cpus": _cpus,
+    "compile": _compile,
+    "precision": _choice(PRECISIONS),
+    "memory_format": _choice(MEMORY_FORMATS),
+    "attention": _choice(ATTENTION),
+    "cuda_graphs": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
     "seed": lambda v: (v, None) if _int(v) and 0 <= v < MAX_SEED else (None, "an integer in [0, 2**32)"),
 }
 
@@ -77,7 +112,8 @@ def check_setting(key: str, value, source: str, path: str):
         return checked
     if isinstance(checked, tuple):  # (index, problem) of a bad list item
         raise SpecError(source, f"{path}[{checked[0]}]", checked[1], allowed)
-    problem = f"unknown {key} {show(value)}" if key in ("backend", "device") else f"bad {key} {show(value)}"
+    named = ("backend", "device", "precision", "memory_format", "attention")
+    problem = f"unknown {key} {show(value)}" if key in named else f"bad {key} {show(value)}"
     raise SpecError(source, path, problem, allowed)
 
 
@@ -94,8 +130,13 @@ class Case:
     measure: tuple[str, ...]  # in MEASUREMENTS order
     timeout_s: float = 600.0
     threads: int | None = None
-    compile: bool = False
+    compile: str = "none"  # a COMPILE_MODES value
     seed: int = 0
+    cpus: tuple[int, ...] | None = None
+    precision: str = "fp32"
+    memory_format: str = "contiguous"
+    attention: str = "auto"
+    cuda_graphs: bool = False
 
     def __post_init__(self):
         if not isinstance(self.overrides, Mapping):
@@ -104,9 +145,16 @@ class Case:
         object.__setattr__(self, "measure", tuple(self.measure))
         for key, value in [("backend", self.backend), ("device", self.device), ("batch", self.batch),
                            ("measure", self.measure), ("timeout", self.timeout_s), ("threads", self.threads),
-                           ("compile", self.compile), ("seed", self.seed)]:
+                           ("compile", self.compile), ("seed", self.seed), ("cpus", self.cpus),
+                           ("precision", self.precision), ("memory_format", self.memory_format),
+                           ("attention", self.attention), ("cuda_graphs", self.cuda_graphs)]:
             check_setting(key, value, f"case {self.id!r}", key)
         object.__setattr__(self, "timeout_s", float(self.timeout_s))
+        object.__setattr__(self, "compile", check_setting("compile", self.compile, f"case {self.id!r}", "compile"))
+        object.__setattr__(self, "cpus", check_setting("cpus", self.cpus, f"case {self.id!r}", "cpus"))
+        settings = {k: getattr(self, "timeout_s" if k == "timeout" else k) for k in SETTINGS}
+        for key, problem, allowed in combination_problems(settings):
+            raise SpecError(f"case {self.id!r}", key, problem, allowed)
         object.__setattr__(self, "measure", tuple(m for m in MEASUREMENTS if m in self.measure))
         if self.device == "tpu" and self.backend == "torch":
             raise SpecError(f"case {self.id!r}", "device", "device 'tpu' needs backend 'jax'", "cpu, cuda, cuda:N, auto")
@@ -115,7 +163,8 @@ class Case:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure))
+        cpus = None if self.cpus is None else list(self.cpus)
+        return dict(out, overrides=self.overrides.to_dict(), measure=list(self.measure), cpus=cpus)
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:
@@ -125,3 +174,27 @@ class Case:
         if bad:
             raise SpecError("case dict", ", ".join(bad), "unknown or missing key(s)", names)
         return cls(**data)
+
+
+def combination_problems(c: Mapping) -> list[tuple[str, str, str]]:
+    """Settings of one case (a mapping of SETTINGS keys) that cannot go together, as
+    (key, problem, allowed); checked at load, before anything runs."""
+    out = []
+    if c["backend"] == "jax":
+        if c["compile"] not in ("none", "default"):
+            out.append(("compile", f"compile mode {c['compile']!r} is a torch.compile mode (jax always jits)",
+                        "none or default with backend jax"))
+        if c["memory_format"] != "contiguous":
+            out.append(("memory_format", "jax arrays are channels-last already", "contiguous with backend jax"))
+        if c["attention"] != "auto":
+            out.append(("attention", "attention kernels are chosen by XLA in jax", "auto with backend jax"))
+        if c["cuda_graphs"]:
+            out.append(("cuda_graphs", "CUDA graphs are a torch setting", "false with backend jax"))
+    if c["cuda_graphs"] and not c["device"].startswith(("cuda", "auto")):
+        out.append(("cuda_graphs", f"CUDA graphs need a CUDA device, not {c['device']!r}", "false on cpu/tpu"))
+    if c["precision"] == "bf16-pure" and "train_step" in c["measure"]:
+        out.append(("precision", "bf16-pure (weights in bf16) is for inference only; train_step is measured",
+                    "fp32, tf32, bf16 or fp16 for training steps"))
+    if c["cpus"] is not None and c["threads"] is not None and c["threads"] > len(c["cpus"]):
+        out.append(("threads", f"threads={c['threads']} but only {len(c['cpus'])} cpus listed", "threads <= len(cpus)"))
+    return out

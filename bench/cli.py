@@ -1,4 +1,4 @@
-"""The `diffbench` command: list | describe | plan | run | flops | check | report.
+"""The `diffbench` command: list | describe | plan | run | flops | check | report | compare.
 
 Every user error (bad suite, unknown name, missing file) ends as one line on stderr and exit
 code 2, never a traceback. `list`, `describe` and `plan` import neither torch nor jax.
@@ -37,9 +37,17 @@ def cmd_list(args) -> int:
 
 
 def describe_entry(name: str) -> dict:
+    """An architecture by name, or the architecture owning a preset of that name."""
     from architectures import registry
 
-    entry = registry.get(name)
+    try:
+        entry = registry.get(name)
+    except registry.RegistryError:
+        try:
+            entry = registry.find_preset(name)
+        except registry.RegistryError:
+            raise registry.RegistryError(f"unknown architecture or preset {name!r}; architectures: {registry.names()}; "
+                                         "presets: see `diffbench list`") from None
     presets = {}
     for preset_name, preset in entry.load_presets().items():
         config = preset.config
@@ -84,6 +92,8 @@ def cmd_run(args) -> int:
     from bench import runner, spec
 
     suite = spec.load(args.suite)
+    if args.only:
+        suite = _only(suite, args.only)
     run_dir = runner.run_suite(suite, results_root=Path(args.results), resume=args.resume,
                                show_progress=None if not args.quiet else False, executor=args.executor,
                                address=args.address)
@@ -93,29 +103,52 @@ def cmd_run(args) -> int:
     failed = sum(r["status"] != "ok" for r in records)
     print(f"{len(records)} case(s) recorded in {run_dir} ({failed} failed)")
     if args.report:
-        report_path = _write_report([run_dir], Path(args.reports) / suite.name / f"{run_dir.name}.md")
-        print(f"report: {report_path}")
+        from bench.report import build
+
+        written = build.write([run_dir], Path(args.reports) / suite.name / run_dir.name)
+        print(f"report: {written[0]}")
     return 0
 
 
-def _write_report(paths, out: Path) -> Path:
-    from bench import results
-    from bench.report import table
-
-    frame = results.load(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table.render_markdown(frame))
-    return out
+def _only(suite, pattern: str):
+    """The suite with only the cases whose id matches the glob (or contains the text)."""
+    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+    cases = tuple(c for c in suite.cases if fnmatch.fnmatchcase(c.id, glob))
+    if not cases:
+        raise UserError(f"--only {pattern!r}: matches none of the {len(suite.cases)} case(s) of {suite.path}; "
+                        f"allowed: a glob or text matching case ids such as {suite.cases[0].id!r} (see `diffbench plan`)")
+    return dataclasses.replace(suite, cases=cases)
 
 
 def cmd_report(args) -> int:
-    out = Path(args.out) if args.out else Path(args.reports) / "report.md"
-    print(f"report: {_write_report(args.paths, out)}")
+    from bench.report import build
+
+    try:
+        formats = build.parse_formats(args.format)
+        out = Path(args.out) if args.out else Path(args.reports)
+        written = build.write(args.paths, out, formats, args.columns, args.group_by, args.baseline)
+    except build.ReportError as exc:
+        raise UserError(str(exc)) from None
+    for path in written[:len(formats)]:
+        print(f"report: {path}")
     return 0
 
 
+def cmd_compare(args) -> int:
+    from bench import compare
+
+    try:
+        threshold, alpha = compare.parse_threshold(args.threshold), compare.parse_alpha(args.alpha)
+    except compare.CompareError as exc:
+        raise UserError(str(exc)) from None
+    result = compare.compare_runs(args.run_a, args.run_b, threshold, alpha)
+    print(compare.to_json(result) if args.json else compare.format_text(result))
+    return 1 if result["regressions"] else 0
+
+
 def cmd_flops(args) -> int:
-    from bench.measure.flops import flops_report, format_flops_report
+    from architectures import registry
+    from bench.measure.flops import analytic_report, flops_report, format_flops_report
 
     from bench.cases import MAX_BATCH
 
@@ -123,7 +156,12 @@ def cmd_flops(args) -> int:
         raise UserError(f"--batch {args.batch if args.batch < 10**12 else '(huge)'}: bad batch size; "
                         f"allowed: an integer in [1, {MAX_BATCH}]")
     overrides = _override_arg(args.override)
-    report = flops_report(args.arch, args.preset, backend=args.backend, batch=args.batch, overrides=overrides)
+    arch = args.arch or registry.find_preset(args.preset).name
+    if args.analytic_only:
+        report = analytic_report(arch, args.preset, batch=args.batch, overrides=overrides)
+        print(json.dumps(report, default=str) if args.json else "\n".join(report["lines"]))
+        return 0
+    report = flops_report(arch, args.preset, backend=args.backend, batch=args.batch, overrides=overrides)
     print(json.dumps(report, default=str) if args.json else format_flops_report(report))
     return 0
 
@@ -180,14 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffbench", description="Benchmark harness for diffusion architectures")
     p.add_argument("--plugins", dest="plugins_global", action="append", default=[], metavar="MODULE[,MODULE...]",
                    help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
+    p.add_argument("--version", action="version", version=f"diffbench {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="registered architectures and their presets")
     s.add_argument("pattern", nargs="?", help="glob over architecture or preset names")
     s.set_defaults(fn=cmd_list)
 
-    s = sub.add_parser("describe", help="one architecture: presets, key dims, backends, provenance")
-    s.add_argument("name")
+    s = sub.add_parser("describe", help="one architecture (by name or preset name): presets, key dims, provenance")
+    s.add_argument("name", help="architecture or preset name")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_describe)
 
@@ -201,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results", help="results root (default: results)")
     s.add_argument("--report", action="store_true", help="also render the run's report")
     s.add_argument("--reports", default="reports", help="reports root (default: reports)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--only", metavar="PATTERN", help="run only the cases whose id matches this glob (or contains it)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar and no per-case lines")
     s.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: one case at a time here; ray: cases as Ray tasks (pip install 'diffbench[ray]')")
     s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
@@ -209,13 +249,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="render a report from recorded results (never re-runs)")
     s.add_argument("paths", nargs="+", help="run directories, suite directories or record files")
-    s.add_argument("--out", help="output file (default: reports/report.md)")
-    s.add_argument("--reports", default="reports")
+    s.add_argument("--out", help="output folder, or one file whose suffix names its format (.md .html .csv .tex); "
+                                 "default: --reports")
+    s.add_argument("--format", help="comma-separated: md,html,csv,latex (default: all)")
+    s.add_argument("--columns", help="comma-separated column names (default: every column with data)")
+    s.add_argument("--group-by", help="comma-separated column names: one table per distinct value")
+    s.add_argument("--baseline", metavar="SELECTOR", help="KEY=VALUE[,KEY=VALUE] (e.g. arch=unet2d) or a case-id glob: "
+                                                          "ratios against it")
+    s.add_argument("--reports", default="reports", help="default output folder (default: reports)")
     s.set_defaults(fn=cmd_report)
 
+    s = sub.add_parser("compare", help="did step times change between two runs? (exit 1 on a regression)")
+    s.add_argument("run_a", help="the reference run directory (A)")
+    s.add_argument("run_b", help="the new run directory (B)")
+    s.add_argument("--threshold", default="5%", help="smallest relative change flagged (default: 5%%)")
+    s.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default: 0.01)")
+    s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.set_defaults(fn=cmd_compare)
+
     s = sub.add_parser("flops", help="params and FLOPs of one preset, by three counters")
-    s.add_argument("arch")
+    s.add_argument("arch", nargs="?", help="architecture (default: the one owning --preset)")
     s.add_argument("--preset", required=True)
+    s.add_argument("--analytic-only", action="store_true", help="the analytic count only: instant, no counters run")
     s.add_argument("--backend", choices=["torch", "jax"])
     s.add_argument("--batch", type=int, default=1)
     s.add_argument("--override", help="JSON object of config overrides")
@@ -233,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--plugins", nargs="+", action="extend", default=[], metavar="MODULE",
                        help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffbench")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

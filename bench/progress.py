@@ -1,15 +1,20 @@
-"""A progress bar for suite runs (case i/N, current case, elapsed); silent when not a TTY."""
+"""Progress of a suite run on stderr: a bar on a terminal (case i/N, current case, elapsed), one
+line per finished case otherwise (logs, CI), nothing with `enabled=False` (--quiet)."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 
 class Progress:
     def __init__(self, total: int, done: int = 0, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        tty = sys.stderr.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self.lines = enabled is None and not tty  # a non-TTY run is not silent for minutes
         self.total, self.done, self.failed = total, done, 0
         self._bar = self._task = None
+        self._started = time.monotonic()
 
     def __enter__(self):
         if self.enabled:
@@ -31,6 +36,10 @@ class Progress:
     def finish(self, case_id: str, status: str) -> None:
         self.done += 1
         self.failed += status != "ok"
+        if self.lines:
+            elapsed = time.monotonic() - self._started
+            print(f"[{self.done}/{self.total}] {status:6s} {case_id} ({elapsed:.0f} s into the run)", file=sys.stderr,
+                  flush=True)
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
             if status != "ok":

@@ -72,17 +72,27 @@ def _read_record(path: Path) -> dict:
     return record
 
 
+def load_records(paths) -> list[dict]:
+    """The raw records under `paths`, each with `record_path` and `_run` (its run.json, or {}),
+    in suite, run and case order."""
+    out, meta_cache = [], {}
+    for path in _record_files(paths):
+        record = _read_record(path)
+        record["record_path"] = str(path)
+        record["_run"] = _run_meta(path.parent, meta_cache)
+        out.append(record)
+    return sorted(out, key=lambda r: (str(r["suite"]), str(r["run_id"]), _dig(r, ("case", "index")) or 0))
+
+
 def load(paths) -> pd.DataFrame:
     """Records under `paths` (record files, run dirs, suite dirs or results/) as a DataFrame.
 
     Lists (raw timing samples) stay lists in their cell; `record_path` says where each row
     came from; run-level provenance (git sha, dirty flag) is joined in.
     """
-    rows, meta_cache = [], {}
-    for path in _record_files(paths):
-        record = _read_record(path)
-        meta = _run_meta(path.parent, meta_cache)
-        record["record_path"] = str(path)
+    rows = []
+    for record in load_records(paths):
+        meta = record.pop("_run")
         for column, keys in RUN_COLUMNS.items():
             record[column] = _dig(meta, keys)
         rows.append(record)

@@ -171,6 +171,7 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
         finally:
             _on_sigterm(previous)
         meta["ended"] = now()
+        meta["cpu_peaks"] = {str(k): v for k, v in sorted(_CPU_PEAKS.items())}
         write_json_atomic(run_dir / RUN_FILE, meta)
     return run_dir
 
@@ -196,6 +197,27 @@ def _recorded(run_dir: Path, resuming: bool) -> dict:
     return done
 
 
+_CPU_PEAKS: dict[int, dict] = {}  # threads -> the matmul microbenchmark, measured once per run and host
+
+
+def cpu_peaks(case) -> dict | None:
+    """This machine's CPU matmul throughput at the case's thread count (the CPU MFU reference),
+    measured in a fresh process the first time a thread count is seen; None off CPU or on failure."""
+    if not case.device.startswith(("cpu", "auto")):
+        return None
+    threads = case.threads or (len(case.cpus) if case.cpus else resolve_threads(None))
+    if threads not in _CPU_PEAKS:
+        env = child_env({**os.environ, **thread_env(threads), "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))})
+        try:
+            out = subprocess.run([sys.executable, "-P", "-m", "bench.measure.cpu_peak", str(threads)], env=env,
+                                 capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+            _CPU_PEAKS[threads] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            _CPU_PEAKS[threads] = {"error": str(exc)}
+    peak = _CPU_PEAKS[threads]
+    return None if "error" in peak else peak
+
+
 def log_name(case) -> str:
     """The case's log file, relative to the run directory."""
     return f"{LOG_DIR}/{record_filename(case.index, case.id)[:-5]}.log"
@@ -215,7 +237,8 @@ def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Pat
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="case-", dir=scratch) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins)}))
+        job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins),
+                                        "cpu_peaks": cpu_peaks(case)}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
     record = {

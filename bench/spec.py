@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from architectures import plugins, registry
-from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting
+from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
 from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
 from bench.strict_yaml import SpecError, child, parse, read_text, show
 
@@ -210,6 +210,8 @@ class _CaseReader:
                             "cpu, cuda, cuda:N, auto with backend torch")
         overrides = self._overrides(entry, preset, chosen.get("override"))
         fields = {key: chosen[key][0] for key in SETTINGS}
+        for key, problem, allowed in combination_problems(fields):
+            raise SpecError(self.source, chosen[key][1], problem, allowed)
         return dict(arch=entry.name, preset=preset, overrides=overrides, origin=self.path, **fields)
 
     def _entry(self, preset: str, path: str):
@@ -302,13 +304,37 @@ def _base_id(p: dict) -> str:
     parts = [p["arch"], p["preset"], p["backend"], p["device"], f"b{p['batch']}"]
     if p["threads"] is not None:
         parts.append(f"t{p['threads']}")
-    if p["compile"]:
+    if p["cpus"] is not None:
+        parts.append("cpu" + _ranges(p["cpus"]))
+    if p["precision"] != "fp32":
+        parts.append(p["precision"])
+    if p["compile"] == "default":
         parts.append("compiled")
+    elif p["compile"] != "none":
+        parts.append(f"compiled-{p['compile']}")
+    if p["memory_format"] != "contiguous":
+        parts.append(p["memory_format"])
+    if p["attention"] != "auto":
+        parts.append(f"sdpa-{p['attention']}")
+    if p["cuda_graphs"]:
+        parts.append("cudagraphs")
     if p["seed"]:
         parts.append(f"s{p['seed']}")
     if p["overrides"]:
         parts.append("o" + hashlib.sha256(canonical_json(p["overrides"]).encode()).hexdigest()[:8])
     return "/".join(parts)
+
+
+def _ranges(cpus) -> str:
+    """(0, 1, 2, 5) -> '0-2,5'."""
+    out, start = [], None
+    for i, c in enumerate(cpus):
+        if start is None:
+            start = c
+        if i + 1 == len(cpus) or cpus[i + 1] != c + 1:
+            out.append(str(start) if start == c else f"{start}-{c}")
+            start = None
+    return ",".join(out)
 
 
 def resolve_config(case: Case):

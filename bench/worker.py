@@ -36,7 +36,7 @@ def run_job(job: dict) -> dict:
 
     from bench.measure import run_case
 
-    result.update(run_case(case))
+    result.update(run_case(case, job.get("cpu_peaks")))
     return result
 
 

@@ -57,7 +57,7 @@ def test_torch_case_records_threads_timing_and_memory():
         t = r["timing"][name]
         _check_timing(t, 2)
         assert t["threads"] == 1 and t["torch_threads"] == 1 and t["device"]["device"] == "cpu"
-        assert t["torch_compile"] is False and t["compile_s"] is None
+        assert t["torch_compile"] == "none" and t["compile_s"] is None
     assert r["timing"]["train_step"]["nfe"] == 2  # self-conditioning: 2 forward passes per step
     assert r["memory"]["peak_rss_bytes"] > 50e6 and r["memory"]["device_peak_bytes"] is None
 

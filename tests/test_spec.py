@@ -59,7 +59,7 @@ def test_unknown_keys_list_the_allowed_keys(text, path, allowed):
     ("cases: [{preset: fakenet-tiny, batch: true}]", "cases[0].batch", "True", "an integer in [1, 1048576]"),
     ("cases: [{preset: fakenet-tiny, timeout: -1}]", "cases[0].timeout", "-1", "seconds in (0, 604800]"),
     ("cases: [{preset: fakenet-tiny, threads: 0}]", "cases[0].threads", "0", "null (all cores)"),
-    ("cases: [{preset: fakenet-tiny, compile: 'yes'}]", "cases[0].compile", "'yes'", "true or false"),
+    ("cases: [{preset: fakenet-tiny, compile: 'yes'}]", "cases[0].compile", "'yes'", "reduce-overhead"),
     ("cases: [{preset: fakenet-tiny, seed: -3}]", "cases[0].seed", "-3", "[0, 2**32)"),
     ("cases: [{preset: fakenet-tiny, measure: params}]", "cases[0].measure", "'params'", "a non-empty list"),
     ("cases: [{preset: fakenet-tiny, measure: [params, params]}]", "cases[0].measure[1]", "'params'", "once"),
@@ -166,8 +166,8 @@ cases:
     first = suite.cases[0]
     assert first.id.startswith("fakenet/fakenet-tiny/torch/cpu/b1/o") and len(first.id.rsplit("/o", 1)[1]) == 8
     knobs = {(c.threads, c.compile, c.seed): c.id for c in suite.cases if c.arch == "fakeuni"}
-    assert knobs[(1, True, 7)] == "fakeuni/fakeuni-tiny/torch/cpu/b1/t1/compiled/s7"
-    assert knobs[(None, False, 0)] == "fakeuni/fakeuni-tiny/torch/cpu/b1"
+    assert knobs[(1, "default", 7)] == "fakeuni/fakeuni-tiny/torch/cpu/b1/t1/compiled/s7"
+    assert knobs[(None, "none", 0)] == "fakeuni/fakeuni-tiny/torch/cpu/b1"
 
 
 def test_defaults_apply_and_case_settings_win():
@@ -189,7 +189,7 @@ cases:
     a, b, c = suite.cases
     assert (a.backend, a.batch, a.measure, a.timeout_s, a.threads, a.device) == ("jax", 3, ("params", "memory"), 30.0, 2, "cpu")
     assert b.device == "tpu"
-    assert (c.batch, c.timeout_s, c.device, c.compile, c.seed) == (5, 1.5, "auto", False, 0)
+    assert (c.batch, c.timeout_s, c.device, c.compile, c.seed) == (5, 1.5, "auto", "none", 0)
     builtin, = spec.loads(ONE).cases
     assert (builtin.backend, builtin.device, builtin.batch, builtin.measure, builtin.timeout_s, builtin.threads) == (
         "torch", "cpu", 1, ("params", "flops"), 600.0, None)

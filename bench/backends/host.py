@@ -34,12 +34,16 @@ def parse_device(spec: str) -> tuple[str, int | None]:
     return m.group(1), None if m.group(2) is None else int(m.group(2))
 
 
-def pin_threads(threads: int) -> dict[str, Any]:
+def pin_threads(threads: int, cpus: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Apply `thread_env(threads)` to os.environ (XLA_FLAGS appended to any already set) and
     restrict the CPU affinity to `threads` CPUs: XLA sizes its CPU pool from the affinity.
+    `cpus`: the case's own choice; otherwise free CPUs are claimed (bench/backends/cpus.py), so
+    concurrent runs spread out. Returns what to record ("cpus", "cpu_claim").
 
     Call in the case's own process before importing jax (torch reads its setting at runtime).
     """
+    from bench.backends import cpus as cpu_claims
+
     if threads < 1:
         raise ValueError(f"threads={threads!r}; allowed: >= 1")
     env = thread_env(threads)
@@ -49,11 +53,12 @@ def pin_threads(threads: int) -> dict[str, Any]:
     else:
         env["XLA_FLAGS"] = flags
     os.environ.update(env)
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads > len(cpus):
-        raise ValueError(f"threads={threads} but this process may use {len(cpus)} CPUs: {cpus}")
-    os.sched_setaffinity(0, set(cpus[:threads]))
-    return {"threads": threads, "cpus": cpus[:threads], "env": env}
+    available = cpu_claims.allowed()
+    if threads > len(available):
+        raise ValueError(f"threads={threads} but this process may use {len(available)} CPUs: {available}")
+    claimed = cpu_claims.claim(threads, cpus)
+    os.sched_setaffinity(0, set(claimed["cpus"]))
+    return {"threads": threads, "cpus": claimed["cpus"], "cpu_claim": claimed["claim"], "env": env}
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -70,6 +75,7 @@ class Built:
     process: Any  # the entry's process family (host.make_process), built from config.process
     seed: int
     abstract: bool = False
+    policy: Any = None  # the adapter's precision/kernel policy (torch_precision / jax_precision .Policy)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Step:
     compiled: bool
     compile_seconds: float | None = None  # jax AOT lower+compile; torch.compile: first call
     notes: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # recorded with the timing: graph breaks, cache state, graphs
 
 
 def call_kwargs(extras: tuple[str, ...], y, context, latents) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The JAX/Flax adapter: the one place jax devices, threads, RNG, jit and memory are touched.
 
 Same function names as torch_backend.py. Arrays stay in the canonical channels-last layout.
-Everything runs in float32. Steps are compiled ahead of time (jit(f).lower(...).compile()) and
+The network runs under the case's precision policy (bench/backends/jax_precision.py); the process
+math in float32. Steps are compiled ahead of time (jit(f).lower(...).compile()) and
 the compile time is reported apart from the step; compile=False runs op by op (no jit).
 XLA reads its thread settings once, when the backend starts: a worker calls
 `bench.backends.host.pin_threads(n)` BEFORE importing this module (see `set_threads`).
@@ -21,6 +22,7 @@ import optax
 
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
+from bench.backends.jax_precision import Policy
 
 NAME = "jax"
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
@@ -65,9 +67,12 @@ def set_threads(threads: int) -> dict[str, Any]:
 
 def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
     device = resolve_device(device) if isinstance(device, str) else device
+    memory = {k: os.environ.get(k) for k in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+                                             "XLA_PYTHON_CLIENT_ALLOCATOR")}
     return {"backend": NAME, "device": str(device), "platform": device.platform, "name": device.device_kind,
             "jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32"}
+            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32", "memory_env": memory,
+            "prng_impl": PRNG_IMPL, **configure_cache()}
 
 
 def reset_peak_memory(device) -> None:
@@ -86,6 +91,33 @@ def sync(x: Any = None) -> Any:
     return jax.block_until_ready(x)
 
 
+def device_timer(device) -> None:
+    """jax has no event API outside its profiler: host wall clock after block_until_ready."""
+    return None
+
+
+CACHE_ENV = "DIFFBENCH_JAX_CACHE_DIR"  # the persistent compilation cache, when set
+
+
+def configure_cache() -> dict:
+    """Turn on jax's persistent compilation cache when DIFFBENCH_JAX_CACHE_DIR is set; returns
+    what to record. Whether a given compile hit it is recorded per step (`cache_state`)."""
+    path = os.environ.get(CACHE_ENV)
+    if not path:
+        return {"persistent_cache": None}
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return {"persistent_cache": path}
+
+
+def _cache_entries() -> int | None:
+    path = os.environ.get(CACHE_ENV)
+    if not path or not os.path.isdir(path):
+        return None
+    return sum(len(files) for _, _, files in os.walk(path))
+
+
 def all_finite(x: Any) -> bool:
     return all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(x))
 
@@ -95,12 +127,15 @@ def to_numpy(x) -> np.ndarray:
 
 
 # -- building ---------------------------------------------------------------------------------
-def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abstract: bool = False) -> Built:
+def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abstract: bool = False,
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
     """Instantiate the entry's Flax model and initialize its variables from `seed`.
 
-    abstract: jax.eval_shape(init), ShapeDtypeStructs only (no memory, no compute)."""
+    abstract: jax.eval_shape(init), ShapeDtypeStructs only (no memory, no compute).
+    precision: the policy of jax_precision.Policy (docs/precision.md)."""
     model = entry.load_model_class(NAME)(config)
     dev = resolve_device(device) if isinstance(device, str) else device
+    policy = Policy.make(precision, attention, memory_format, dev)
     dummy = host.random_inputs(config.input_shapes(1), seed, config.num_classes)
     key = jax.random.key(seed, impl=PRNG_IMPL)
     init = lambda k: model.init(k, **{n: jnp.asarray(v) for n, v in dummy.items()})
@@ -109,7 +144,8 @@ def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abs
     else:
         with jax.default_device(dev):  # init runs once: compile it fast, not for speed
             variables = jax.jit(init).lower(key).compile(compiler_options=FAST_COMPILE)(key)
-    return Built(NAME, entry, config, model, variables, dev, host.make_process(entry, config), seed, abstract)
+        variables = policy.prepare(variables)
+    return Built(NAME, entry, config, model, variables, dev, host.make_process(entry, config), seed, abstract, policy)
 
 
 def param_count(built: Built) -> int:
@@ -128,15 +164,17 @@ def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, jax.Array]
 def denoiser(built: Built, variables, context=None, train: bool = False, key=None):
     """denoise(x_t, time, y, latents) -> (pred, latents_out) over the Flax model; each call in
     training draws its own dropout key from `key`."""
-    extras, calls = built.entry.extras, [0]
+    extras, calls, policy = built.entry.extras, [0], built.policy or Policy()
 
     def denoise(x, time, y, latents):
-        kwargs = {"train": train, **host.call_kwargs(extras, y, context, latents)}
+        v, a = policy.network(variables, {"x": x, "time": time, "context": context, "latents": latents})
+        kwargs = {"train": train, **host.call_kwargs(extras, y, a["context"], a["latents"])}
         rngs = {"dropout": jax.random.fold_in(key, calls[0])} if key is not None else None
         calls[0] += 1
-        out = built.model.apply(variables, x, time, rngs=rngs, **kwargs)
+        with policy.autocast():
+            out = built.model.apply(v, a["x"], a["time"], rngs=rngs, **kwargs)
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
-        return _prediction_only(pred, x), latents_out
+        return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
 
     return denoise
 
@@ -147,13 +185,32 @@ def _prediction_only(pred, x):
     return pred[..., : x.shape[-1]] if pred.shape[-1] != x.shape[-1] else pred
 
 
-def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), options: dict | None = None):
-    """(callable, compile seconds): jit(fn).lower(*args).compile(), or fn itself un-jitted."""
+def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), policy=None,
+         options: dict | None = None):
+    """(callable, compile seconds): jit(fn).lower(*args).compile(), or fn itself un-jitted; traced
+    under the policy's matmul precision."""
+    policy = policy or Policy()
     if compile is False:
-        return fn, None
-    start = time.perf_counter()
-    compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile(compiler_options=options)
+        def eager(*a):
+            with policy.tracing():
+                return fn(*a)
+        return eager, None
+    start, before = time.perf_counter(), _cache_entries()
+    with policy.tracing():
+        compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile(compiler_options=options)
+    _LAST_CACHE_STATE[0] = _cache_state(before, _cache_entries())
     return compiled, time.perf_counter() - start
+
+
+_LAST_CACHE_STATE = [None]
+
+
+def _cache_state(before: int | None, after: int | None) -> str | None:
+    """'warm' when the persistent cache served the program (nothing new written), 'cold' when this
+    compile wrote it; None without a cache."""
+    if after is None:
+        return None
+    return "cold" if after > (before or 0) else "warm"
 
 
 # -- sampling ---------------------------------------------------------------------------------
@@ -176,9 +233,11 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
                                   y_null=a["y_null"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
-    run, seconds = _aot(step, (built.params, a), compile)
-    return Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
-                compile is not False, seconds)
+    run, seconds = _aot(step, (built.params, a), compile, policy=built.policy)
+    out = Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
+               compile is not False, seconds)
+    out.info["cache_state"] = _LAST_CACHE_STATE[0]
+    return out
 
 
 def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
@@ -196,9 +255,10 @@ def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = Non
         return out.x, out.x0, out.latents
 
     x, x0, latents = a["x"], a["x"], a["latents"]
-    for k, (t_now, t_next) in enumerate(process.time_grid(n)):
-        x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents,
-                              d["step_draws"][k])
+    with (built.policy or Policy()).tracing():
+        for k, (t_now, t_next) in enumerate(process.time_grid(n)):
+            x, x0, latents = step(built.params, x, jnp.full((batch,), t_now), jnp.full((batch,), t_next), latents,
+                                  d["step_draws"][k])
     return np.asarray(x0)
 
 
@@ -221,7 +281,8 @@ class Trainer:
         self.optimizer = make_optimizer(built, **adamw)
         self.params = built.params["params"]
         self.others = {k: v for k, v in built.params.items() if k != "params"}
-        init = self.optimizer.init
+        self.policy = built.policy or Policy()
+        init = lambda p: {"opt": self.optimizer.init(p), "loss_scale": self.policy.initial_scale()}
         self.opt_state = jax.eval_shape(init, self.params) if built.abstract else init(self.params)  # abstract: shapes only
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
@@ -236,9 +297,19 @@ class Trainer:
                                            stop_gradient=jax.lax.stop_gradient, **draws)
 
     def update(self, params, opt_state, a, key):
-        loss, grads = jax.value_and_grad(self.loss)(params, a, key)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        scale_state = opt_state["loss_scale"]
+        if scale_state is None:
+            loss, grads = jax.value_and_grad(self.loss)(params, a, key)
+            updates, inner = self.optimizer.update(grads, opt_state["opt"], params)
+            return optax.apply_updates(params, updates), {"opt": inner, "loss_scale": None}, loss
+        # fp16: scaled loss, unscaled grads; a step with inf/nan grads is skipped and the scale halved
+        scaled, grads = jax.value_and_grad(lambda p: self.loss(p, a, key) * scale_state["scale"])(params)
+        grads, finite, scale_state = self.policy.unscale(grads, scale_state)
+        updates, inner = self.optimizer.update(grads, opt_state["opt"], params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+        return (keep(new_params, params), {"opt": keep(inner, opt_state["opt"]), "loss_scale": scale_state},
+                scaled / opt_state["loss_scale"]["scale"])
 
     def advance(self, params, opt_state, a, key):
         """update() with this step's dropout key split off inside the program, so a timed step
@@ -249,7 +320,8 @@ class Trainer:
     def compile_step(self, a, options: dict | None = None) -> None:
         """options: XLA compiler options (FAST_COMPILE for a step that is run, not timed)."""
         args = (self.params, self.opt_state, a, self.key)
-        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1), options=options)
+        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1), policy=self.policy,
+                                               options=options)
 
     def step(self, a):
         if self._run is None:
@@ -272,5 +344,6 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
         trainer.compile_step(a)
     step = Step(lambda: trainer.step(a), a, passes, compile is not False,
                 trainer.compile_seconds)
+    step.info["cache_state"] = _LAST_CACHE_STATE[0] if compile is not False else None
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return step

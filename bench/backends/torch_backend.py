@@ -2,7 +2,8 @@
 
 Same function names as jax_backend.py. Models take channels-first tensors; inputs are drawn in
 the canonical channels-last layout (bench.backends.host) and transposed here, outside any timed
-region. Everything runs in float32.
+region. The network runs under the case's precision policy (bench/backends/torch_precision.py);
+the process math in float32.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from bench.backends import host
 from bench.backends.host import Built, DeviceError, Step
+from bench.backends.torch_precision import Policy
 
 NAME = "torch"
 
@@ -75,6 +77,30 @@ def sync(x: Any = None) -> Any:
     return x
 
 
+class CudaEvents:
+    """Device time of one step from CUDA events recorded on the current stream around it."""
+
+    def __init__(self, device: torch.device):
+        self.begin = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def start(self):
+        self.begin.record()
+
+    def stop(self):
+        self.end.record()
+
+    def seconds(self) -> float:
+        self.end.synchronize()
+        return self.begin.elapsed_time(self.end) / 1e3
+
+
+def device_timer(device) -> CudaEvents | None:
+    """CUDA events for CUDA devices; None elsewhere (host wall clock is the device time on CPU)."""
+    device = torch.device(device)
+    return CudaEvents(device) if device.type == "cuda" else None
+
+
 def all_finite(x: Any) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in _tensors(x))
 
@@ -96,18 +122,22 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 
 
 # -- building ---------------------------------------------------------------------------------
-def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False) -> Built:
-    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory)."""
+def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False,
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
+    """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory).
+    precision / attention / memory_format: the policy of torch_precision.Policy (docs/precision.md)."""
     cls = entry.load_model_class(NAME)
     torch.manual_seed(seed)  # weight init and dropout draw from torch's global generator
     if abstract:
         with torch.device("meta"):
             model = cls(config)
         dev = torch.device("meta")
+        policy = Policy(precision, attention, memory_format, "meta")
     else:
         dev = resolve_device(device) if isinstance(device, str) else device
-        model = cls(config).to(dev)
-    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract)
+        policy = Policy.make(precision, attention, memory_format, dev)
+        model = policy.prepare(cls(config).to(dev))
+    return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config), seed, abstract, policy)
 
 
 def param_count(built: Built) -> int:
@@ -134,12 +164,15 @@ def make_inputs(built: Built, batch: int, seed: int = 0) -> dict[str, torch.Tens
 
 def denoiser(built: Built, model, context=None):
     """The process's denoise(x_t, time, y, latents) -> (pred, latents_out) over a torch model."""
-    extras = built.entry.extras
+    extras, policy = built.entry.extras, built.policy or Policy()
+    context = policy.inputs(context)
 
     def denoise(x, time, y, latents):
-        out = model(x, time, **host.call_kwargs(extras, y, context, latents))
+        with policy.call():  # mixed precision, TF32 flags, SDPA kernel: the network call only
+            out = model(policy.inputs(x), time,  # time stays float32 (its embedding needs it)
+                        **host.call_kwargs(extras, y, context, policy.inputs(latents)))
         pred, latents_out = out if isinstance(out, tuple) else (out, None)
-        return _prediction_only(pred, x), latents_out
+        return policy.output(_prediction_only(pred, x)), policy.output(latents_out)
 
     return denoise
 
@@ -150,24 +183,55 @@ def _prediction_only(pred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return pred[:, : x.shape[1]] if pred.shape[1] != x.shape[1] else pred
 
 
-def _maybe_compile(built: Built, compile: bool | None):
-    return torch.compile(built.model) if compile else built.model
+def _maybe_compile(built: Built, compile: bool | str | None):
+    """torch.compile with a mode ("default", "reduce-overhead", "max-autotune"; True = default)."""
+    if not compile or compile == "none":
+        return built.model
+    return torch.compile(built.model, mode=None if compile in (True, "default") else compile)
 
 
 def _first_call_seconds(step: Step) -> Step:
-    """torch.compile compiles lazily: the first call's time (compile + one run) is reported."""
+    """torch.compile compiles lazily: the first call's time (compile + one run) is reported, with
+    the graphs and graph breaks dynamo counted."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     start = time.perf_counter()
     sync(step.fn())
     step.compile_seconds = time.perf_counter() - start
     step.notes.append("torch.compile: compile_seconds is the first call (compile + one execution)")
+    step.info.update(compile_graphs=int(counters["stats"].get("unique_graphs", 0)),
+                     graph_breaks=int(sum(counters["graph_break"].values())),
+                     graph_break_reasons=sorted(counters["graph_break"])[:10])
     return step
 
 
+def _cuda_graphed(fn, device: torch.device):
+    """fn replayed from a CUDA graph: warm up on a side stream, capture once, replay (static
+    inputs and outputs, as torch.cuda.graphs requires)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = fn()
+
+    def replay():
+        graph.replay()
+        return static_out
+
+    return replay
+
+
 # -- sampling ---------------------------------------------------------------------------------
-def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = False,
-                     step_index: int | None = None) -> Step:
+def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool | str | None = False,
+                     step_index: int | None = None, cuda_graphs: bool = False) -> Step:
     """One sampler step (inference mode): guided network call(s) + DDIM/DDPM update, carrying
-    RIN's latents. With classifier-free guidance one step costs 2 NFEs (Step.nfe)."""
+    RIN's latents. With classifier-free guidance one step costs 2 NFEs (Step.nfe).
+    cuda_graphs: replay the step from a CUDA graph (CUDA only)."""
     cfg, process = built.config, built.process
     a = make_inputs(built, batch, seed)
     k = cfg.process.sample_steps // 2 if step_index is None else step_index
@@ -189,7 +253,14 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
         return out.x, out.latents
 
     step = Step(fn, a, process.nfe_per_sample_step(cfg.num_classes > 0), bool(compile))
-    return _first_call_seconds(step) if compile else step
+    if compile:
+        step = _first_call_seconds(step)
+    if cuda_graphs:
+        if built.device.type != "cuda":
+            raise DeviceError(f"cuda_graphs needs a CUDA device, not {built.device}")
+        step.fn = _cuda_graphed(step.fn, built.device)
+        step.info["cuda_graphs"] = True
+    return step
 
 
 def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
@@ -246,8 +317,7 @@ class Trainer:
         self.built.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(a)
-        loss.backward()
-        self.optimizer.step()
+        (self.built.policy or Policy()).backward_and_step(loss, self.optimizer)
         return loss.detach()
 
 

@@ -40,17 +40,19 @@ def _draw_params(rng, n: int, size: int, channels: int, num_kinds: int):
 
 
 def shapes(n: int, size: int, channels: int = 3, num_classes: int = 0, seed: int = 0,
-           num_kinds: int = len(KINDS)):
-    """n images (n, size, size, channels) and labels (n,) int32."""
+           num_kinds: int = len(KINDS), first: int | None = None):
+    """n images (n, size, size, channels) and labels (n,) int32; `first` renders only the first
+    that many of the n drawn (the same images as the full call's prefix)."""
     rng = np.random.default_rng(seed)
     kinds, radius, centre, colour, background = _draw_params(rng, n, size, channels, num_kinds)
+    count = n if first is None else min(first, n)
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    images = np.empty((n, size, size, channels), np.float32)
-    for i in range(n):
+    images = np.empty((count, size, size, channels), np.float32)
+    for i in range(count):
         canvas = np.broadcast_to(background[i], (size, size, channels))
         mask = _mask(int(kinds[i]), yy, xx, centre[i, 0], centre[i, 1], radius[i])
         images[i] = _paint(canvas, mask, colour[i])
-    return images, _labels(kinds, num_classes)
+    return images, _labels(kinds[:count], num_classes)
 
 
 def moving_shapes(n: int, frames: int, size: int, channels: int = 3, num_classes: int = 0,

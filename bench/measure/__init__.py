@@ -18,14 +18,16 @@ MEASUREMENTS = {
 }
 
 
-def run_case(case) -> dict:
-    """Measure what `case.measure` lists; raises on failure (the worker records the error)."""
+def run_case(case, cpu_peaks: dict | None = None) -> dict:
+    """Measure what `case.measure` lists; raises on failure (the worker records the error).
+    cpu_peaks: the run's CPU matmul microbenchmark at this case's threads (for CPU MFU)."""
     from bench.measure import case as measure
 
     unknown = [m for m in case.measure if m not in MEASUREMENTS]
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; allowed: {list(MEASUREMENTS)}")
     ctx = measure.make_context(case)
+    ctx.cpu_peaks = cpu_peaks
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():
         if name not in case.measure:

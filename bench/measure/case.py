@@ -23,35 +23,44 @@ class Context:
     device: Any = None
     env: dict = field(default_factory=dict)  # threads and device, recorded with every timing
     device_peaks: list = field(default_factory=list)  # device peak bytes of each timed step (None on CPU)
+    flops: dict | None = None  # the flops record, when measured (before the timed steps)
+    cpu_peaks: dict | None = None  # the run's CPU matmul microbenchmark at this case's threads
     _built: Any = None
 
     def built(self):
         """The real model on the case's device, built once."""
         if self._built is None:
-            self._built = self.adapter.build(self.entry, self.config, seed=self.case.seed, device=self.device)
+            c = self.case
+            self._built = self.adapter.build(self.entry, self.config, seed=c.seed, device=self.device,
+                                             precision=c.precision, attention=c.attention,
+                                             memory_format=c.memory_format)
         return self._built
 
 
+_PINNED: dict = {}  # what pin_threads did in this process (cpus, claim), for the record
+
+
 def pin_threads(case) -> dict:
-    """Pin intra-op threads before the framework starts (the worker may already have done so)."""
+    """Pin intra-op threads and CPUs before the framework starts (the worker may already have)."""
     from bench.backends import host
     from bench.backends.threads import resolve_threads
 
-    threads = resolve_threads(case.threads)
-    if "torch" not in sys.modules and "jax" not in sys.modules:
-        host.pin_threads(threads)
-    return {"threads": threads}
+    threads = case.threads or (len(case.cpus) if case.cpus else resolve_threads(None))
+    if "torch" not in sys.modules and "jax" not in sys.modules and not _PINNED:
+        pinned = host.pin_threads(threads, case.cpus)
+        _PINNED.update(cpus=pinned["cpus"], cpu_claim=pinned["cpu_claim"])
+    return {"threads": threads, **_PINNED}
 
 
 def make_context(case) -> Context:
     from architectures import registry
     from bench import backends, spec
 
-    threads = pin_threads(case)["threads"]
+    pinned = pin_threads(case)
     ctx = Context(case, registry.get(case.arch), spec.resolve_config(case))
     ctx.adapter = backends.get(case.backend)
     ctx.device = ctx.adapter.resolve_device(case.device)  # DeviceError says what was found
-    ctx.env = {"threads": threads, **ctx.adapter.set_threads(threads),
+    ctx.env = {**pinned, **ctx.adapter.set_threads(pinned["threads"]),
                "device": ctx.adapter.device_description(ctx.device)}
     return ctx
 
@@ -71,31 +80,92 @@ def measure_flops(ctx: Context) -> dict:
     from bench.measure.flops import COUNTERS, flops_record
 
     c = ctx.case
-    return flops_record(ctx.entry, ctx.config, c.batch, COUNTERS[c.backend], seed=c.seed, timeout_s=c.timeout_s / 3,
+    ctx.flops = flops_record(ctx.entry, ctx.config, c.batch, COUNTERS[c.backend], seed=c.seed, timeout_s=c.timeout_s / 3,
                         plugins=(ctx.entry.config.partition(":")[0],), overrides=c.overrides.to_dict(), preset=c.preset)
+    return ctx.flops
 
 
-def _compile_flag(ctx: Context) -> bool:
-    """jax always compiles ahead of time; torch.compile only when the case asks."""
-    return True if ctx.case.backend == "jax" else ctx.case.compile
+def _compile_flag(ctx: Context):
+    """jax always compiles ahead of time; torch.compile (with the case's mode) only when asked."""
+    if ctx.case.backend == "jax":
+        return True
+    return False if ctx.case.compile == "none" else ctx.case.compile
+
+
+def _step_gflops(ctx: Context, step, what: str) -> tuple[float | None, str]:
+    """FLOPs of one timed step (headline convention): forward x NFE for a sampling step; for a
+    training step the counted training-step FLOPs when `flops` was measured, else the analytic
+    forward x (forward passes + 2) (backward = 2 forwards)."""
+    from bench.measure.flops import analytic
+
+    fwd = 2 * analytic(ctx.entry, ctx.config, ctx.case.batch)["macs"] / 1e9
+    if what == "sample step":
+        return fwd * step.nfe, "analytic forward x NFE"
+    counted = (ctx.flops or {}).get("train_step", {}) or {}
+    if counted.get("gflops"):
+        return counted["gflops"], f"counted training step ({counted.get('method', 'flops record')})"
+    return fwd * (step.nfe + 2), "analytic forward x (forward passes + 2)"
 
 
 def _timed(ctx: Context, step, what: str) -> dict:
+    from bench.measure.peaks import device_peak, utilization
+
     a, policy, c = ctx.adapter, policy_for(ctx.case), ctx.case
     a.reset_peak_memory(ctx.device)
-    samples, reason, out = time_step(step.fn, a.sync, policy)
+    cpu_samples: list[float] = []
+    device_samples: list[float] = []
+    samples, reason, out = time_step(step.fn, a.sync, policy, cpu_samples=cpu_samples,
+                                     device_timer=a.device_timer(ctx.device), device_samples=device_samples)
     if not a.all_finite(out):
         raise ValueError(f"non-finite {what} output (checked after timing)")
     ctx.device_peaks.append(a.peak_memory(ctx.device))
-    return timing_record(samples, reason, policy, c.batch, compile_s=step.compile_seconds, compiled=step.compiled,
-                         torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
-                         warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
-                         **ctx.env)
+    record = timing_record(samples, reason, policy, c.batch, compile_s=step.compile_seconds, compiled=step.compiled,
+                           torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
+                           warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
+                           precision=ctx.built().policy.describe(), **ctx.env)
+    record.update(cpu_record(samples, cpu_samples, ctx.env["threads"], ctx.env["device"]), **step.info)
+    if device_samples:  # CUDA events next to the host wall clock
+        from bench.measure.stats import summarize_ms
+
+        events = summarize_ms(device_samples, c.batch)
+        record["device_time"] = {"method": "CUDA events around the step on the current stream",
+                                 "median_ms": events["median_ms"], "ci95_ms": events.get("ci95_ms"),
+                                 "samples_ms": [v * 1e3 for v in device_samples]}
+    gflop, method = _step_gflops(ctx, step, what)
+    dev = ctx.env["device"]
+    peak = device_peak(str(dev.get("name", "")), _platform(dev), c.precision, ctx.cpu_peaks)
+    record["utilization"] = {**utilization(gflop, record["median_ms"], peak), "gflop_per_step": gflop,
+                             "flop_method": method}
+    return record
+
+
+def _platform(device: dict) -> str:
+    name = str(device.get("platform") or device.get("device", "cpu")).split(":")[0]
+    return {"gpu": "cuda", "cuda": "cuda", "tpu": "tpu"}.get(name, "cpu")
+
+
+CONTENTION_RATIO = 1.2  # wall / CPU time above this, on one CPU thread, means the CPU was shared
+
+
+def cpu_record(wall_s: list[float], cpu_s: list[float], threads: int, device: dict) -> dict:
+    """Process CPU time per step next to wall time, and a contention flag: with one thread on the
+    CPU, wall time well above CPU time means the core was shared (or the process waited)."""
+    import numpy as np
+
+    if not cpu_s:
+        return {}
+    wall, cpu = np.median(wall_s), np.median(cpu_s)
+    ratio = float(wall / cpu) if cpu > 0 else None
+    on_cpu = _platform(device) == "cpu"
+    return {"cpu_median_ms": float(cpu * 1e3), "cpu_samples_ms": [float(v * 1e3) for v in cpu_s],
+            "wall_over_cpu": ratio,
+            "contended": bool(on_cpu and threads == 1 and ratio is not None and ratio > CONTENTION_RATIO)}
 
 
 def measure_sample_step(ctx: Context) -> dict:
     c = ctx.case
-    step = ctx.adapter.make_sample_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx))
+    kwargs = {"cuda_graphs": True} if c.cuda_graphs else {}
+    step = ctx.adapter.make_sample_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx), **kwargs)
     return _timed(ctx, step, "sample step")
 
 

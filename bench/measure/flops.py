@@ -154,6 +154,22 @@ def flops_report(arch: str, preset: str, backend: str | None = None, batch: int 
             "params_agree": len(set(params.values())) <= 1, **rec}
 
 
+def analytic_report(arch: str, preset: str, batch: int = 1, overrides: dict | None = None) -> dict:
+    """`diffbench flops --analytic-only`: the analytic count alone (no model built, no counter run)."""
+    entry, config = resolve(CountJob(arch, preset, dict(overrides or {}), batch))
+    a = analytic(entry, config, batch)
+    gmacs, nfe = a["macs"] / 1e9, nfe_per_sample(config)
+    out = {"arch": arch, "preset": preset, "batch": batch, "analytic": a["method"], "convention": CONVENTION,
+           "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "nfe_per_sample": nfe,
+           "gflops_per_sample": nfe * 2 * gmacs / batch, "breakdown_gmacs": {k: v / 1e9 for k, v in a["breakdown_macs"].items()}}
+    out["lines"] = [f"{arch} / {preset}   batch {batch}   (analytic only; params and traced counters not run)",
+                    f"forward (1 NFE): {out['gflops']:.4g} GFLOPs = 2 x {gmacs:.4g} GMACs; per image "
+                    f"{out['gflops_per_image']:.4g} GFLOPs   [{a['method']}]",
+                    "breakdown (GMACs): " + ", ".join(f"{k} {v:.4g}" for k, v in out["breakdown_gmacs"].items()),
+                    f"per sample: {nfe} NFE x {out['gflops_per_image']:.4g} = {out['gflops_per_sample']:.4g} GFLOPs"]
+    return out
+
+
 def format_flops_report(r: dict) -> str:
     """Plain-text rendering of flops_report's dict."""
     lines = [f"{r['arch']} / {r['preset']}   batch {r['batch']}   params {_num(r['params'])}"

@@ -46,9 +46,14 @@ def time_step(
     sync: Callable[[Any], Any],
     policy: TimingPolicy = TimingPolicy(),
     clock: Callable[[], float] = time.perf_counter,
+    cpu_samples: list[float] | None = None,
+    device_timer: Any = None,
+    device_samples: list[float] | None = None,
 ) -> tuple[list[float], str, Any]:
     """Returns (seconds per call, why it stopped, the last output). `sync(out)` must block until
-    `out` is computed (and, on CUDA, the whole queue is drained); `sync(None)` drains the queue."""
+    `out` is computed (and, on CUDA, the whole queue is drained); `sync(None)` drains the queue.
+    `cpu_samples`, when given, receives the process CPU time (all threads) of each timed call;
+    `device_timer` (CUDA events: .start(), .stop(), .seconds() after sync) fills `device_samples`."""
     out = None
     for _ in range(policy.warmup):
         out = step()
@@ -57,10 +62,18 @@ def time_step(
     samples: list[float] = []
     started = clock()
     while True:
-        t0 = clock()
+        c0, t0 = time.process_time(), clock()
+        if device_timer is not None:
+            device_timer.start()
         out = step()
+        if device_timer is not None:
+            device_timer.stop()
         sync(out)
         samples.append(clock() - t0)
+        if device_timer is not None and device_samples is not None:
+            device_samples.append(device_timer.seconds())
+        if cpu_samples is not None:
+            cpu_samples.append(time.process_time() - c0)
         reason = _stop_reason(samples, clock() - started, policy)
         if reason:
             return samples, reason, out

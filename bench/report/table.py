@@ -1,92 +1,193 @@
-"""The efficiency table: one row per case, rebuilt from records alone (never re-runs)."""
+"""The report's table, rebuilt from records alone (never re-runs): cells, notes, and the
+Markdown, CSV and LaTeX (booktabs) renderings. Docs: docs/reports.md."""
 
 from __future__ import annotations
 
+import io
 import math
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-# (header, column in the flattened records, format)
-COLUMNS = [
-    ("case", "case_id", "{}"),
-    ("status", "status", "{}"),
-    ("params (M)", "params", "{:.2f}", 1e-6),
-    ("GFLOPs/NFE", "flops.gflops", "{:.3f}"),
-    ("GFLOPs/img", "flops.gflops_per_image", "{:.3f}"),
-    ("FLOP check", "flops.agreement.ok", "{}"),
-    ("sample ms", "timing.sample_step.median_ms", "{:.2f}"),
-    ("sample img/s", "timing.sample_step.images_per_s", "{:.1f}"),
-    ("train ms", "timing.train_step.median_ms", "{:.2f}"),
-    ("train img/s", "timing.train_step.images_per_s", "{:.1f}"),
-    ("peak RSS (MB)", "memory.peak_rss_bytes", "{:.0f}", 1e-6),
-    ("threads", "worker.threads", "{}"),
-]
+from bench.report.columns import Column, TIMED_STEPS, dig, timing
+
+UNRELIABLE_MARK = "†"  # timing stopped by the repetition or time cap, not by the convergence rule
 
 
-def _cell(value, fmt: str, scale: float) -> str:
+@dataclass(frozen=True)
+class Table:
+    records: list[dict]
+    columns: list[Column]
+    group_by: tuple[Column, ...] = ()
+
+    def groups(self) -> list[tuple[str, list[dict]]]:
+        """(title, records) per distinct value of the group-by columns, in first-seen order."""
+        if not self.group_by:
+            return [("", self.records)]
+        out: dict[tuple, list[dict]] = {}
+        for r in self.records:
+            out.setdefault(tuple(_plain(c.get(r)) for c in self.group_by), []).append(r)
+        return [(", ".join(f"{c.header} = {v}" for c, v in zip(self.group_by, key)), rs) for key, rs in out.items()]
+
+
+def _plain(value):
+    return "-" if value is None else value
+
+
+def significant(value: float, digits: int) -> str:
+    """`digits` significant digits, without scientific notation between 1e-4 and 1e9."""
+    if value == 0 or not math.isfinite(value) or not 1e-4 <= abs(value) < 1e9:
+        return f"{value:.{digits}g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}".replace(",", "")
+
+
+def _number(col: Column, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, (bool, np.bool_)):  # the counters' agreement flag (docs/measurement.md)
-        return "agree" if value else "**DISAGREE**"
-    if isinstance(value, (int, float)) and scale != 1:
-        value = value * scale
-    return fmt.format(value)
+    if col.fmt.startswith("sig") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return significant(float(value), int(col.fmt[3:]))
+    try:
+        return col.fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
 
 
-def rows(frame: pd.DataFrame) -> list[list[str]]:
+def cell(col: Column, record: dict) -> str:
+    """value [lo, hi] with the unreliable mark, as the Markdown, HTML and LaTeX tables show it."""
+    value = col.get(record)
+    text = _number(col, value)
+    ci = col.ci(record) if col.ci and value is not None else None
+    if ci:
+        text += f" [{_number(col, ci[0])}, {_number(col, ci[1])}]"
+    if value is not None and col.unreliable and col.unreliable(record):
+        text += " " + UNRELIABLE_MARK
+    return text
+
+
+def rows(table: Table, records=None) -> list[list[str]]:
+    return [[cell(c, r) for c in table.columns] for r in (table.records if records is None else records)]
+
+
+def values(records, columns: list[Column]) -> pd.DataFrame:
+    """Raw values, one column per Column (named by its name) plus `<name>_lo`, `<name>_hi` for
+    the CIs and `<name>_converged` for timings; for CSV and the plots."""
+    data = []
+    for r in records:
+        row = {}
+        for c in columns:
+            row[c.name] = c.get(r)
+            if c.ci:
+                lo_hi = c.ci(r) if row[c.name] is not None else None
+                row[f"{c.name}_lo"], row[f"{c.name}_hi"] = lo_hi or (None, None)
+            if c.unreliable:
+                row[f"{c.name}_converged"] = None if row[c.name] is None else not c.unreliable(r)
+        data.append(row)
+    return pd.DataFrame(data, columns=list(data[0]) if data else [c.name for c in columns])
+
+
+def to_csv(table: Table) -> str:
+    buf = io.StringIO()
+    values(table.records, table.columns).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+# -- notes under the table ----------------------------------------------------------------
+
+def unreliable_timings(records) -> list[dict]:
+    """One entry per timed step that stopped at a cap: case, step, reps, IQR/median, stop reason."""
     out = []
-    for _, rec in frame.iterrows():
-        row = []
-        for header, column, fmt, *scale in COLUMNS:
-            row.append(_cell(rec.get(column), fmt, scale[0] if scale else 1))
-        out.append(row)
+    for r in records:
+        for step in TIMED_STEPS:
+            t = timing(r, step)
+            if t is not None and t.get("stop_reason") != "converged":
+                out.append({"case": r.get("case_id"), "step": step, "reps": t.get("reps"), "rel_iqr": t.get("rel_iqr"),
+                            "stop_reason": t.get("stop_reason"), "median_ms": t.get("median_ms"),
+                            "iqr_ms": t.get("iqr_ms"), "target": dig(t, "policy", "target_rel_iqr")})
     return out
 
 
-def _disagreements(frame: pd.DataFrame) -> list[str]:
-    """Counters more than the tolerance away from the analytic count, named per case."""
-    if "flops.agreement.ok" not in frame:
-        return []
-    bad = frame[frame["flops.agreement.ok"] == False]  # noqa: E712 - NaN (not measured) is not False
+def failures(records) -> list[dict]:
+    return [{"case": r.get("case_id"), "type": dig(r, "error", "type") or "?",
+             "message": str(dig(r, "error", "message") or "no error message recorded").splitlines()[0]}
+            for r in records if r.get("status") != "ok"]
+
+
+def disagreements(records) -> list[dict]:
+    """Traced FLOP counters off the analytic count by more than the tolerance."""
+    return [{"case": r.get("case_id"), "ratios": dig(r, "flops", "agreement", "disagreeing") or {}}
+            for r in records if dig(r, "flops", "agreement", "ok") is False]
+
+
+def unreliable_line(u: dict) -> str:
+    rel = "?" if u["rel_iqr"] is None else f"{u['rel_iqr']:.2f}"
+    target = "" if u["target"] is None else f" (target {u['target']:g})"
+    return (f"{u['case']} {u['step']}: median {significant(u['median_ms'], 4)} ms, IQR {significant(u['iqr_ms'], 3)} ms, "
+            f"IQR/median {rel}{target}; stopped by {u['stop_reason']} after {u['reps']} reps")
+
+
+# -- Markdown -----------------------------------------------------------------------------
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table(table: Table) -> list[str]:
+    headers = [c.header for c in table.columns]
     out = []
-    for _, r in bad.iterrows():
-        ratios = {k[len("flops.agreement.disagreeing."):]: v for k, v in r.items()
-                  if k.startswith("flops.agreement.disagreeing.") and v is not None and v == v}
-        out.append(f"- `{r['case_id']}`: {ratios or 'see the record'}")
-    return ["", "## FLOP counters that disagree with the analytic count", "", *out] if out else []
+    for title, records in table.groups():
+        if title:
+            out += [f"### {title}", ""]
+        out += ["| " + " | ".join(map(_md_escape, headers)) + " |", "|" + "---|" * len(headers)]
+        out += ["| " + " | ".join(_md_escape(x) for x in row) + " |" for row in rows(table, records)]
+        out.append("")
+    return out
 
 
-def _failures(frame: pd.DataFrame) -> list[str]:
-    if "error.message" not in frame:
-        return []
-    failed = frame[frame["status"] != "ok"]
-    return [f"- `{r['case_id']}`: {str(r['error.message']).splitlines()[0]}" for _, r in failed.iterrows()]
-
-
-def _run_lines(frame: pd.DataFrame) -> list[str]:
-    """One line per run: where and with what the numbers were measured."""
-    if "run_id" not in frame or not len(frame):
-        return []
+def markdown_notes(records) -> list[str]:
     out = []
-    for (suite, run_id), rows in frame.groupby(["suite", "run_id"], sort=True):
-        r = rows.iloc[0]
-        sha = str(r.get("git.sha") or "?")[:10] + (" (dirty)" if r.get("git.dirty") else "")
-        out.append(f"- run `{suite}/{run_id}`: git {sha}; {r.get('host.cpu_model')} x{r.get('host.cpu_count')}; "
-                   f"torch {r.get('versions.torch')}, jax {r.get('versions.jax')}, flax {r.get('versions.flax')}")
-    return out + [""]
+    unreliable = unreliable_timings(records)
+    if unreliable:
+        out += ["", f"## Timings that did not converge ({UNRELIABLE_MARK})", "",
+                "Stopped by the repetition or time cap with IQR/median above the target: the median is "
+                "reported but the machine was too noisy for it to settle.", ""]
+        out += [f"- `{u['case']}` {unreliable_line(u)[len(str(u['case'])) + 1:]}" for u in unreliable]
+    bad = disagreements(records)
+    if bad:
+        out += ["", "## FLOP counters that disagree with the analytic count", ""]
+        out += [f"- `{d['case']}`: {d['ratios'] or 'see the record'}" for d in bad]
+    failed = failures(records)
+    if failed:
+        out += ["", "## Failed cases", ""]
+        out += [f"- `{f['case']}` ({f['type']}): {f['message']}" for f in failed]
+    return out
 
 
-def render_markdown(frame: pd.DataFrame) -> str:
-    headers = [c[0] for c in COLUMNS]
-    lines = ["# diffbench report", ""]
-    lines += _run_lines(frame)
-    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows(frame)]
-    lines += _disagreements(frame)
-    failures = _failures(frame)
-    if failures:
-        lines += ["", "## Failed cases", "", *failures]
-    lines += ["", "GFLOPs = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
-              "per forward pass at the case's batch; times are medians per step in milliseconds."]
+# -- LaTeX (booktabs) ---------------------------------------------------------------------
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  UNRELIABLE_MARK: r"$^\dagger$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: Table, caption: str = "") -> str:
+    """A booktabs tabular: labels left-aligned, numbers right-aligned."""
+    spec = "".join("l" if c.kind == "label" else "r" for c in table.columns)
+    lines = [r"% needs \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(latex_escape(c.header) for c in table.columns) + r" \\", r"\midrule"]
+    for i, (title, records) in enumerate(table.groups()):
+        if title:
+            if i:
+                lines.append(r"\midrule")
+            lines.append(rf"\multicolumn{{{len(table.columns)}}}{{l}}{{\emph{{{latex_escape(title)}}}}} \\")
+        lines += [" & ".join(latex_escape(x) for x in row) + r" \\" for row in rows(table, records)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"

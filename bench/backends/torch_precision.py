@@ -1,0 +1,120 @@
+"""Precision, attention-kernel and memory-format policies of the torch adapter (docs/precision.md).
+
+Model files never see these: the adapter wraps each network call in `Policy.call` and the training
+update in `Policy.backward_and_step`. The process math (schedules, losses, sampler updates) stays
+in float32 under every policy; only the network runs in reduced precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.backends.host import DeviceError
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "bf16-pure": torch.bfloat16}
+SDPA = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION", "math": "MATH"}
+
+
+@dataclass
+class Policy:
+    precision: str = "fp32"
+    attention: str = "auto"
+    memory_format: str = "contiguous"
+    device_type: str = "cpu"
+    scaler: object = field(default=None, repr=False)
+
+    @classmethod
+    def make(cls, precision: str, attention: str, memory_format: str, device: torch.device) -> Policy:
+        if precision == "tf32":
+            if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] < 8:
+                raise DeviceError(f"precision 'tf32' needs an NVIDIA GPU of compute capability >= 8.0 (Ampere or "
+                                  f"newer), not {device}; use fp32 or bf16 there")
+        if precision in ("bf16", "bf16-pure") and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise DeviceError(f"precision {precision!r}: {torch.cuda.get_device_name(device)} has no bfloat16 support")
+        if memory_format == "channels_last" and device.type not in ("cuda", "cpu"):
+            raise DeviceError(f"memory_format 'channels_last' on {device}: only cuda and cpu")
+        return cls(precision, attention, memory_format, device.type)
+
+    # -- the model -----------------------------------------------------------------------
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Weights as the policy stores them: bf16 for bf16-pure, float32 (master) otherwise."""
+        if self.precision == "bf16-pure":
+            model = model.to(torch.bfloat16)
+        if self.memory_format == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def inputs(self, x):
+        """A float input as the network gets it (bf16-pure casts; channels_last re-strides 4-D)."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            return x
+        if self.precision == "bf16-pure":
+            x = x.to(torch.bfloat16)
+        if self.memory_format == "channels_last" and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @contextlib.contextmanager
+    def call(self):
+        """Around one network call: autocast for mixed precision, the TF32 flags, the SDPA kernel."""
+        with contextlib.ExitStack() as stack:
+            if self.precision in DTYPES:  # bf16-pure too: ops fed by the float32 time embedding
+                stack.enter_context(torch.autocast(self.device_type, dtype=DTYPES[self.precision]))
+            if self.device_type == "cuda":
+                stack.enter_context(_tf32(self.precision == "tf32"))
+            if self.attention != "auto":
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+
+                stack.enter_context(sdpa_kernel(getattr(SDPBackend, SDPA[self.attention])))
+            yield
+
+    @staticmethod
+    def output(y):
+        """The network output back in float32 for the process math."""
+        return y.float() if isinstance(y, torch.Tensor) and y.is_floating_point() else y
+
+    # -- training ---------------------------------------------------------------------------
+    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip=None) -> None:
+        """loss.backward() and optimizer.step(); fp16 goes through a dynamic loss scaler
+        (torch.amp.GradScaler: scale, skip steps with inf/nan grads, adjust the scale).
+        `clip(params)` (optional) clips gradients after unscaling."""
+        if self.precision != "fp16":
+            loss.backward()
+            if clip is not None:
+                clip()
+            optimizer.step()
+            return
+        if self.scaler is None:
+            self.scaler = torch.amp.GradScaler(self.device_type)
+        self.scaler.scale(loss).backward()
+        if clip is not None:
+            self.scaler.unscale_(optimizer)
+            clip()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def describe(self) -> dict:
+        out = {"precision": self.precision, "attention": self.attention, "memory_format": self.memory_format,
+               "compute_dtype": {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
+                                 "bf16-pure": "bfloat16"}[self.precision],
+               "param_dtype": "bfloat16" if self.precision == "bf16-pure" else "float32",
+               "method": {"fp32": "float32, TF32 off", "tf32": "torch.backends TF32 matmul+cudnn on",
+                          "bf16": "torch.autocast(bfloat16), float32 master weights",
+                          "fp16": "torch.autocast(float16) + GradScaler, float32 master weights",
+                          "bf16-pure": "weights and inputs cast to bfloat16"}[self.precision]}
+        if self.scaler is not None:
+            out["loss_scale"] = float(self.scaler.get_scale())
+        return out
+
+
+@contextlib.contextmanager
+def _tf32(on: bool):
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

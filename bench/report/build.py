@@ -1,0 +1,175 @@
+"""`diffbench report`: records -> report.md, report.html, table.csv, table.tex and plots in one
+folder. Derived from the records alone; nothing is re-run. Docs: docs/reports.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import results
+from bench.report import baseline as baseline_mod
+from bench.report import columns as cols
+from bench.report import plots, table
+
+FORMATS = ("md", "html", "csv", "latex")
+FILES = {"md": "report.md", "html": "report.html", "csv": "table.csv", "latex": "table.tex"}
+SUFFIX_FORMAT = {".md": "md", ".html": "html", ".htm": "html", ".csv": "csv", ".tex": "latex"}
+
+
+class ReportError(ValueError):
+    """Bad report options (format, column, group-by, baseline, output); the message names the allowed values."""
+
+
+@dataclass
+class Report:
+    records: list[dict]
+    main: table.Table
+    ratios: table.Table | None = None
+    baseline: str | None = None
+    plots: list[dict] = field(default_factory=list)
+    exponents: dict = field(default_factory=dict)
+
+    @property
+    def suites(self) -> list[str]:
+        return list(dict.fromkeys(str(r.get("suite")) for r in self.records))
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return FORMATS
+    chosen = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ReportError(f"--format {text!r}: unknown format(s) {', '.join(bad) or '(none)'}; allowed: {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(chosen))
+
+
+def _names(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [n.strip() for n in text.split(",") if n.strip()] or None
+
+
+def assemble(paths, columns: str | None = None, group_by: str | None = None, baseline: str | None = None) -> Report:
+    records = results.load_records(paths)
+    if not records:
+        raise ReportError(f"no records under {', '.join(map(str, paths))} (no record files beside a run.json); "
+                          "allowed: run directories made by `diffbench run`, their suite folders or results/")
+    try:
+        main_cols = cols.select(records, _names(columns))
+    except ValueError as exc:
+        raise ReportError(f"--columns: {exc}") from None
+    try:
+        groups = cols.select(records, _names(group_by)) if group_by else []
+    except ValueError as exc:
+        raise ReportError(f"--group-by: {exc}") from None
+    if groups:  # grouped columns head the table, rows sorted by them (stable)
+        main_cols = groups + [c for c in main_cols if c.name not in {g.name for g in groups}]
+        records = sorted(records, key=lambda r: tuple(str(g.get(r)) for g in groups))
+    report = Report(records, table.Table(records, main_cols, tuple(groups)), exponents=plots.exponents(records))
+    if baseline:
+        try:
+            ratio_cols = baseline_mod.columns(records, baseline)
+        except baseline_mod.BaselineError as exc:
+            raise ReportError(str(exc)) from None
+        labels = [c for c in main_cols if c.kind == "label" and c.name not in ("status", "flop_check", "threads")]
+        report.ratios = table.Table(records, labels + cols.with_data(ratio_cols, records), tuple(groups))
+        report.baseline = baseline
+    return report
+
+
+def provenance(report: Report) -> list[dict]:
+    """One entry per run: suite, run id, date, git sha, suite hash, host, versions, threads, precision, devices."""
+    out = []
+    for run_id in dict.fromkeys(str(r.get("run_id")) for r in report.records):
+        rs = [r for r in report.records if str(r.get("run_id")) == run_id]
+        meta = rs[0].get("_run") or {}
+        prov = meta.get("provenance") or {}
+        git = prov.get("git") or {}
+        host = prov.get("host") or {}
+        versions = prov.get("versions") or {}
+        accel = host.get("accelerators") or {}
+        devices = sorted({str(cols.dig(r, "case", "device")) for r in rs}
+                         | {str(cols.dig(r, "timing", s, "device", "name")) for r in rs for s in cols.TIMED_STEPS
+                            if cols.dig(r, "timing", s, "device", "device") not in (None, "cpu")})
+        out.append({
+            "suite": rs[0].get("suite"), "run_id": run_id, "date": meta.get("started"), "ended": meta.get("ended"),
+            "git": (str(git.get("sha") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")),
+            "suite_sha256": str(meta.get("suite_sha256") or "?")[:12], "suite_path": meta.get("suite_path"),
+            "host": f"{host.get('cpu_model', '?')} x{host.get('cpu_count', '?')}",
+            "accelerators": ", ".join(str(a) for v in accel.values() if isinstance(v, list) for a in v) or "none",
+            "devices": ", ".join(devices),
+            "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+            "threads": ", ".join(sorted({str(cols.dig(r, "worker", "threads")) for r in rs})),
+            "precision": ", ".join(sorted({str(cols.precision(r)) for r in rs if cols.precision(r)})) or "-",
+            "cases": len(rs), "failed": sum(r.get("status") != "ok" for r in rs),
+        })
+    return out
+
+
+LEGEND = ("Times are medians per step in ms with their 95% bootstrap CI in brackets; "
+          f"{table.UNRELIABLE_MARK} = the timing did not converge (stopped by the repetition or time cap, "
+          "listed below). GFLOPs = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
+          "per forward pass; /img divides by the batch; /sample multiplies by the NFE per sample. "
+          "ms/sample = sample-step median x steps per sample / batch.")
+
+
+def markdown(report: Report, plot_dir: str = "") -> str:
+    lines = [f"# diffbench report: {', '.join(report.suites)}", "", "## Provenance", ""]
+    for p in provenance(report):
+        lines.append(f"- run `{p['suite']}/{p['run_id']}` ({p['date']}): git {p['git']}; suite sha256 "
+                     f"{p['suite_sha256']}; {p['host']}; accelerators: {p['accelerators']}; devices: {p['devices']}; "
+                     f"threads {p['threads']}; precision {p['precision']}; {p['versions']}; "
+                     f"{p['cases']} case(s), {p['failed']} failed")
+    lines += ["", "## Results", "", *table.markdown_table(report.main), LEGEND]
+    lines += table.markdown_notes(report.records)
+    if report.ratios is not None:
+        lines += ["", f"## Ratios against the baseline `{report.baseline}`", "",
+                  "Each case divided by the baseline case with the same backend, device, precision, resolution, "
+                  "frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.", "",
+                  *table.markdown_table(report.ratios)]
+    if report.exponents:
+        lines += ["", "## Cost vs resolution: fitted exponents", "",
+                  "b in cost ∝ resolution^b, least squares on log-log axes over the resolutions measured.", "",
+                  "| quantity | series | exponent b |", "|---|---|---|"]
+        lines += [f"| {panel} | {name} | {b:.2f} |" for panel, s in report.exponents.items() for name, b in s.items()]
+    if report.plots:
+        lines += ["", "## Plots", ""]
+        for p in report.plots:
+            lines += [f"![{p['caption']}]({plot_dir}{p['png'].name})", "", f"*{p['caption']}* "
+                      f"([SVG]({plot_dir}{p['svg'].name}))", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(paths, out: Path, formats=FORMATS, columns=None, group_by=None, baseline=None) -> list[Path]:
+    """Writes the report into `out` (a folder, or one file whose suffix names its format)."""
+    out = Path(out)
+    single = out.suffix.lower() in SUFFIX_FORMAT or (out.suffix and not out.is_dir())
+    if single:
+        fmt = SUFFIX_FORMAT.get(out.suffix.lower())
+        if fmt is None:
+            raise ReportError(f"--out {out}: unknown suffix {out.suffix!r}; allowed: a folder, or a file ending in "
+                              f"{', '.join(SUFFIX_FORMAT)}")
+        if tuple(formats) not in (FORMATS, (fmt,)):
+            raise ReportError(f"--out {out}: a {out.suffix} file holds only the {fmt} format, not {','.join(formats)}; "
+                              "allowed: --out FOLDER for several formats, or a matching --format")
+        formats, out_dir = (fmt,), out.parent
+    else:
+        out_dir = out
+    report = assemble(paths, columns, group_by, baseline)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "md" in formats or "html" in formats:
+        report.plots = plots.write_all(report.records, out_dir)
+    written = [p[k] for p in report.plots for k in ("png", "svg")]
+    target = {f: (out if single else out_dir / FILES[f]) for f in formats}
+    if "md" in formats:
+        target["md"].write_text(markdown(report))
+    if "html" in formats:
+        from bench.report.html import render
+
+        target["html"].write_text(render(report))
+    if "csv" in formats:
+        target["csv"].write_text(table.to_csv(report.main))
+    if "latex" in formats:
+        target["latex"].write_text(table.to_latex(report.main, caption=f"diffbench: {', '.join(report.suites)}"))
+    return [target[f] for f in formats] + written

@@ -1,0 +1,238 @@
+"""The report's columns: name -> how to read one value from one record (or None when absent).
+
+Every extractor takes the raw record (a dict as written by the runner, with `_run` = its run.json)
+and returns a value or None. A column no record has a value for is left out of the report, so
+records from older or newer versions of the harness (without quality, precision or training
+sections, or with them) all render. Docs: docs/reports.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+TIMED_STEPS = ("sample_step", "train_step")
+
+
+def dig(data, *keys):
+    """data[k1][k2]... or None as soon as a level is missing or not a mapping."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # what --columns and --group-by take
+    header: str  # what the table shows
+    get: Callable[[dict], Any]
+    fmt: str = "{}"
+    ci: Callable[[dict], Any] | None = None  # (lo, hi) shown after the value, CSV gets _lo/_hi columns
+    unreliable: Callable[[dict], bool] | None = None  # marks the cell (timing that did not converge)
+    kind: str = "number"  # "label" columns identify the case; "number" columns are measurements
+
+
+def timing(record: dict, step: str) -> dict | None:
+    t = dig(record, "timing", step)
+    return t if isinstance(t, dict) and t.get("median_ms") is not None else None
+
+
+def converged(t: dict | None) -> bool | None:
+    """A timed step converged when the adaptive rule stopped it (IQR/median below the target),
+    not the repetition or time cap (docs/measurement.md)."""
+    return None if t is None else t.get("stop_reason") == "converged"
+
+
+def not_converged(record: dict, step: str) -> bool:
+    return converged(timing(record, step)) is False
+
+
+def _timing_value(step: str, key: str, scale: float = 1.0):
+    def get(record):
+        t = timing(record, step)
+        v = None if t is None else t.get(key)
+        return None if v is None else v * scale
+    return get
+
+
+def _ci(step: str):
+    def get(record):
+        t = timing(record, step)
+        ci = None if t is None else t.get("ci95_ms")
+        return tuple(ci) if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci else None
+    return get
+
+
+def precision(record: dict):
+    """The case's precision where the harness records it (case field, timing), else the dtype."""
+    for value in (dig(record, "case", "precision"), dig(record, "precision"),
+                  *(dig(record, "timing", s, "precision") for s in TIMED_STEPS),
+                  *(dig(record, "timing", s, "device", "dtype") for s in TIMED_STEPS)):
+        if value:
+            return value if isinstance(value, str) else str(value)
+    return None
+
+
+def resolution(record: dict):
+    config = record.get("config") or {}
+    for key in ("image_size", "resolution", "input_size", "size"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    sizes = config.get("resolutions")  # multi-resolution models (NestedUNet): the highest
+    return max(sizes) if isinstance(sizes, (list, tuple)) and sizes else None
+
+
+def frames(record: dict):
+    f = dig(record, "config", "frames")
+    return f if isinstance(f, int) and f > 0 else None
+
+
+def nfe_per_step(record: dict):
+    """Network evaluations in one timed sampling step (2 with guidance or self-conditioning)."""
+    t = timing(record, "sample_step")
+    return (t or {}).get("nfe") or 1
+
+
+def ms_per_sample(record: dict):
+    """Wall clock to generate one sample: step median x steps per sample / batch."""
+    t, nfe, batch = timing(record, "sample_step"), dig(record, "flops", "nfe_per_sample"), dig(record, "case", "batch")
+    if t is None or not nfe or not batch:
+        return None
+    return t["median_ms"] * (nfe / nfe_per_step(record)) / batch
+
+
+def samples_per_s(record: dict):
+    ms = ms_per_sample(record)
+    return 1e3 / ms if ms else None
+
+
+def _flop_check(record: dict):
+    ok = dig(record, "flops", "agreement", "ok")
+    return None if ok is None else ("agree" if ok else "DISAGREE")
+
+
+def _mb(*keys):
+    def get(record):
+        v = dig(record, *keys)
+        return None if v is None else v / 1e6
+    return get
+
+
+def _status(record: dict):
+    return record.get("status")
+
+
+STATIC = [
+    Column("case", "case", lambda r: r.get("case_id"), kind="label"),
+    Column("arch", "architecture", lambda r: dig(r, "case", "arch"), kind="label"),
+    Column("preset", "preset", lambda r: dig(r, "case", "preset"), kind="label"),
+    Column("backend", "backend", lambda r: dig(r, "case", "backend"), kind="label"),
+    Column("device", "device", lambda r: dig(r, "case", "device"), kind="label"),
+    Column("precision", "precision", precision, kind="label"),
+    Column("resolution", "resolution", resolution, kind="label"),
+    Column("frames", "frames", frames, kind="label"),
+    Column("batch", "batch", lambda r: dig(r, "case", "batch"), kind="label"),
+    Column("params", "params (M)", lambda r: None if r.get("params") is None else r["params"] / 1e6, "sig3"),
+    Column("gflops_nfe", "GFLOPs/NFE", lambda r: dig(r, "flops", "gflops"), "sig4"),
+    Column("gflops_image", "GFLOPs/img", lambda r: dig(r, "flops", "gflops_per_image"), "sig4"),
+    Column("nfe_sample", "NFE/sample", lambda r: dig(r, "flops", "nfe_per_sample"), "{}"),
+    Column("gflops_sample", "GFLOPs/sample", lambda r: dig(r, "flops", "gflops_per_sample"), "sig4"),
+    Column("gflops_train", "train GFLOPs/img", lambda r: dig(r, "flops", "train_step", "gflops_per_image"), "sig4"),
+    Column("flop_check", "FLOP check", _flop_check, kind="label"),
+    Column("sample_ms", "sample ms/step", _timing_value("sample_step", "median_ms"), "sig3", ci=_ci("sample_step"),
+           unreliable=lambda r: not_converged(r, "sample_step")),
+    Column("ms_per_sample", "ms/sample", ms_per_sample, "sig4",
+           unreliable=lambda r: not_converged(r, "sample_step")),
+    Column("samples_per_s", "samples/s", samples_per_s, "sig3", unreliable=lambda r: not_converged(r, "sample_step")),
+    Column("train_ms", "train ms/step", _timing_value("train_step", "median_ms"), "sig3", ci=_ci("train_step"),
+           unreliable=lambda r: not_converged(r, "train_step")),
+    Column("train_img_s", "train img/s", _timing_value("train_step", "images_per_s"), "sig3",
+           unreliable=lambda r: not_converged(r, "train_step")),
+    Column("sample_mfu", "sample MFU", lambda r: dig(timing(r, "sample_step") or {}, "utilization", "mfu"), "{:.1%}"),
+    Column("train_mfu", "train MFU", lambda r: dig(timing(r, "train_step") or {}, "utilization", "mfu"), "{:.1%}"),
+    Column("contended", "CPU shared", lambda r: "yes" if any(
+        dig(r, "timing", s, "contended") for s in ("sample_step", "train_step")) else None, kind="label"),
+    Column("peak_rss_mb", "peak RSS (MB)", _mb("memory", "peak_rss_bytes"), "{:.0f}"),
+    Column("device_peak_mb", "device peak (MB)", _mb("memory", "device_peak_bytes"), "{:.0f}"),
+    Column("threads", "threads", lambda r: dig(r, "worker", "threads"), kind="label"),
+    Column("status", "status", _status, kind="label"),
+]
+
+
+def flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict) and value:
+        return {k: v for key, sub in value.items() for k, v in flatten(sub, f"{prefix}.{key}" if prefix else key).items()}
+    return {prefix: value}
+
+
+def override_columns(records) -> list[Column]:
+    """One column per override key used by any record (`override.num_blocks`, `override.process.schedule`)."""
+    keys = dict.fromkeys(k for r in records for k in flatten(dig(r, "case", "overrides") or {}) if k)
+    return [Column(f"override.{k}", k, (lambda key: lambda r: flatten(dig(r, "case", "overrides") or {}).get(key))(k),
+                   kind="label") for k in keys]
+
+
+def quality_entries(record: dict) -> dict[str, dict]:
+    """metric name -> {value, n, feature_space, floor, ...}, from whichever shape the record
+    stores: a list of dicts with `metric`, a {"metrics": [...]} mapping, or {name: {value, ...}}."""
+    q = record.get("quality")
+    if isinstance(q, dict) and isinstance(q.get("metrics"), (list, dict)):
+        q = q["metrics"]
+    if isinstance(q, list):
+        return {e["metric"]: e for e in q if isinstance(e, dict) and isinstance(e.get("metric"), str)}
+    if isinstance(q, dict):
+        return {k: v for k, v in q.items() if isinstance(v, dict) and "value" in v}
+    return {}
+
+
+def quality_columns(records) -> list[Column]:
+    metrics = dict.fromkeys(m for r in records for m in quality_entries(r))
+    out = []
+    for m in metrics:
+        def field(key, metric=m):
+            return lambda r: quality_entries(r).get(metric, {}).get(key)
+        out += [Column(f"quality.{m}", m, field("value"), "sig4"),
+                Column(f"quality.{m}.n", f"{m} N", field("n"), "{}"),
+                Column(f"quality.{m}.feature_space", f"{m} features", field("feature_space"), kind="label"),
+                Column(f"quality.{m}.floor", f"{m} floor", field("floor"), "sig4")]
+    return out
+
+
+def _varying(records) -> list[Column]:
+    """Case settings shown only when some case departs from the default (torch.compile, seed)."""
+    out = []
+    if any(dig(r, "case", "compile") for r in records):
+        out.append(Column("compile", "compiled", lambda r: dig(r, "case", "compile"), kind="label"))
+    if any(dig(r, "case", "seed") for r in records):
+        out.append(Column("seed", "seed", lambda r: dig(r, "case", "seed"), kind="label"))
+    return out
+
+
+def available(records) -> list[Column]:
+    """Every column these records could fill, in display order (labels, overrides, measures, quality, status)."""
+    static = STATIC[:-1]
+    labels = [c for c in static if c.kind == "label" and c.name not in ("flop_check", "threads")]
+    rest = [c for c in static if c not in labels]
+    return labels + _varying(records) + override_columns(records) + rest + quality_columns(records) + [STATIC[-1]]
+
+
+DEFAULT_HIDDEN = ("case",)  # the readable columns identify a case; --columns case brings the id back
+
+
+def with_data(columns: list[Column], records) -> list[Column]:
+    """The columns that have a value in at least one record."""
+    return [c for c in columns if any(c.get(r) is not None for r in records)]
+
+
+def select(records, names: list[str] | None, extra: list[Column] = ()) -> list[Column]:
+    """The requested columns (all with data when `names` is None; `extra` go before status);
+    unknown names raise ValueError naming the allowed ones."""
+    cols = available(records)
+    cols = cols[:-1] + list(extra) + cols[-1:]
+    if not names:
+        return with_data([c for c in cols if c.name not in DEFAULT_HIDDEN], records)
+    by_name = {c.name: c for c in cols}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(by_name)}")
+    return [by_name[n] for n in names]

@@ -1,0 +1,100 @@
+"""report.html: one self-contained file (CSS inline, plots embedded as base64 PNG) that opens
+offline in any browser. Rendered with jinja2 (autoescaped)."""
+
+from __future__ import annotations
+
+import base64
+
+import jinja2
+
+from bench.report import table
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>diffbench report: {{ suites }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1em; }
+th, td { border-bottom: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
+th { border-bottom: 2px solid #444; background: #f4f4f4; }
+td.label, th.label { text-align: left; }
+tr.failed td { background: #fde8e8; }
+td.unreliable { background: #fff4d6; }
+.scroll { overflow-x: auto; }
+.legend, .prov { font-size: 12px; color: #555; max-width: 70em; }
+figure { margin: 1em 0; } figcaption { font-size: 12px; color: #555; }
+img { max-width: 100%; }
+</style></head>
+<body>
+<h1>diffbench report: {{ suites }}</h1>
+<h2>Provenance</h2>
+<ul class="prov">
+{% for p in provenance %}<li>run <code>{{ p.suite }}/{{ p.run_id }}</code> ({{ p.date }}): git {{ p.git }};
+suite sha256 {{ p.suite_sha256 }}; {{ p.host }}; accelerators: {{ p.accelerators }}; devices: {{ p.devices }};
+threads {{ p.threads }}; precision {{ p.precision }}; {{ p.versions }}; {{ p.cases }} case(s), {{ p.failed }} failed</li>
+{% endfor %}</ul>
+<h2>Results</h2>
+{% macro render(t, headers) %}{% for title, rows in t %}{% if title %}<h3>{{ title }}</h3>{% endif %}
+<div class="scroll"><table id="{{ 'results' if loop.first else '' }}">
+<thead><tr>{% for h, kind in headers %}<th class="{{ kind }}">{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in rows %}<tr class="{{ row.status }}">{% for c in row.cells %}<td class="{{ c.cls }}">{{ c.text }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>{% endfor %}{% endmacro %}
+{{ render(main, main_headers) }}
+<p class="legend">{{ legend }}</p>
+{% if unreliable %}<h2>Timings that did not converge ({{ mark }})</h2>
+<p class="legend">Stopped by the repetition or time cap with IQR/median above the target: the median is reported
+but the machine was too noisy for it to settle.</p>
+<ul>{% for u in unreliable %}<li><code>{{ u }}</code></li>{% endfor %}</ul>{% endif %}
+{% if disagreements %}<h2>FLOP counters that disagree with the analytic count</h2>
+<ul>{% for d in disagreements %}<li><code>{{ d.case }}</code>: {{ d.ratios }}</li>{% endfor %}</ul>{% endif %}
+{% if failures %}<h2>Failed cases</h2>
+<ul>{% for f in failures %}<li><code>{{ f.case }}</code> ({{ f.type }}): {{ f.message }}</li>{% endfor %}</ul>{% endif %}
+{% if ratios %}<h2>Ratios against the baseline <code>{{ baseline }}</code></h2>
+<p class="legend">Each case divided by the baseline case with the same backend, device, precision, resolution,
+frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.</p>
+{{ render(ratios, ratio_headers) }}{% endif %}
+{% if exponents %}<h2>Cost vs resolution: fitted exponents</h2>
+<table><thead><tr><th class="label">quantity</th><th class="label">series</th><th>exponent b</th></tr></thead><tbody>
+{% for panel, s in exponents.items() %}{% for name, b in s.items() %}<tr><td class="label">{{ panel }}</td>
+<td class="label">{{ name }}</td><td>{{ '%.2f' % b }}</td></tr>{% endfor %}{% endfor %}</tbody></table>{% endif %}
+{% if plots %}<h2>Plots</h2>
+{% for p in plots %}<figure><img alt="{{ p.caption }}" src="data:image/png;base64,{{ p.data }}">
+<figcaption>{{ p.caption }}</figcaption></figure>{% endfor %}{% endif %}
+</body></html>
+"""
+
+
+def _rows(t: table.Table):
+    out = []
+    for title, records in t.groups():
+        rows = []
+        for r in records:
+            cells = []
+            for c in t.columns:
+                text = table.cell(c, r)
+                cls = "label" if c.kind == "label" else ""
+                if text.endswith(table.UNRELIABLE_MARK):
+                    cls += " unreliable"
+                cells.append({"text": text, "cls": cls.strip()})
+            rows.append({"status": "" if r.get("status") == "ok" else "failed", "cells": cells})
+        out.append((title, rows))
+    return out
+
+
+def _headers(t: table.Table):
+    return [(c.header, "label" if c.kind == "label" else "") for c in t.columns]
+
+
+def render(report) -> str:
+    from bench.report.build import LEGEND, provenance
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    plots = [{"caption": p["caption"], "data": base64.b64encode(p["png"].read_bytes()).decode()} for p in report.plots]
+    return env.from_string(TEMPLATE).render(
+        suites=", ".join(report.suites), provenance=provenance(report), legend=LEGEND, mark=table.UNRELIABLE_MARK,
+        main=_rows(report.main), main_headers=_headers(report.main),
+        ratios=_rows(report.ratios) if report.ratios else None,
+        ratio_headers=_headers(report.ratios) if report.ratios else [], baseline=report.baseline,
+        unreliable=[table.unreliable_line(u) for u in table.unreliable_timings(report.records)],
+        disagreements=table.disagreements(report.records), failures=table.failures(report.records),
+        exponents=report.exponents, plots=plots)

@@ -1,0 +1,159 @@
+"""Precision policies (docs/precision.md): reduced-precision outputs against the float32 reference
+on the same weights, torch against jax under the same policy, fp16 training with a loss scaler,
+and the settings that cannot run rejected with a clear message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import jax
+import jax.numpy as jnp
+
+from architectures import registry
+from bench import convert, spec
+from bench.backends import host
+from bench.backends import jax_backend as jb
+from bench.backends import torch_backend as tb
+from bench.backends.host import DeviceError
+from bench.backends.jax_precision import SCALE_INTERVAL, Policy as JaxPolicy
+
+# Relative L2 error of a network output against float32 on the same weights and inputs
+# (measured on the tiny presets: bf16 1.2-1.9%, fp16 0.12-0.16%: docs/precision.md; bounds leave headroom).
+TOLERANCE = {"bf16": 3e-2, "bf16-pure": 5e-2, "fp16": 1e-2, "fp32": 1e-6}
+PRESETS = [("unet2d", "unet2d-tiny"), ("rin", "rin-tiny")]
+BATCH = 2
+
+
+def _rel(a, b) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+@pytest.fixture(scope="module")
+def weights():
+    """Per preset: perturbed torch weights (zero-init layers would make the test trivial) and inputs."""
+    out = {}
+    for arch, preset in PRESETS:
+        entry = registry.get(arch)
+        config = entry.preset(preset).config
+        built = tb.build(entry, config, seed=0)
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for p in built.model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+        arrays = host.random_inputs(config.input_shapes(BATCH), seed=3, num_classes=config.num_classes)
+        out[arch] = (entry, config, {k: v.detach().clone() for k, v in built.model.state_dict().items()}, arrays)
+    return out
+
+
+def _torch_out(entry, config, state, arrays, precision):
+    built = tb.build(entry, config, seed=0, precision=precision)
+    built.model.load_state_dict({k: v.to(next(built.model.parameters()).dtype) if v.is_floating_point() else v
+                                 for k, v in state.items()})
+    built.model.eval()
+    a = tb.device_arrays(built, arrays)
+    with torch.no_grad():
+        pred, _ = tb.denoiser(built, built.model, a.get("context"))(a["x"], a["t"], a.get("y"), a.get("latents"))
+    assert pred.dtype == torch.float32  # the process always gets float32
+    return tb.to_numpy(pred)
+
+
+def _jax_out(entry, config, state, arrays, precision):
+    built = jb.build(entry, config, seed=0, abstract=True, precision=precision)
+    variables = built.policy.prepare(convert.torch_to_flax(state, built.params))
+    a = jb.device_arrays(built, arrays)
+
+    def forward(variables, a):
+        return jb.denoiser(built, variables, a.get("context"))(a["x"], a["t"], a.get("y"), a.get("latents"))[0]
+
+    with built.policy.tracing():
+        pred = jax.jit(forward)(variables, a)
+    assert pred.dtype == jnp.float32
+    return np.asarray(pred)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "bf16-pure", "fp16"])
+@pytest.mark.parametrize("arch", [a for a, _ in PRESETS])
+def test_reduced_precision_tracks_fp32_in_both_backends(weights, arch, precision):
+    entry, config, state, arrays = weights[arch]
+    ref_t = _torch_out(entry, config, state, arrays, "fp32")
+    ref_j = _jax_out(entry, config, state, arrays, "fp32")
+    assert _rel(ref_j, ref_t) < 1e-5  # the fp32 policy is the parity-tested float32 path
+    low_t = _torch_out(entry, config, state, arrays, precision)
+    err_t = _rel(low_t, ref_t)
+    assert 0 < err_t < TOLERANCE[precision], (precision, err_t)  # > 0: the policy really changed the compute
+    if precision == "fp16":  # XLA:CPU has no fp16 matmul with fp32 accumulation: a clear refusal
+        with pytest.raises(DeviceError, match="fp16.*not supported on CPU"):
+            _jax_out(entry, config, state, arrays, precision)
+        return
+    low_j = _jax_out(entry, config, state, arrays, precision)
+    err_j = _rel(low_j, ref_j)
+    assert 0 < err_j < TOLERANCE[precision], (precision, err_j)
+    assert _rel(low_j, low_t) < 2 * TOLERANCE[precision]  # torch vs jax under the same policy
+
+
+def test_fp16_training_keeps_a_finite_loss_with_the_scaler():
+    entry = registry.get("unet2d")
+    built = tb.build(entry, entry.preset("unet2d-tiny").config, seed=0, precision="fp16")
+    step = tb.make_train_step(built, 2, seed=0)
+    losses = [float(tb.sync(step.fn())) for _ in range(4)]
+    assert all(np.isfinite(losses)), losses
+    assert built.policy.describe()["loss_scale"] > 0
+
+
+def test_jax_bf16_training_step_is_finite():
+    entry = registry.get("unet2d")
+    built = jb.build(entry, entry.preset("unet2d-tiny").config, seed=0, precision="bf16")
+    step = jb.make_train_step(built, 2, seed=0)
+    losses = [float(jb.sync(step.fn())) for _ in range(3)]
+    assert all(np.isfinite(losses)), losses
+
+
+def test_jax_loss_scale_skips_overflow_and_grows():
+    policy = JaxPolicy("fp16")
+    state = policy.initial_scale()
+    grads = {"w": jnp.array([1.0, jnp.inf])}
+    _, finite, after = policy.unscale(grads, state)
+    assert not bool(finite) and float(after["scale"]) == float(state["scale"]) / 2 and int(after["good"]) == 0
+    good = {"scale": state["scale"], "good": jnp.int32(SCALE_INTERVAL - 1)}
+    unscaled, finite, grown = policy.unscale({"w": jnp.array([4.0])}, good)
+    assert bool(finite) and float(grown["scale"]) == 2 * float(state["scale"])
+    np.testing.assert_allclose(np.asarray(unscaled["w"]), 4.0 / float(state["scale"]))
+
+
+def test_tf32_needs_a_gpu_and_says_so():
+    entry = registry.get("unet2d")
+    config = entry.preset("unet2d-tiny").config
+    for adapter in (tb, jb):
+        with pytest.raises(DeviceError, match="tf32.*(compute capability|NVIDIA GPU)"):
+            adapter.build(entry, config, seed=0, precision="tf32")
+
+
+@pytest.mark.parametrize("setting,allowed", [
+    ("precision: fp8", "fp32, tf32, bf16, fp16, bf16-pure"),
+    ("{precision: bf16-pure, measure: [train_step]}", "for training steps"),
+    ("{backend: jax, compile: max-autotune}", "none or default with backend jax"),
+    ("{backend: jax, memory_format: channels_last}", "contiguous with backend jax"),
+    ("{attention: paged}", "flash"),
+    ("{cuda_graphs: true}", "false on cpu/tpu"),
+    ("{cpus: [0, 0]}", "distinct CPU ids"),
+])
+def test_settings_that_cannot_run_are_rejected_at_load(setting, allowed):
+    body = setting[1:-1] if setting.startswith("{") else setting
+    with pytest.raises(spec.SpecError) as info:
+        spec.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
+    assert allowed in str(info.value) and "\n" not in str(info.value)
+
+
+def test_attention_kernel_is_enforced_not_silently_replaced():
+    entry = registry.get("unet2d")
+    config = entry.preset("unet2d-tiny").config
+    built = tb.build(entry, config, seed=0, attention="efficient")  # no memory-efficient kernel on CPU
+    a = tb.make_inputs(built, 1)
+    with pytest.raises(RuntimeError, match="No viable backend"), torch.no_grad():
+        tb.denoiser(built, built.model)(a["x"], a["t"], a.get("y"), None)
+    built = tb.build(entry, config, seed=0, attention="math")
+    with torch.no_grad():
+        pred, _ = tb.denoiser(built, built.model)(a["x"], a["t"], a.get("y"), None)
+    assert torch.isfinite(pred).all()
