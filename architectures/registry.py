@@ -8,7 +8,6 @@ presets can be read without a framework too.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +31,7 @@ class Entry:
     name: str
     config: str  # "module:ConfigClass" (stdlib-only module)
     presets: str  # "module:PRESETS", a dict name -> Preset
-    backends: dict[str, str]  # backend -> "module:Class"
+    backends: dict[str, str]  # backend -> "module:Class"; one backend is allowed (parity checks skipped)
     process: str  # process family, a key of PROCESSES
     flops: str  # "module:function": analytic forward count, see docs/adding-an-architecture.md
     modalities: tuple[str, ...] = ("image",)
@@ -42,6 +41,8 @@ class Entry:
     recipes: str = ""  # "module:RECIPES": paper training recipes per preset (docs/training.md)
 
     def __post_init__(self):
+        if not self.backends:
+            raise RegistryError(f"entry {self.name!r}: no backend; allowed: one or both of {list(BACKENDS)}")
         unknown = set(self.backends) - set(BACKENDS)
         if unknown:
             raise RegistryError(f"entry {self.name!r}: unknown backend(s) {sorted(unknown)}; allowed: {list(BACKENDS)}")
@@ -111,7 +112,7 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Entry:
     if name not in _TABLE:
-        raise RegistryError(f"unknown architecture {name!r}; valid: {names()}")
+        raise RegistryError(f"unknown architecture {name!r}; valid: {names()}{_failure_hint()}")
     return _TABLE[name]
 
 
@@ -124,19 +125,27 @@ def entries(include_test_only: bool = False) -> list[Entry]:
 
 
 def load_plugins(modules=()) -> list[str]:
-    """Import plugin modules that register their own architectures.
+    """Import plugins (architectures/plugins.py): `modules` (a suite's `plugins:` list), then the
+    DIFFBENCH_PLUGINS modules and the `diffbench.architectures` entry points.
 
-    `modules` (e.g. a suite's `plugins:` list) plus the comma-separated DIFFBENCH_PLUGINS
-    environment variable; returns the module names imported.
+    A failure of one of `modules` raises RegistryError naming it (the suite needs it); a failing
+    DIFFBENCH_PLUGINS module or entry point is reported on stderr and skipped, so it breaks
+    nothing else. Returns the modules imported from `modules` and DIFFBENCH_PLUGINS.
     """
-    env = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
-    names = list(dict.fromkeys([*modules, *env]))
-    for module in names:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise RegistryError(f"plugin module {module!r} could not be imported: {exc}") from exc
-    return names
+    from architectures import plugins
+
+    report = plugins.load(tuple(modules), source="plugins:")
+    for failure in report.failed:
+        if failure.plugin in modules:
+            raise RegistryError(f"plugin module {failure.plugin!r} could not be imported: {failure.error}")
+    plugins.warn(report)
+    return [m for m in dict.fromkeys([*modules, *plugins.env_modules()]) if m in report.loaded]
+
+
+def _failure_hint() -> str:
+    from architectures import plugins
+
+    return plugins.failure_hint()
 
 
 def find_preset(preset: str) -> Entry:
@@ -144,7 +153,7 @@ def find_preset(preset: str) -> Entry:
     for entry in entries(include_test_only=True):
         if preset in entry.load_presets():
             return entry
-    raise RegistryError(f"no architecture has a preset {preset!r}")
+    raise RegistryError(f"no architecture has a preset {preset!r}{_failure_hint()}")
 
 
 register(Entry(
@@ -208,4 +217,15 @@ register(Entry(
     flops="architectures.phase_space.network:forward_macs",
     modalities=("image",),
     description="AGM (Chen et al. 2023): phase stochastic bridge, force net on [x, v], gDDIM + sampling-hop",
+))
+
+register(Entry(
+    name="dit",
+    config="architectures.dit.config:DiTConfig",
+    presets="architectures.dit.config:PRESETS",
+    backends={"torch": "architectures.dit.dit_torch:DiT", "jax": "architectures.dit.dit_flax:DiT"},
+    process="gaussian",
+    flops="architectures.dit.flops:forward_macs",
+    modalities=("image",),
+    description="Diffusion Transformer (Peebles & Xie 2023): patchify, adaLN-Zero blocks, learned sigma",
 ))

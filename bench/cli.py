@@ -1,4 +1,4 @@
-"""The `diffbench` command: list | describe | plan | run | flops | report | compare.
+"""The `diffbench` command: list | describe | plan | run | flops | check | report | compare.
 
 Every user error (bad suite, unknown name, missing file) ends as one line on stderr and exit
 code 2, never a traceback. `list`, `describe` and `plan` import neither torch nor jax.
@@ -185,8 +185,39 @@ def _override_arg(text: str | None) -> dict | None:
     return value
 
 
+def cmd_check(args) -> int:
+    from bench import conformance
+
+    report = conformance.run(args.name, preset=args.preset, backends=args.backend, only=args.only,
+                             plugins=tuple(_plugin_args(args)))
+    print(report.to_json() if args.json else report.text())
+    return 0 if report.ok else 1
+
+
+def _plugin_args(args) -> list[str]:
+    """--plugins given before or after the command, comma- or space-separated."""
+    given = [*getattr(args, "plugins_global", []), *getattr(args, "plugins", [])]
+    return list(dict.fromkeys(m.strip() for item in given for m in item.split(",") if m.strip()))
+
+
+def load_plugins(args) -> None:
+    """Every command: --plugins, DIFFBENCH_PLUGINS and the installed entry points, each failure
+    one warning line on stderr. The modules are exported in DIFFBENCH_PLUGINS so the processes a
+    command starts (case workers, FLOP counters) load them too."""
+    from architectures import plugins
+
+    modules = _plugin_args(args)
+    report = plugins.load(modules, source="--plugins")
+    plugins.warn(report)
+    if modules:
+        names = dict.fromkeys([*modules, *plugins.env_modules()])
+        os.environ[plugins.PLUGINS_ENV] = ",".join(names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffbench", description="Benchmark harness for diffusion architectures")
+    p.add_argument("--plugins", dest="plugins_global", action="append", default=[], metavar="MODULE[,MODULE...]",
+                   help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
     p.add_argument("--version", action="version", version=f"diffbench {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -245,6 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--override", help="JSON object of config overrides")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(fn=cmd_flops)
+
+    s = sub.add_parser("check", help="conformance kit on one architecture's tiny preset (exit 1 on a failed check)")
+    s.add_argument("name")
+    s.add_argument("--preset", help="default: the architecture's '-tiny' preset")
+    s.add_argument("--backend", nargs="+", choices=["torch", "jax"], help="default: every registered backend")
+    s.add_argument("--only", nargs="+", metavar="CHECK", help="run these checks only (see docs/adding-an-architecture.md)")
+    s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.set_defaults(fn=cmd_check)
+    for s in sub.choices.values():  # every command takes --plugins after its name too
+        s.add_argument("--plugins", nargs="+", action="extend", default=[], metavar="MODULE",
+                       help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
     return p
 
 
@@ -262,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)  # like Ctrl-C: a clean message, no traceback
     try:
+        load_plugins(args)
         return args.fn(args)
     except BrokenPipeError:  # `diffbench plan ... | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from architectures import registry
+from architectures import plugins, registry
 from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
 from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
 from bench.strict_yaml import SpecError, child, parse, read_text, show
@@ -181,7 +181,8 @@ class _CaseReader:
         arch = self.raw["arch"]
         allowed = registry.names(include_test_only=True)
         if not isinstance(arch, str) or arch not in allowed:
-            raise SpecError(self.source, f"{self.path}.arch", f"unknown architecture {show(arch)}", allowed)
+            raise SpecError(self.source, f"{self.path}.arch", f"unknown architecture {show(arch)}{plugins.failure_hint()}",
+                            allowed)
         return registry.get(arch)
 
     def _presets_allowed(self) -> list[str]:
@@ -230,6 +231,8 @@ class _CaseReader:
             broken = [e.name for e in registry.entries(include_test_only=True) if not _try_presets(e)]
             if broken and not owners:
                 problem += f" (the presets of {broken} could not be loaded: name the arch to see why)"
+            if not owners:
+                problem += plugins.failure_hint()
             raise SpecError(self.source, path, problem, self._presets_allowed())
         return owners[0]
 

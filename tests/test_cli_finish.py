@@ -42,9 +42,9 @@ def test_run_only_keeps_the_matching_cases_and_rejects_a_pattern_matching_none(t
     suite = spec.load("suites/smoke.yaml")
     assert [c.id for c in _only(suite, "unet2d").cases] == [c.id for c in suite.cases if "unet2d" in c.id]
     assert [c.index for c in _only(suite, "*/jax/*").cases] == [c.index for c in suite.cases if c.backend == "jax"]
-    assert main(["run", "suites/smoke.yaml", "--only", "dit*", "--results", str(tmp_path)]) == 2
+    assert main(["run", "suites/smoke.yaml", "--only", "nonet*", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--only 'dit*': matches none of the 6 case(s)" in err[0]
+    assert len(err) == 1 and "--only 'nonet*': matches none of the 8 case(s)" in err[0]
     assert not any(tmp_path.iterdir())
 
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from architectures import registry
+from architectures import plugins, registry
 from architectures.processes.config import GaussianConfig
 from bench import spec
 from bench.cases import DEVICES, MEASUREMENTS
@@ -246,11 +246,19 @@ def test_suite_plugins_register_architectures_before_validation(plugin_cleanup):
     assert suite.cases[0].arch == "plugnet"
 
 
-def test_env_plugins(monkeypatch, plugin_cleanup):
+def test_env_plugins(monkeypatch, plugin_cleanup, capsys):
     monkeypatch.setenv(registry.PLUGINS_ENV, " tests.plugin_arch , ")
     assert spec.loads("cases: [{preset: plugnet-tiny, backend: jax}]").cases[0].arch == "plugnet"
+    # a failing DIFFBENCH_PLUGINS module is reported and breaks nothing else; a case that needs
+    # an architecture it would have registered names it
     monkeypatch.setenv(registry.PLUGINS_ENV, "tests.no_such_plugin")
-    assert_error(ONE, "DIFFBENCH_PLUGINS", "importable modules")
+    assert spec.loads(ONE).cases
+    assert "plugin 'tests.no_such_plugin' (DIFFBENCH_PLUGINS) failed to import" in capsys.readouterr().err
+    try:
+        message = assert_error("cases: [{preset: nonet-tiny}]", "cases[0].preset", "")
+        assert "plugins that failed to import: tests.no_such_plugin" in message
+    finally:
+        plugins.forget("tests.no_such_plugin")
 
 
 def test_bad_plugins_name_the_module():

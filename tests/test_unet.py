@@ -292,3 +292,18 @@ def test_hybrid_loss_and_learned_variance_agree_across_backends():
     run_t, run_j = (b.sampling_run(built, 2, seed=4) for b, built in [(torch_backend, built_t), (jax_backend, built_j)])
     assert run_t.nfe == run_j.nfe == 2 * 2 == process.nfe_per_sample(True)
     assert relative_error(run_j.x, run_t.x) < 1e-4
+
+
+def test_attention_resolutions_must_match_a_level():
+    """ADM's convention: r is the feature-map size of a level (ds = image_size // r). A value
+    matching no level (a resolution sweep that kept the old value) is an error, not dropped."""
+    from architectures.unet import layout
+    from architectures.unet.config import UNetConfig
+
+    cfg = UNetConfig(image_size=32, model_channels=16, channel_mult=(1, 2, 2), norm_groups=4, attention_resolutions=(16,))
+    assert [s.size for s in layout.encoder(cfg) if s.attn] == [16, 16]  # level 1's two ResBlocks
+    for bad in [(64,), (12,), (16, 2)]:  # above the image, not a level size, below the last level (8)
+        with pytest.raises(ValueError, match="matches no level"):
+            dataclasses.replace(cfg, attention_resolutions=bad)
+    with pytest.raises(ValueError, match=r"allowed: values in \[64, 32\]"):
+        dataclasses.replace(cfg, image_size=64, channel_mult=(1, 2))

@@ -41,7 +41,7 @@ class UNetConfig:
     model_channels: int = 128  # C; the time embedding has 4C channels
     channel_mult: tuple[float, ...] = (1, 2, 2, 2)  # floats: ADM-512 starts at 0.5
     num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sizes (pixels) that get attention
+    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sizes that get attention; see _check_attention
     num_heads: int = 1  # used when num_head_channels == 0
     num_head_channels: int = 0  # > 0: heads = channels // num_head_channels (ADM's -1 is our 0)
     use_new_attention_order: bool = False  # qkv split as (3, heads, d) instead of (heads, 3, d)
@@ -74,6 +74,7 @@ class UNetConfig:
                              "loss and the learned variance (iDDPM Eq. 15) are defined per discrete step")
         self._check_channels()
         self._check_video()
+        self._check_attention()
 
     def _check_channels(self):
         for ch in sorted(set(self.level_channels) | {self.level_channels[0]}):
@@ -93,6 +94,17 @@ class UNetConfig:
             raise ValueError("cond_frames / independent_frames need a video model (frames > 0)")
         if self.frames and self.cond_frames >= self.frames:
             raise ValueError(f"cond_frames={self.cond_frames} must be < frames={self.frames}")
+
+    def _check_attention(self):
+        """ADM's convention: r gives attention to the level whose downsample factor is
+        image_size // r, i.e. whose feature map is r x r. The value is tied to image_size: sweeping
+        image_size moves attention to another level, and a value that matches no level (ADM drops
+        it silently) is an error here. The middle block always has attention."""
+        sizes = [self.image_size // 2 ** level for level in range(len(self.channel_mult))]
+        for r in self.attention_resolutions:
+            if r not in sizes:
+                raise ValueError(f"attention_resolutions={tuple(self.attention_resolutions)}: {r} matches no level's "
+                                 f"feature-map size at image_size={self.image_size}; allowed: values in {sizes}")
 
     @property
     def modality(self) -> str:

@@ -193,7 +193,8 @@ def _split_variance(pred, x):
     return pred[..., :c], pred[..., c:]
 
 
-def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), policy=None):
+def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), policy=None,
+         options: dict | None = None):
     """(callable, compile seconds): jit(fn).lower(*args).compile(), or fn itself un-jitted; traced
     under the policy's matmul precision."""
     policy = policy or Policy()
@@ -204,7 +205,7 @@ def _aot(fn, args: tuple, compile: bool | None, donate: tuple[int, ...] = (), po
         return eager, None
     start, before = time.perf_counter(), _cache_entries()
     with policy.tracing():
-        compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+        compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile(compiler_options=options)
     _LAST_CACHE_STATE[0] = _cache_state(before, _cache_entries())
     return compiled, time.perf_counter() - start
 
@@ -372,10 +373,11 @@ class Trainer:
             ema = ema_update(ema, params, self.opt.ema)
         return params, opt_state, ema, loss, key
 
-    def compile_step(self, a) -> None:
+    def compile_step(self, a, options: dict | None = None) -> None:
+        """options: XLA compiler options (FAST_COMPILE for a step that is run, not timed)."""
         args = (self.params, self.opt_state, self.ema, a, self.key)
         self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1, 2),
-                                               policy=self.policy)
+                                               policy=self.policy, options=options)
 
     def step(self, a):
         if self._run is None:

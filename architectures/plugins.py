@@ -1,0 +1,182 @@
+"""Plugins: code outside this repository that registers architectures, loaded the same way by
+every command and every process the harness starts (case workers, FLOP counters).
+
+Where plugins come from, in this order (each module is imported once per process):
+1. modules named explicitly: `diffbench --plugins mod ...` on any command, a suite's `plugins:`;
+2. the environment variable DIFFBENCH_PLUGINS (comma-separated module names);
+3. the entry-point group `diffbench.architectures` of installed distributions, so that
+   `pip install mypkg` is all a user does. An entry point names a module (`mynet = mypkg.plugin`),
+   imported for its `register(...)` calls, or a callable (`mynet = mypkg.plugin:register`),
+   called once with no arguments.
+
+A plugin's code runs at that import (or call): keep it to defining classes and calling
+`architectures.registry.register(Entry(...))`. It must not import torch or jax at its top level if
+it wants `diffbench list` to stay framework-free, must not change global settings, and must not
+print to stdout (commands print results there).
+
+A plugin that fails — raises, calls sys.exit, lacks a dependency, registers a bad entry — is
+recorded as a `Failure` (reported by name with its error) and whatever it registered before
+failing is removed again; the other plugins and the shipped architectures are unaffected. Only a
+module that was named explicitly *and* is required (a suite's `plugins:`) turns its failure into
+an error, raised by the caller. KeyboardInterrupt is never caught.
+
+Modules are looked up on sys.path; the current directory is appended at the end (never first,
+so it cannot shadow an installed package), as the case workers do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+
+from architectures import registry
+
+ENTRY_POINT_GROUP = "diffbench.architectures"
+PLUGINS_ENV = registry.PLUGINS_ENV
+ENV_SOURCE = PLUGINS_ENV
+
+
+@dataclass(frozen=True)
+class Failure:
+    plugin: str  # module name, or "name = value" of an entry point
+    source: str  # "--plugins", "plugins:", "DIFFBENCH_PLUGINS", "entry point of <distribution>"
+    error: str  # "<ExceptionType>: <message>"
+
+    def line(self) -> str:
+        return f"plugin {self.plugin!r} ({self.source}) failed to import: {self.error}; its architectures are not available"
+
+
+@dataclass
+class Report:
+    loaded: list[str] = field(default_factory=list)  # plugins imported (or already imported), in order
+    failed: list[Failure] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [f.line() for f in self.failed]
+
+
+_REGISTERED: dict[str, tuple[str, ...]] = {}  # plugin -> architecture names it registered
+_FAILED: dict[str, Failure] = {}  # plugin -> its last failure in this process
+_WARNED: set[str] = set()
+
+
+def env_modules() -> list[str]:
+    return [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+
+
+def entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The installed `diffbench.architectures` entry points, one per value (a distribution found
+    twice on sys.path is loaded once)."""
+    seen, out = set(), []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value not in seen:
+            seen.add(ep.value)
+            out.append(ep)
+    return out
+
+
+def load(modules=(), source: str = "--plugins", *, ambient: bool = True) -> Report:
+    """Import `modules`, then (ambient) DIFFBENCH_PLUGINS and the entry points. Never raises for
+    a failing plugin: each failure is in the report (and in `failures()`)."""
+    report = Report()
+    wanted = [(m, source) for m in modules]
+    if ambient:
+        wanted += [(m, ENV_SOURCE) for m in env_modules()]
+    first: dict[str, str] = {}
+    for module, origin in wanted:
+        first.setdefault(module, origin)
+    for module, origin in first.items():
+        _record(report, module, _run_isolated(module, origin, lambda m=module: importlib.import_module(m)))
+    if ambient:
+        for ep in entry_points():
+            name = f"{ep.name} = {ep.value}"
+            dist = getattr(ep.dist, "name", None) or "an installed distribution"
+            _record(report, name, _run_isolated(name, f"entry point of {dist}", lambda ep=ep: _load_entry_point(ep),
+                                                once=True))
+    return report
+
+
+def _record(report: Report, plugin: str, failure: Failure | None) -> None:
+    if failure is None:
+        report.loaded.append(plugin)
+    else:
+        report.failed.append(failure)
+
+
+def _load_entry_point(ep) -> None:
+    obj = ep.load()
+    if ep.attr and callable(obj) and not inspect.isclass(obj):
+        obj()
+
+
+def _run_isolated(plugin: str, source: str, action, once: bool = False) -> Failure | None:
+    """Run one plugin's import; on failure, undo what it registered and return the Failure.
+    Importing a module twice is a no-op (sys.modules); `once`: an entry point's callable runs once."""
+    if once and plugin in _REGISTERED:
+        return None
+    _cwd_on_path()
+    before = set(registry.names(include_test_only=True))
+    try:
+        action()
+    except (Exception, SystemExit) as exc:  # SystemExit: a plugin that calls sys.exit at import
+        for name in set(registry.names(include_test_only=True)) - before:
+            registry.unregister(name)
+        failure = Failure(plugin, source, _describe(exc))
+        _FAILED[plugin] = failure
+        return failure
+    new = tuple(sorted(set(registry.names(include_test_only=True)) - before))
+    if new or plugin not in _REGISTERED:
+        _REGISTERED[plugin] = new
+    _FAILED.pop(plugin, None)
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the module called sys.exit({exc.code!r}) at import"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else '(no message)'}"
+
+
+def _cwd_on_path() -> None:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def failures() -> list[Failure]:
+    """Plugins that failed in this process and were not loaded since."""
+    return list(_FAILED.values())
+
+
+def registered_by(plugin: str) -> tuple[str, ...]:
+    """The architectures a loaded plugin registered (empty if it registered none, or failed)."""
+    return _REGISTERED.get(plugin, ())
+
+
+def failure_hint() -> str:
+    """A clause for 'unknown architecture/preset' errors: which plugins failed to load."""
+    failed = failures()
+    if not failed:
+        return ""
+    return "; plugins that failed to import: " + ", ".join(f"{f.plugin} ({f.error})" for f in failed)
+
+
+def warn(report: Report, stream=None) -> None:
+    """One line on stderr per failure, once per plugin per process."""
+    stream = stream or sys.stderr
+    for failure in report.failed:
+        if failure.plugin not in _WARNED:
+            _WARNED.add(failure.plugin)
+            print(f"diffbench: warning: {failure.line()}", file=stream)
+
+
+def forget(plugin: str) -> None:
+    """For tests: drop what this process remembers about a plugin (not its registry entries)."""
+    _REGISTERED.pop(plugin, None)
+    _FAILED.pop(plugin, None)
+    _WARNED.discard(plugin)
