@@ -3,7 +3,8 @@
 contract    framework-free: presets with provenance, the config class, input_shapes (x, t, y iff
             num_classes > 0, nothing the entry does not declare), the process builds, the
             analytic count is positive and linear in the batch
-forward:B   the raw call: output shaped like x (2x channels with learn_sigma), `(prediction,
+forward:B   the raw call: output shaped like the process's data (x itself, or e.g. the phase
+            space's C of [x, v]; 2x channels with learn_sigma), `(prediction,
             latents)` iff the entry declares "latents", finite
 params      equal parameter counts in torch and jax
 parity      perturbed torch weights -> Flax by bench/convert.py; outputs equal to 1e-5 of their scale
@@ -53,17 +54,26 @@ def contract(kit, _backend=None) -> str:
             f"analytic {2 * sum(one.values()) / 1e9:.4g} GFLOPs per image")
 
 
+def _data_shapes(kit) -> list[tuple]:
+    """The prediction/data shape of each x, as the process says (phase space: C of x's 2C)."""
+    from bench.backends import host
+
+    process = registry.process_class(kit.entry.process)(kit.config.process)
+    shapes = process.data_shape(host.shape_tree(kit.inputs()["x"]))
+    return [tuple(s) for s in shapes] if isinstance(shapes, list) else [tuple(shapes)]
+
+
 def forward(kit, backend: str) -> str:
     out = kit.call(backend, kit.inputs())
     pred, latents = _split(kit, out)
     factor = 2 if getattr(kit.config, "learn_sigma", False) else 1
-    xs, preds = leaves(kit.inputs()["x"]), leaves(pred)
+    xs, preds = _data_shapes(kit), leaves(pred)
     if len(xs) != len(preds):
         raise Fail(f"{len(preds)} prediction(s) for {len(xs)} input(s) x")
     for x, p in zip(xs, preds):
-        want = (*x.shape[:-1], factor * x.shape[-1])
+        want = (*x[:-1], factor * x[-1])
         if tuple(p.shape) != want:
-            raise Fail(f"prediction {tuple(p.shape)}; expected {want} (x {tuple(x.shape)}"
+            raise Fail(f"prediction {tuple(p.shape)}; expected {want} (data {x}"
                        f"{', learn_sigma: 2x channels' if factor == 2 else ''}), canonical channels-last")
     if latents is not None and tuple(latents.shape) != tuple(kit.inputs()["latents"].shape):
         raise Fail(f"output latents {tuple(latents.shape)}; input latents {tuple(kit.inputs()['latents'].shape)}")
@@ -169,10 +179,13 @@ def flops(kit, backend: str) -> str:
 def train_step(kit, backend: str) -> str:
     adapter = kit.adapter(backend)
     built = adapter.build(kit.entry, kit.config, seed=0)  # fresh: the step updates its weights
+    from bench.backends import host
+
     arrays = kit.inputs()
-    draws = built.process.train_draws(np.random.default_rng(1), arrays["x"].shape)
-    a = adapter.device_arrays(built, {"x0": arrays["x"], "y": arrays.get("y"), "context": arrays.get("context"),
-                                      **draws})
+    x0 = host.train_data(built.process, kit.config.input_shapes(BATCH), arrays)  # the process's data shape
+    draws = built.process.train_draws(np.random.default_rng(1), host.shape_tree(x0))
+    a = adapter.device_arrays(built, {"x0": x0, "y": arrays.get("y"), "context": arrays.get("context"),
+                                      "context_mask": arrays.get("context_mask"), **draws})
     a = {k: v for k, v in a.items() if v is not None}
     trainer = adapter.Trainer(built)
     if backend == "jax":  # the harness's program, compiled for a run, not for timing (several times faster)
@@ -191,9 +204,9 @@ def sample(kit, backend: str) -> str:
     built, _ = kit.perturbed(backend)
     context = kit.inputs().get("context")  # frame-conditioned video: the given frames
     x = adapter.generate(built, BATCH, seed=0, steps=2, **({} if context is None else {"context": context}))
-    xs, want = leaves(x), leaves(kit.inputs()["x"])
-    if [tuple(a.shape) for a in xs] != [tuple(a.shape) for a in want]:
-        raise Fail(f"samples {[a.shape for a in xs]}; expected {[a.shape for a in want]}")
+    xs, want = leaves(x), _data_shapes(kit)
+    if [tuple(a.shape) for a in xs] != want:
+        raise Fail(f"samples {[a.shape for a in xs]}; expected {want}")
     if not all(np.isfinite(a).all() for a in xs):
         raise Fail("non-finite samples")
     lo, hi = min(float(a.min()) for a in xs), max(float(a.max()) for a in xs)
