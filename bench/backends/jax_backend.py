@@ -26,11 +26,12 @@ from bench.backends.jax_precision import Policy
 
 NAME = "jax"
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
-# PRNG per use (benchmarks/prng_cost.py, docs/backend-speed.md). Weight init: XLA's RngBitGenerator
-# compiles faster on CPU than threefry (shorter init compiles). Dropout keys in the training step:
-# threefry, whose masks cost about half of unsafe_rbg's per element on CPU. Seeds stay deterministic
-# per platform. Process randomness (t, eps, noise) comes from host.py (numpy).
-INIT_PRNG_IMPL = "unsafe_rbg"
+# PRNG per use, measured by benchmarks/prng_cost.py (docs/backend-speed.md): threefry for both.
+# Weight init: unsafe_rbg's first init call took 4.1-4.4x threefry's on rin-cifar10 (0.83-1.02x on
+# rin-tiny). Dropout / stochastic-depth keys in the training step: threefry masks cost ~28 ns per
+# element against unsafe_rbg's ~37-41. Seeds stay deterministic per platform. Process randomness
+# (t, eps, noise) comes from host.py (numpy).
+INIT_PRNG_IMPL = "threefry2x32"
 PRNG_IMPL = "threefry2x32"  # dropout / stochastic-depth keys
 FAST_COMPILE = {"xla_backend_optimization_level": 0}  # for one-off programs (init), never timed ones
 
