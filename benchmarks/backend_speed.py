@@ -27,7 +27,7 @@ import sys
 GROUPS = {  # group -> (arch, preset, batch, variants, pairs)
     "rin": ("rin", "rin-cifar10", 8, ("torch", "jax", "jax-3d"), (("jax", "torch"), ("jax", "jax-3d"),
                                                                   ("jax-3d", "torch"))),
-    "unet": ("unet", "unet2d-tiny", 4, ("torch", "jax", "jax-3d"), (("jax", "jax-3d"), ("jax", "torch"))),
+    "unet": ("unet2d", "unet2d-tiny", 4, ("torch", "jax", "jax-3d"), (("jax", "jax-3d"), ("jax", "torch"))),
 }
 
 
