@@ -14,6 +14,8 @@ import jax.numpy as jnp
 from einops import rearrange
 from flax import linen as nn
 
+from architectures.row_dense import RowDense
+
 GN_EPS = 1e-5  # torch.nn.GroupNorm's default, as in ADM's GroupNorm32
 
 
@@ -129,14 +131,14 @@ class Attention(nn.Module):
         else:
             tokens = rearrange(h, "n h w c -> n (h w) c")
         split = "(three h d)" if self.new_order else "(h three d)"  # ADM QKVAttention vs QKVAttentionLegacy
-        qkv = nn.Dense(3 * self.channels, name="qkv")(tokens)
+        qkv = RowDense(3 * self.channels, name="qkv")(tokens)
         q, k, v = rearrange(qkv, f"n l {split} -> three n l h d", three=3, h=self.heads)
         bias = self._bias() if self.frames else None
         if mask is not None:
             mask = jnp.repeat(mask, hh * ww, axis=0)[:, None]  # one row per (example, pixel)
         out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask)
         zeros = dict(kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
-        out = nn.Dense(self.channels, name="proj", **zeros)(rearrange(out, "n l h d -> n l (h d)"))
+        out = RowDense(self.channels, name="proj", **zeros)(rearrange(out, "n l h d -> n l (h d)"))
         if self.frames:
             out = rearrange(out, "(b h w) t c -> (b t) h w c", h=hh, w=ww)
         else:

@@ -27,10 +27,13 @@ from bench.convert import canonical_to_flax, flax_to_canonical
 
 NAME = "jax"
 _PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
-# Weight-init and dropout keys: XLA's RngBitGenerator compiles several times faster on CPU than
-# the default threefry (a 2-3x shorter init compile for the tiny presets); seeds stay
-# deterministic per platform. Process randomness (t, eps, noise) comes from host.py (numpy).
-PRNG_IMPL = "unsafe_rbg"
+# PRNG per use, measured by benchmarks/prng_cost.py (docs/backend-speed.md): threefry for both.
+# Weight init: unsafe_rbg's first init call took 4.1-4.4x threefry's on rin-cifar10 (0.83-1.02x on
+# rin-tiny). Dropout / stochastic-depth keys in the training step: threefry masks cost ~28 ns per
+# element against unsafe_rbg's ~37-41. Seeds stay deterministic per platform. Process randomness
+# (t, eps, noise) comes from host.py (numpy).
+INIT_PRNG_IMPL = "threefry2x32"
+PRNG_IMPL = "threefry2x32"  # dropout / stochastic-depth keys
 FAST_COMPILE = {"xla_backend_optimization_level": 0}  # for one-off programs (init), never timed ones
 
 
@@ -73,7 +76,7 @@ def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
     return {"backend": NAME, "device": str(device), "platform": device.platform, "name": device.device_kind,
             "jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
             "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32", "memory_env": memory,
-            "prng_impl": PRNG_IMPL, **configure_cache()}
+            "prng_impl": {"init": INIT_PRNG_IMPL, "dropout": PRNG_IMPL}, **configure_cache()}
 
 
 def reset_peak_memory(device) -> None:
@@ -138,7 +141,7 @@ def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abs
     dev = resolve_device(device) if isinstance(device, str) else device
     policy = Policy.make(precision, attention, memory_format, dev)
     dummy = host.random_inputs(config.input_shapes(1), seed, config.num_classes)
-    key = jax.random.key(seed, impl=PRNG_IMPL)
+    key = jax.random.key(seed, impl=INIT_PRNG_IMPL)
     init = lambda k: model.init(k, **jax.tree.map(jnp.asarray, dummy))
     if abstract:
         variables = jax.eval_shape(init, key)
