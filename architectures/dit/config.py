@@ -30,7 +30,6 @@ class DiTConfig:
     frequency_embedding_size: int = 256  # sinusoid of t before the time MLP
     learn_sigma: bool = True  # 2x output channels (mean | variance interpolation)
     num_classes: int = 1000  # 0 = unconditional; label num_classes is the null label (table has +1 rows)
-    time_scaling: float = 1000.0  # t in [0, 1] -> ADM's timestep 0..999 before the sinusoid
     process: GaussianConfig = field(default_factory=lambda: _adm_process())
 
     def __post_init__(self):
@@ -46,11 +45,19 @@ class DiTConfig:
             raise ValueError(f"hidden_size={self.hidden_size}; allowed: multiples of 4 (2D sin-cos position code)")
         if self.frequency_embedding_size % 2:
             raise ValueError(f"frequency_embedding_size={self.frequency_embedding_size}; allowed: even")
-        if self.mlp_ratio <= 0 or self.num_classes < 0 or self.time_scaling <= 0:
-            raise ValueError(f"mlp_ratio={self.mlp_ratio!r}, num_classes={self.num_classes!r}, "
-                             f"time_scaling={self.time_scaling!r}; allowed: > 0, >= 0, > 0")
+        if self.mlp_ratio <= 0 or self.num_classes < 0:
+            raise ValueError(f"mlp_ratio={self.mlp_ratio!r}, num_classes={self.num_classes!r}; allowed: > 0, >= 0")
         if self.process.time_input != "t":
             raise ValueError(f"process.time_input={self.process.time_input!r}; allowed: ['t']")
+        if self.learn_sigma and not self.process.timesteps:
+            raise ValueError("learn_sigma needs a discrete-time process (process.timesteps > 0): the VLB term and "
+                             "beta~ are defined per discrete step")
+
+    @property
+    def time_scaling(self) -> float:
+        """Multiplier of the time input before the sinusoid: 1 for ADM's integer step k (discrete
+        time, as DiT trains), 1000 for continuous t in [0, 1]."""
+        return 1.0 if self.process.timesteps else 1000.0
 
     @property
     def modality(self) -> str:
@@ -86,9 +93,10 @@ class DiTConfig:
 
 
 def _adm_process(steps: int = 250) -> GaussianConfig:
-    """ADM's diffusion as DiT trains it: linear betas over 1000 steps, eps prediction, learned
-    sigma; the paper's FIDs sample 250 DDPM steps."""
-    return GaussianConfig(schedule="ddpm_linear", prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps)
+    """ADM's diffusion as DiT trains it (create_diffusion): linear betas over T = 1000 discrete
+    steps, eps prediction, learned sigma with the hybrid loss; the paper's FIDs sample 250 DDPM steps."""
+    return GaussianConfig(schedule="ddpm_linear", prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps,
+                          timesteps=1000)
 
 
 _SIZES = {  # name: (depth, hidden_size, num_heads), Table 1

@@ -3,7 +3,7 @@ dit_torch.py, so bench/convert.py moves weights between them.
 
 Patchify (conv, kernel = stride = p) + fixed 2D sin-cos positions -> N adaLN-Zero blocks
 conditioned on c = t_emb + y_emb -> adaLN final layer -> unpatchify. The network's time input is
-t in [0, 1], scaled to ADM's timestep (x time_scaling) before the sinusoid.
+The time input is ADM's integer step k (discrete time; x time_scaling = 1), or t in [0, 1] x 1000.
 """
 
 from __future__ import annotations
