@@ -259,7 +259,8 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     denoise = denoiser(built, model, a.get("context"), a.get("context_mask"))
 
     def fn():
-        built.model.eval()  # a train step on the same model may have switched dropout on
+        if built.model.training:  # a train step on the same model may have switched dropout on
+            built.model.eval()
         with torch.inference_mode():
             out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
                                       y_null=a["y_null"], carry=a["carry"], **{k: a[k] for k in draws})
@@ -363,6 +364,7 @@ class Trainer:
         self.optimizer = make_optimizer(built, opt, **adamw)
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None
+        self._zeros: dict[int, torch.Tensor] = {}
         self.params = dict(built.model.named_parameters())
         self.ema = None
         if opt is not None and opt.ema is not None:
@@ -371,15 +373,19 @@ class Trainer:
     def loss(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
         built = self.built
         latents = None
-        if self.latent_shape is not None:
-            latents = torch.zeros((a["x0"].shape[0], *self.latent_shape), device=built.device)
+        if self.latent_shape is not None:  # zero latents, made once per batch size (not per step)
+            batch = a["x0"].shape[0]
+            if batch not in self._zeros:
+                self._zeros[batch] = torch.zeros((batch, *self.latent_shape), device=built.device)
+            latents = self._zeros[batch]
         denoise = denoiser(built, self.model, a.get("context"), a.get("context_mask"))
         draws = {k: v for k, v in a.items() if k not in ("x0", "y", "context", "context_mask")}
         return built.process.training_loss(denoise, a["x0"], y=a.get("y"), latents=latents,
                                            stop_gradient=torch.Tensor.detach, **draws)
 
     def step(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
-        self.built.model.train()
+        if not self.built.model.training:  # a flag check; .train() walks every submodule
+            self.built.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(a)
         self.apply(loss)
