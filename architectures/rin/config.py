@@ -1,6 +1,6 @@
 """RIN config and presets (Jabri, Fleet, Chen 2023, arXiv 2212.11972). Standard library only.
 
-Names follow the spec (/work/shared/specs/rin.md): the interface X has n tokens of width D_x
+Names follow the RIN paper (docs/architectures/rin.md): the interface X has n tokens of width D_x
 (`interface_dim`), the latents Z have m tokens of width D_z (`latent_dim`); m counts the time
 token and the class token, so m - 2 latents are learned.
 """

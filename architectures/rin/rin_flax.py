@@ -1,6 +1,6 @@
 """RIN in Flax linen (Jabri, Fleet, Chen 2023). Channels-last I/O; submodule names match rin_torch.py.
 
-Spec: /work/shared/specs/rin.md. The network's time input is the noise level gamma.
+See docs/architectures/rin.md. The network's time input is the noise level gamma.
 """
 
 from __future__ import annotations

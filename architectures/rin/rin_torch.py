@@ -1,6 +1,6 @@
 """RIN in PyTorch (Jabri, Fleet, Chen 2023). Channels-first I/O; submodule names match rin_flax.py.
 
-Spec: /work/shared/specs/rin.md. The network's time input is the noise level gamma.
+See docs/architectures/rin.md. The network's time input is the noise level gamma.
 """
 
 from __future__ import annotations
