@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from architectures import registry
+from architectures.processes.gaussian import GaussianProcess
 from bench import backends
 from bench.backends import host
 from bench.backends.host import DeviceError
@@ -253,7 +254,8 @@ def test_same_weights_and_draws_give_the_same_numbers_in_both_backends():
     j_built.params = torch_to_flax(t_built.model.state_dict(), j_built.params)
     j_built.abstract = False
     host_arrays = host.random_inputs(cfg.input_shapes(3), 0, cfg.num_classes)
-    draws = host.train_draws(np.random.default_rng(1), host_arrays["x"].shape, 0.5)
+    half = GaussianProcess(dataclasses.replace(cfg.process, self_condition_rate=0.5))
+    draws = half.train_draws(np.random.default_rng(1), host_arrays["x"].shape)
     batch = {"x0": np.clip(host_arrays["x"], -1, 1), "y": host_arrays["y"], **draws}
     assert 0 < draws["keep"].sum() < 3  # some examples keep their pass-1 latents, some drop them
     t_loss = tb.Trainer(t_built).loss(tb.device_arrays(t_built, batch))

@@ -40,7 +40,7 @@ def test_trained_beats_untrained_on_fd_effnet_and_kid(one_torch_thread):
     trainer, rng = adapter.Trainer(built, lr=1e-3), np.random.default_rng(0)
     for _ in range(STEPS):
         idx = rng.choice(len(x), BATCH, replace=False)
-        arrays = {"x0": x[idx], "y": y[idx], **host.train_draws(rng, (BATCH, *x.shape[1:]), cfg.process.self_condition_rate)}
+        arrays = {"x0": x[idx], "y": y[idx], **built.process.train_draws(rng, (BATCH, *x.shape[1:]))}
         trainer.step(adapter.device_arrays(built, arrays))
     trained = score()
     for m in ("fd-effnet", "kid"):

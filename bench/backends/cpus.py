@@ -29,15 +29,14 @@ def claim(threads: int, requested: tuple[int, ...] | None = None) -> dict:
         missing = sorted(set(requested) - set(cpus))
         if missing:
             raise ValueError(f"cpus {missing} are not in this process's CPU affinity {cpus}")
-        return {"cpus": sorted(requested)[:threads] if threads <= len(requested) else sorted(requested),
-                "claim": "requested"}
+        return {"cpus": sorted(requested)[:threads], "claim": "requested"}
     got = [c for c in cpus if _try_lock(c)]
     if len(got) >= threads:
         for c in got[threads:]:
             _release(c)
         return {"cpus": got[:threads], "claim": "exclusive"}
-    rest = [c for c in cpus if c not in got]
-    return {"cpus": sorted(got + rest[: threads - len(got)]), "claim": "shared" if got or rest else "exclusive"}
+    rest = [c for c in cpus if c not in got]  # held by other diffbench processes: shared
+    return {"cpus": sorted(got + rest[: threads - len(got)]), "claim": "shared"}
 
 
 def _try_lock(cpu: int) -> bool:

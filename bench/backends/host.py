@@ -116,7 +116,6 @@ def call_kwargs(extras: tuple[str, ...], y, context, latents, context_mask=None)
     return kwargs
 
 
-# -- random draws (canonical layout, numpy) --------------------------------------------------
 # -- input trees --------------------------------------------------------------------------------
 # An input of config.input_shapes may be one (shape, dtype) or a list of them (NestedUNet: one x
 # per resolution, highest first); the drawn arrays, the model's outputs and the process's x then
@@ -143,6 +142,7 @@ def x_shape(shapes: dict):
     return [tuple(s) for s, _ in spec] if is_spec_list(spec) else tuple(spec[0])
 
 
+# -- random draws (canonical layout, numpy; a process draws its own: process.train_draws, ...) --
 def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num_classes: int) -> dict[str, np.ndarray]:
     """Model inputs from config.input_shapes(batch): x, context, latents ~ N(0, 1); t ~ U(0, 1);
     y uniform labels; a `*_mask` (B, L) is 1 on a random-length prefix (>= 1 token) and 0 after."""
@@ -165,15 +165,6 @@ def random_inputs(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int, num
     return out
 
 
-def train_draws(rng: np.random.Generator, x_shape: tuple[int, ...], self_condition_rate: float) -> dict[str, np.ndarray]:
-    """The gaussian process's draws: t ~ U(0, 1), eps ~ N(0, I) like x, keep ~ Bernoulli(rate).
-    (Adapters ask `built.process.train_draws`, which every process family defines.)"""
-    from architectures.processes.config import GaussianConfig
-    from architectures.processes.gaussian import GaussianProcess
-
-    return GaussianProcess(GaussianConfig(self_condition_rate=self_condition_rate)).train_draws(rng, x_shape)
-
-
 def make_process(entry, config, channel_axis: int = -1):
     """The entry's process family, built from config.process; channel_axis: the backend layout's."""
     from architectures import registry
@@ -190,11 +181,6 @@ def train_data(process, shapes: dict, arrays: dict) -> dict:
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
-def sample_noise(rng: np.random.Generator, x_shape: tuple[int, ...], steps: int) -> list[np.ndarray]:
-    """One N(0, I) array per sampler step (DDPM), plus none for DDIM callers to ignore."""
-    return [rng.standard_normal(x_shape).astype(np.float32) for _ in range(steps)]
-
-
 def null_labels(y: np.ndarray | None, num_classes: int) -> np.ndarray | None:
     """The classifier-free-guidance null label: num_classes (reserved by the contract)."""
     return None if y is None else np.full_like(y, num_classes)
@@ -206,17 +192,17 @@ def sampling_draws(config, process, batch: int, seed: int, steps: int, labels=No
     and their null labels, zero latents (the first step's Z_prev) when the model has them."""
     rng = np.random.default_rng(seed)
     shapes = config.input_shapes(batch)
-    x_shape = globals()["x_shape"](shapes)
+    xs = x_shape(shapes)
     drawn = random_inputs({k: v for k, v in shapes.items() if k in ("context", "context_mask")}, seed + 1, 0)
     y = None
     if config.num_classes > 0:
         y = np.asarray(labels, np.int32) if labels is not None else rng.integers(0, config.num_classes, batch).astype(np.int32)
-    x = [rng.standard_normal(s).astype(np.float32) for s in x_shape] if isinstance(x_shape, list) else \
-        rng.standard_normal(x_shape).astype(np.float32)
+    x = [rng.standard_normal(s).astype(np.float32) for s in xs] if isinstance(xs, list) else \
+        rng.standard_normal(xs).astype(np.float32)
     if context is None and "context_mask" in shapes:  # conditioning tokens, not data: drawn like the inputs
         context = drawn["context"]
     return {"x": x,
-            "step_draws": process.sample_step_draws(rng, x_shape, steps),
+            "step_draws": process.sample_step_draws(rng, xs, steps),
             "y": y, "y_null": null_labels(y, config.num_classes) if getattr(config.process, "guidance_scale", 0) > 0 else None,
             "latents": np.zeros(shapes["latents"][0], np.float32) if "latents" in shapes else None,
             "context": None if "context" not in shapes else np.asarray(context, np.float32),

@@ -82,7 +82,7 @@ def sync(x: Any = None) -> Any:
 class CudaEvents:
     """Device time of one step from CUDA events recorded on the current stream around it."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self):
         self.begin = torch.cuda.Event(enable_timing=True)
         self.end = torch.cuda.Event(enable_timing=True)
 
@@ -99,8 +99,7 @@ class CudaEvents:
 
 def device_timer(device) -> CudaEvents | None:
     """CUDA events for CUDA devices; None elsewhere (host wall clock is the device time on CPU)."""
-    device = torch.device(device)
-    return CudaEvents(device) if device.type == "cuda" else None
+    return CudaEvents() if torch.device(device).type == "cuda" else None
 
 
 def all_finite(x: Any) -> bool:
