@@ -205,7 +205,7 @@ def cpu_peaks(case) -> dict | None:
     measured in a fresh process the first time a thread count is seen; None off CPU or on failure."""
     if not case.device.startswith(("cpu", "auto")):
         return None
-    threads = case.threads or (len(case.cpus) if case.cpus else resolve_threads(None))
+    threads = resolve_threads(case.threads, case.cpus)
     if threads not in _CPU_PEAKS:
         env = child_env({**os.environ, **thread_env(threads), "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))})
         try:
@@ -263,7 +263,7 @@ def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Pat
 
 
 def _spawn(case, job_path: Path, result_path: Path, log_path: Path) -> dict:
-    threads = resolve_threads(case.threads)
+    threads = resolve_threads(case.threads, case.cpus)
     env = {**os.environ, **thread_env(threads)}
     env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {env['XLA_FLAGS']}".strip()
     env["PYTHONPATH"] = worker_pythonpath(os.environ.get("PYTHONPATH", ""))

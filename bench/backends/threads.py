@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 
-def resolve_threads(requested: int | None) -> int:
-    """None means all cores this process may run on (its CPU affinity, as under taskset or a
-    container's cpuset), as the case's default."""
+def resolve_threads(requested: int | None, cpus: tuple[int, ...] | None = None) -> int:
+    """None means one thread per CPU the case names (`cpus:`), else all cores this process may run
+    on (its CPU affinity, as under taskset or a container's cpuset), as the case's default."""
     if requested is not None:
         return requested
+    if cpus:
+        return len(cpus)
     try:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # no affinity API (macOS)

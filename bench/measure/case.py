@@ -48,7 +48,7 @@ def pin_threads(case) -> dict:
     from bench.backends import host
     from bench.backends.threads import resolve_threads
 
-    threads = case.threads or (len(case.cpus) if case.cpus else resolve_threads(None))
+    threads = resolve_threads(case.threads, case.cpus)
     if "torch" not in sys.modules and "jax" not in sys.modules and not _PINNED:
         pinned = host.pin_threads(threads, case.cpus)
         _PINNED.update(cpus=pinned["cpus"], cpu_claim=pinned["cpu_claim"])
