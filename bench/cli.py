@@ -129,8 +129,9 @@ def cmd_report(args) -> int:
         written = build.write(args.paths, out, formats, args.columns, args.group_by, args.baseline)
     except build.ReportError as exc:
         raise UserError(str(exc)) from None
-    for path in written[:len(formats)]:
-        print(f"report: {path}")
+    for path in written:  # the report files (with a file --out: that one file); plots are beside them
+        if path.suffix.lower() in build.SUFFIX_FORMAT:
+            print(f"report: {path}")
     return 0
 
 

@@ -16,7 +16,7 @@ from scipy.stats import mannwhitneyu
 
 from bench import results
 from bench.measure.stats import bootstrap_ratio_ci
-from bench.report.columns import TIMED_STEPS, converged, timing
+from bench.report.columns import TIMED_STEPS, converged, dig, timing
 from bench.report.table import significant
 
 VERDICTS = ("regression", "improvement", "unchanged", "unreliable", "failed", "recovered")
@@ -78,7 +78,7 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> 
         if ra.get("status") != rb.get("status") and "ok" in (ra.get("status"), rb.get("status")):
             verdict = "failed" if rb.get("status") != "ok" else "recovered"
             rows.append({"case": case_id, "step": None, "verdict": verdict,
-                         "error": str((rb if verdict == "failed" else ra).get("error", {}).get("message", ""))[:200]})
+                         "error": str(dig(rb if verdict == "failed" else ra, "error", "message") or "")[:200]})
             continue
         n_rows = len(rows)
         for step in TIMED_STEPS:

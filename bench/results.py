@@ -54,7 +54,8 @@ def _run_meta(run_dir: Path, cache: dict) -> dict:
     return cache[run_dir]
 
 
-def _dig(data: dict, keys: tuple):
+def dig(data, *keys):
+    """data[k1][k2]... or None as soon as a level is missing or not a mapping."""
     for key in keys:
         data = data.get(key) if isinstance(data, dict) else None
     return data
@@ -81,7 +82,7 @@ def load_records(paths) -> list[dict]:
         record["record_path"] = str(path)
         record["_run"] = _run_meta(path.parent, meta_cache)
         out.append(record)
-    return sorted(out, key=lambda r: (str(r["suite"]), str(r["run_id"]), _dig(r, ("case", "index")) or 0))
+    return sorted(out, key=lambda r: (str(r["suite"]), str(r["run_id"]), dig(r, "case", "index") or 0))
 
 
 def load(paths) -> pd.DataFrame:
@@ -94,7 +95,7 @@ def load(paths) -> pd.DataFrame:
     for record in load_records(paths):
         meta = record.pop("_run")
         for column, keys in RUN_COLUMNS.items():
-            record[column] = _dig(meta, keys)
+            record[column] = dig(meta, *keys)
         rows.append(record)
     if not rows:
         return pd.DataFrame(columns=["case_id", "status"])

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from architectures import registry
+from bench.backends import host
 from bench.conformance.kit import BATCH, TOLERANCE, Fail, Skip, leaves
 
 
@@ -44,7 +45,7 @@ def contract(kit, _backend=None) -> str:
     undeclared = set(shapes) - {"x", "t", "y"} - set(entry.extras)
     if undeclared:
         raise Fail(f"inputs {sorted(undeclared)} are not declared in the entry's extras {list(entry.extras)}")
-    registry.process_class(entry.process)(cfg.process)
+    host.make_process(entry, cfg)
     one, three = (entry.load_flops()(cfg, b) for b in (1, 3))
     if not one or any(int(v) < 0 for v in one.values()) or sum(one.values()) <= 0:
         raise Fail(f"analytic forward_macs(config, 1) = {one}: needs non-negative counts, sum > 0")
@@ -56,10 +57,7 @@ def contract(kit, _backend=None) -> str:
 
 def _data_shapes(kit) -> list[tuple]:
     """The prediction/data shape of each x, as the process says (phase space: C of x's 2C)."""
-    from bench.backends import host
-
-    process = registry.process_class(kit.entry.process)(kit.config.process)
-    shapes = process.data_shape(host.shape_tree(kit.inputs()["x"]))
+    shapes = host.make_process(kit.entry, kit.config).data_shape(host.shape_tree(kit.inputs()["x"]))
     return [tuple(s) for s in shapes] if isinstance(shapes, list) else [tuple(shapes)]
 
 
@@ -179,8 +177,6 @@ def flops(kit, backend: str) -> str:
 def train_step(kit, backend: str) -> str:
     adapter = kit.adapter(backend)
     built = adapter.build(kit.entry, kit.config, seed=0)  # fresh: the step updates its weights
-    from bench.backends import host
-
     arrays = kit.inputs()
     x0 = host.train_data(built.process, kit.config.input_shapes(BATCH), arrays)  # the process's data shape
     draws = built.process.train_draws(np.random.default_rng(1), host.shape_tree(x0))

@@ -11,14 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bench.results import dig  # noqa: F401 - re-exported: the report modules import it from here
+
 TIMED_STEPS = ("sample_step", "train_step")
-
-
-def dig(data, *keys):
-    """data[k1][k2]... or None as soon as a level is missing or not a mapping."""
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
 
 
 @dataclass(frozen=True)

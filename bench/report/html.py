@@ -34,12 +34,12 @@ suite sha256 {{ p.suite_sha256 }}; {{ p.host }}; accelerators: {{ p.accelerators
 threads {{ p.threads }}; precision {{ p.precision }}; {{ p.versions }}; {{ p.cases }} case(s), {{ p.failed }} failed</li>
 {% endfor %}</ul>
 <h2>Results</h2>
-{% macro render(t, headers) %}{% for title, rows in t %}{% if title %}<h3>{{ title }}</h3>{% endif %}
-<div class="scroll"><table id="{{ 'results' if loop.first else '' }}">
+{% macro render(t, headers, table_id="") %}{% for title, rows in t %}{% if title %}<h3>{{ title }}</h3>{% endif %}
+<div class="scroll"><table{% if table_id and loop.first %} id="{{ table_id }}"{% endif %}>
 <thead><tr>{% for h, kind in headers %}<th class="{{ kind }}">{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in rows %}<tr class="{{ row.status }}">{% for c in row.cells %}<td class="{{ c.cls }}">{{ c.text }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>{% endfor %}{% endmacro %}
-{{ render(main, main_headers) }}
+{{ render(main, main_headers, "results") }}
 <p class="legend">{{ legend }}</p>
 {% if unreliable %}<h2>Timings that did not converge ({{ mark }})</h2>
 <p class="legend">Stopped by the repetition or time cap with IQR/median above the target: the median is reported
