@@ -36,6 +36,15 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
+def file_sha256(path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (weights files are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -5,12 +5,13 @@ Only used as a feature extractor for the offline proxy `fd-effnet` (1280-d poole
 """
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from bench.records import file_sha256
 
 # (expand ratio, kernel, stride, out channels, repeats) per stage, EfficientNet-Lite0.
 STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
@@ -85,8 +86,7 @@ def weights_path() -> str:
 
 def load_pretrained() -> EfficientNetLite0:
     path = weights_path()
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    digest = file_sha256(path)
     if digest != WEIGHTS_SHA256:
         raise RuntimeError(f"{path}: sha256 {digest} is not the pinned wheel's {WEIGHTS_SHA256}")
     model = EfficientNetLite0()

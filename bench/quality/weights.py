@@ -8,8 +8,9 @@ i3d_torchscript.pt). CI never has these files: its tests load small TorchScript 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
+
+from bench.records import file_sha256
 
 
 class MetricError(RuntimeError):
@@ -36,14 +37,6 @@ I3D = WeightSpec(
     sha256="bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2",
     source="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt (StyleGAN-V)",
 )
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve(spec: WeightSpec, environ=None) -> str:

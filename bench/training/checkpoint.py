@@ -12,7 +12,6 @@ no framework is needed to read one. Schema: docs/training.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bench.records import file_sha256
 
 FORMAT = "diffbench-checkpoint/1"
 WEIGHTS, EMA, META = "weights.npz", "ema.npz", "meta.json"
@@ -38,14 +39,6 @@ class Checkpoint:
     ema: dict | None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write(path, weights: dict, meta: dict, ema: dict | None = None) -> Path:
     """Write a checkpoint directory at `path` (which must not exist yet); returns it."""
     path = Path(path)
@@ -60,7 +53,7 @@ def write(path, weights: dict, meta: dict, ema: dict | None = None) -> Path:
         sums = {}
         for name, arrays in files.items():
             np.savez(tmp / name, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
-            sums[name] = _sha256(tmp / name)
+            sums[name] = file_sha256(tmp / name)
         full = {"format": FORMAT, **meta, "has_ema": ema is not None, "sha256": sums,
                 "layout": "canonical keys (bench.convert.torch_key), torch layouts, float32",
                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -90,7 +83,7 @@ def read(path) -> Checkpoint:
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"{file}: missing")
-        if _sha256(file) != meta["sha256"].get(name):
+        if file_sha256(file) != meta["sha256"].get(name):
             raise CheckpointError(f"{file}: sha256 does not match {META} (corrupted or edited)")
         with np.load(file, allow_pickle=False) as npz:
             arrays[name] = {k: npz[k] for k in npz.files}
