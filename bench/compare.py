@@ -10,6 +10,7 @@ whose timing did not converge in either run is "unreliable" instead. Docs: docs/
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import mannwhitneyu
@@ -67,7 +68,13 @@ def compare_samples(a, b, threshold: float, alpha: float, seed: int = 0) -> dict
 
 
 def _by_id(path) -> dict[str, dict]:
-    return {r["case_id"]: r for r in results.load_records([path])}
+    """case_id -> record of one run (records of several runs would shadow each other)."""
+    recs = results.load_records([path])
+    runs = sorted({str(Path(r["record_path"]).parent) for r in recs})
+    if len(runs) > 1:
+        raise results.RecordError(f"{path}: holds {len(runs)} runs ({', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''}); "
+                                  "allowed: one run directory (or its run.json) per side of compare")
+    return {r["case_id"]: r for r in recs}
 
 
 def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> dict:

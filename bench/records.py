@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 RUN_FILE = "run.json"
-SCHEMA = 1
+SCHEMA = 2  # the record and run.json schema (docs/records.md); bench.record_schema migrates older ones
 RECORD_NAME = re.compile(r"[0-9]{4,}-[A-Za-z0-9_.-]+\.json")  # what record_filename writes
 MAX_SLUG = 150  # file names stay well under NAME_MAX (255 bytes)
 

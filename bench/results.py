@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from bench import record_schema
 from bench.records import RUN_FILE, RecordError, record_paths
 
 RUN_COLUMNS = {  # run-level provenance joined onto every row
@@ -46,11 +46,7 @@ def _record_files(paths) -> list[Path]:
 def _run_meta(run_dir: Path, cache: dict) -> dict:
     if run_dir not in cache:
         run_file = run_dir / RUN_FILE
-        try:
-            meta = json.loads(run_file.read_text()) if run_file.is_file() else {}
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise RecordError(f"{run_file}: unreadable run file: {type(exc).__name__}: {exc}") from None
-        cache[run_dir] = meta if isinstance(meta, dict) else {}
+        cache[run_dir] = record_schema.load_run(run_file) if run_file.is_file() else {}
     return cache[run_dir]
 
 
@@ -61,24 +57,18 @@ def dig(data, *keys):
     return data
 
 
-def _read_record(path: Path) -> dict:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: unreadable record: {exc}") from None
-    missing = [k for k in ("case_id", "suite", "run_id", "case") if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise RecordError(f"{path}: not a diffbench record (missing {', '.join(missing)}); "
-                           "allowed: record files, run directories, suite directories or a results folder")
-    return record
-
-
 def load_records(paths) -> list[dict]:
-    """The raw records under `paths`, each with `record_path` and `_run` (its run.json, or {}),
-    in suite, run and case order."""
-    out, meta_cache = [], {}
+    """The records under `paths` in the current schema (older ones migrated, every one
+    type-checked: bench.record_schema), each with `record_path` and `_run` (its run.json, or {}),
+    in suite, run and case order. Two records of one case in one run directory are refused."""
+    out, meta_cache, seen = [], {}, {}
     for path in _record_files(paths):
-        record = _read_record(path)
+        record = record_schema.load(path)
+        key = (str(Path(path).resolve().parent), record["case_id"])
+        if key in seen and seen[key] != Path(path).resolve():
+            raise RecordError(f"{seen[key]} and {path}: two records of case {record['case_id']!r} in one run; "
+                              "allowed: one record per case (remove or move the one that does not belong)")
+        seen[key] = Path(path).resolve()
         record["record_path"] = str(path)
         record["_run"] = _run_meta(path.parent, meta_cache)
         out.append(record)

@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
             result["error"] = {"type": "NonFinite", "message": f"non-finite value(s) at {', '.join(bad[:5])}"}
     except Exception as exc:  # a failing case is data: the error goes into its record
         result = {"status": "failed", "error": _error(exc)}
-    result["worker_seconds"] = time.time() - started
+    result["worker_s"] = time.time() - started
     write_json_atomic(result_path, _finite_or_null(result))
     return 0
 

@@ -15,12 +15,12 @@ def timing_entry(samples_ms, batch: int, converged: bool = True, nfe: int = 1) -
 
 
 def record(run_id: str, index: int, arch: str, preset: str, backend: str = "torch", batch: int = 2,
-           overrides: dict | None = None, resolution: int = 32, gflops: float = 1.0, steps: int = 50,
+           overrides: dict | None = None, resolution: int = 32, gflop: float = 1.0, steps: int = 50,
            sample_ms=None, train_ms=None, converged=(True, True), status: str = "ok", quality=None,
            suite: str = "s") -> dict:
     overrides = overrides or {}
     case_id = f"{arch}/{preset}/{backend}/cpu/b{batch}" + (f"/o{index:08x}" if overrides else "")
-    rec = {"schema": 1, "suite": suite, "run_id": run_id, "case_id": case_id, "status": status,
+    rec = {"schema": records.SCHEMA, "suite": suite, "run_id": run_id, "case_id": case_id, "status": status,
            "case": {"arch": arch, "preset": preset, "backend": backend, "device": "cpu", "batch": batch, "index": index,
                     "overrides": overrides, "seed": 0, "compile": False, "threads": None},
            "config": {"image_size": resolution, "frames": 0}, "worker": {"threads": 2}}
@@ -28,8 +28,8 @@ def record(run_id: str, index: int, arch: str, preset: str, backend: str = "torc
         rec["error"] = {"type": "RuntimeError", "message": f"boom in {case_id}\nsecond line of the traceback"}
         return rec
     rec["params"] = 1_234_567
-    rec["flops"] = {"gflops": gflops, "gflops_per_image": gflops / batch, "nfe_per_sample": steps,
-                    "gflops_per_sample": steps * gflops / batch, "agreement": {"ok": True, "disagreeing": {}}}
+    rec["flops"] = {"gflop": gflop, "gflop_per_image": gflop / batch, "nfe_per_sample": steps,
+                    "gflop_per_sample": steps * gflop / batch, "agreement": {"ok": True, "disagreeing": {}}}
     rec["timing"] = {}
     if sample_ms is not None:
         rec["timing"]["sample_step"] = timing_entry(sample_ms, batch, converged[0])
@@ -72,7 +72,7 @@ def scaling_run(root, run_id: str = "r1"):
         for res in (32, 64):
             for backend in ("torch", "jax"):
                 g = 2.0 * (res / 32) ** power
-                recs.append(record(run_id, i, arch, preset, backend, resolution=res, gflops=g,
+                recs.append(record(run_id, i, arch, preset, backend, resolution=res, gflop=g,
                                    overrides={"image_size": res, "note": "50%_off"},
                                    sample_ms=lognormal_ms(rng, 10 * g), train_ms=lognormal_ms(rng, 30 * g),
                                    converged=(not (arch == "rin" and res == 64 and backend == "jax"), True),

@@ -116,13 +116,13 @@ def test_a_suite_train_case_stops_within_its_flop_budget_and_leaves_a_checkpoint
     run_dir, record = _run(tmp_path, f"{{dataset: shapes, budget: {{gflops: {budget}}}, recipe: paper, ema: 0.5, "
                                      "log_every: 2, limit: 8}", "first")
     t = record["train"]
-    step = t["step_flops"]["flops"]
+    step = t["step_flops"]["flop"]
     assert step > 0 and t["step_flops"]["forward_passes"] == 1
     assert t["steps"] == int(budget * 1e9) // step >= 2  # the last whole step within the budget
-    assert t["gflops_spent"] * 1e9 == pytest.approx(t["steps"] * step) and t["gflops_spent"] <= budget
+    assert t["gflop_spent"] * 1e9 == pytest.approx(t["steps"] * step) and t["gflop_spent"] <= budget
     curve = t["loss_curve"]
     assert curve["step"][-1] == t["steps"] and len(curve["loss"]) == -(-t["steps"] // 2)
-    assert all(np.isfinite(curve["loss"])) and t["seconds"] > 0 and t["weights_after"] == "ema"
+    assert all(np.isfinite(curve["loss"])) and t["duration_s"] > 0 and t["weights_after"] == "ema"
     assert t["recipe"]["source"].startswith("openai/improved-diffusion") and t["optim"]["ema"] == 0.5
     ckpt = checkpoint.read(run_dir / t["checkpoint"])
     assert ckpt.meta["step"] == t["steps"] and ckpt.meta["backend"] == "torch" and ckpt.ema is not None

@@ -126,17 +126,17 @@ def test_counts_refuse_loops_without_a_static_trip_count():
 
 
 def test_flops_report_json_schema():
-    """`diffbench flops --json` prints this dict: params, gflops, gmacs, one entry per counter."""
+    """`diffbench flops --json` prints this dict: params, gflop, gmac, one entry per counter."""
     from bench.measure.flops import flops_report, format_flops_report
 
     r = flops_report("rin", "rin-tiny", backend="torch", batch=2)
     r = json.loads(json.dumps(r))
     assert r["params"] > 0 and r["params_agree"]
-    assert r["gflops"] == pytest.approx(2 * r["gmacs"]) and r["gflops_per_image"] == pytest.approx(r["gflops"] / 2)
-    assert math.isclose(sum(r["breakdown_gmacs"].values()), r["gmacs"])
+    assert r["gflop"] == pytest.approx(2 * r["gmac"]) and r["gflop_per_image"] == pytest.approx(r["gflop"] / 2)
+    assert math.isclose(sum(r["breakdown_gmac"].values()), r["gmac"])
     for c in r["counters"].values():
         assert {"method", "value", "convention", "error", "version"} <= set(c)
-    assert r["train_step"]["gflops"] > r["gflops"] and r["agreement"]["ok"]
+    assert r["train_step"]["gflop"] > r["gflop"] and r["agreement"]["ok"]
     assert "fvcore" in format_flops_report(r)
 
 

@@ -52,7 +52,7 @@ def test_ray_records_match_the_local_executors(cluster, tmp_path):
         assert rec["status"] == local[case_id]["status"], case_id
         assert rec.get("params") == local[case_id].get("params")
         if "flops" in rec:
-            assert rec["flops"]["gflops"] == local[case_id]["flops"]["gflops"]
+            assert rec["flops"]["gflop"] == local[case_id]["flops"]["gflop"]
         node = rec["worker"]["node"]
         assert node["executor"] == "ray" and node["hostname"] and node["ray_node_id"]
         assert (run_dir / rec["worker"]["log"]).is_file()

@@ -38,7 +38,7 @@ def test_csv_values_are_the_records_values_failed_and_non_converged_included(wri
         assert float(row["sample_ms"]) == pytest.approx(np.median(t["samples_ms"]), rel=1e-12)
         assert [float(row["sample_ms_lo"]), float(row["sample_ms_hi"])] == pytest.approx(t["ci95_ms"])
         assert row["sample_ms_converged"] == str(t["stop_reason"] == "converged")
-        assert float(row["gflops_image"]) == pytest.approx(rec["flops"]["gflops"] / 2)
+        assert float(row["gflop_image"]) == pytest.approx(rec["flops"]["gflop"] / 2)
         # time per generated sample: step median x steps per sample / batch
         assert float(row["ms_per_sample"]) == pytest.approx(t["median_ms"] * 50 / 2)
         assert float(row["params"]) == pytest.approx(1.234567)
@@ -76,7 +76,7 @@ def test_baseline_ratios_match_the_medians_with_a_bootstrap_ci(written):
         assert ratio_cols["sample_ratio"].get(r) == pytest.approx(want)
         lo, hi = ratio_cols["sample_ratio"].ci(r)
         assert lo <= want <= hi
-        assert ratio_cols["flops_ratio"].get(r) == pytest.approx(r["flops"]["gflops"] / base["flops"]["gflops"])
+        assert ratio_cols["flops_ratio"].get(r) == pytest.approx(r["flops"]["gflop"] / base["flops"]["gflop"])
 
 
 def test_every_plot_file_is_written_and_fitted_exponents_are_the_true_powers(written):
@@ -88,7 +88,7 @@ def test_every_plot_file_is_written_and_fitted_exponents_are_the_true_powers(wri
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert "<svg" in svg.read_text()[:500]
         assert f"({name}.png)" in (out / "report.md").read_text()
-    exps = plots.exponents(results.load_records([run]))["GFLOPs per image (1 NFE)"]
+    exps = plots.exponents(results.load_records([run]))["GFLOP per image (1 NFE)"]
     assert exps == {"rin": pytest.approx(1.0), "unet2d": pytest.approx(2.0)}
 
 

@@ -209,7 +209,7 @@ def _first_call_seconds(step: Step) -> Step:
     start = time.perf_counter()
     sync(step.fn())
     step.compile_seconds = time.perf_counter() - start
-    step.notes.append("torch.compile: compile_seconds is the first call (compile + one execution)")
+    step.notes.append("torch.compile: compile_s is the first call (compile + one execution)")
     step.info.update(compile_graphs=int(counters["stats"].get("unique_graphs", 0)),
                      graph_breaks=int(sum(counters["graph_break"].values())),
                      graph_break_reasons=sorted(counters["graph_break"])[:10])

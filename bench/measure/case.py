@@ -95,7 +95,7 @@ def _compile_flag(ctx: Context):
     return False if ctx.case.compile == "none" else ctx.case.compile
 
 
-def _step_gflops(ctx: Context, step, what: str) -> tuple[float | None, str]:
+def _step_gflop(ctx: Context, step, what: str) -> tuple[float | None, str]:
     """FLOPs of one timed step (headline convention): forward x NFE for a sampling step; for a
     training step the counted training-step FLOPs when `flops` was measured, else the analytic
     forward x (forward passes + 2) (backward = 2 forwards)."""
@@ -105,8 +105,8 @@ def _step_gflops(ctx: Context, step, what: str) -> tuple[float | None, str]:
     if what == "sample step":
         return fwd * step.nfe, "analytic forward x NFE"
     counted = (ctx.flops or {}).get("train_step", {}) or {}
-    if counted.get("gflops"):
-        return counted["gflops"], f"counted training step ({counted.get('method', 'flops record')})"
+    if counted.get("gflop"):
+        return counted["gflop"], f"counted training step ({counted.get('method', 'flops record')})"
     return fwd * (step.nfe + 2), "analytic forward x (forward passes + 2)"
 
 
@@ -134,12 +134,26 @@ def _timed(ctx: Context, step, what: str) -> dict:
         record["device_time"] = {"method": "CUDA events around the step on the current stream",
                                  "median_ms": events["median_ms"], "ci95_ms": events.get("ci95_ms"),
                                  "samples_ms": [v * 1e3 for v in device_samples]}
-    gflop, method = _step_gflops(ctx, step, what)
+    if what == "sample step":
+        record.update(per_sample(record, ctx, step.nfe))
+    gflop, method = _step_gflop(ctx, step, what)
     dev = ctx.env["device"]
     peak = device_peak(str(dev.get("name", "")), _platform(dev), c.precision, ctx.cpu_peaks)
     record["utilization"] = {**utilization(gflop, record["median_ms"], peak), "gflop_per_step": gflop,
                              "flop_method": method}
     return record
+
+
+def per_sample(record: dict, ctx: Context, nfe_per_step: int) -> dict:
+    """Generated samples per second: batch / (step time x sampling steps per sample), where a
+    sample takes nfe_per_sample network evaluations and one timed step makes nfe_per_step."""
+    from bench.measure.flops import nfe_per_sample
+
+    nfe = (ctx.flops or {}).get("nfe_per_sample") or nfe_per_sample(ctx.config, ctx.entry.process)
+    steps = nfe / nfe_per_step
+    rate, ci = record.get("image_steps_per_s"), record.get("image_steps_per_s_ci95")
+    return {"steps_per_sample": steps, "samples_per_s": None if rate is None else rate / steps,
+            "samples_per_s_ci95": None if ci is None else [v / steps for v in ci]}
 
 
 def _platform(device: dict) -> str:

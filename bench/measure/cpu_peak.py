@@ -1,6 +1,6 @@
 """The CPU's matmul throughput at a thread count: the reference for CPU MFU.
 
-    python -P -m bench.measure.cpu_peak THREADS   -> one JSON line {"fp32": {...}, "bf16": {...}}
+    python -P -m bench.measure.cpu_peak THREADS   -> one JSON line {"fp32": {"gflop_per_s": ...}, "bf16": {...}}
 
 Run by the runner in its own process (threads pinned before torch starts), once per run and
 thread count; the result goes into run.json and into every CPU case's job.
@@ -33,7 +33,7 @@ def measure(threads: int) -> dict:
             t0 = time.perf_counter()
             torch.mm(a, b)
             best = min(best, time.perf_counter() - t0)
-        out[name] = {"gflops": 2 * N**3 / best / 1e9,
+        out[name] = {"gflop_per_s": 2 * N**3 / best / 1e9,
                      "method": f"measured: best torch.mm {N}x{N} {name} at {threads} thread(s), torch {torch.__version__}"}
     return out
 

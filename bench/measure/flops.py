@@ -35,9 +35,9 @@ def nfe_per_sample(config, process: str = "gaussian") -> int:
     return registry.process_class(process)(config.process).nfe_per_sample(config.num_classes > 0)
 
 
-def _entry(method, version, convention, gflops, reference, **extra) -> dict:
-    ratio = None if gflops is None or not reference else gflops / reference
-    return {"method": method, "version": version, "convention": convention, "unit": "GFLOP", "value": gflops,
+def _entry(method, version, convention, gflop, reference, **extra) -> dict:
+    ratio = None if gflop is None or not reference else gflop / reference
+    return {"method": method, "version": version, "convention": convention, "unit": "GFLOP", "value": gflop,
             "ratio_to_analytic": ratio, "error": None, **extra}
 
 
@@ -50,9 +50,9 @@ def _agrees(value, reference) -> bool | None:
     return None if value is None else abs(value / reference - 1.0) <= TOLERANCE
 
 
-def counter_entries(raw: dict, reference_gflops: float) -> dict:
+def counter_entries(raw: dict, reference_gflop: float) -> dict:
     """Counter outputs (module -> child JSON) -> the record's `counters` (name -> entry)."""
-    out, ref = {}, reference_gflops
+    out, ref = {}, reference_gflop
     for module, r in raw.items():
         name = module.rsplit(".", 1)[-1]
         if r.get("error"):
@@ -64,12 +64,12 @@ def counter_entries(raw: dict, reference_gflops: float) -> dict:
         if name == "fvcore_count":
             g = fwd["flops"] / 1e9
             out["fvcore"] = _entry(r["method"], r["version"], _FVCORE, g, ref, agrees=_agrees(g, ref),
-                                   raw_macs=fwd["macs"], breakdown_gflops=_g(fwd["by_operator"], 2),
+                                   raw_mac=fwd["macs"], breakdown_gflop=_g(fwd["by_operator"], 2),
                                    skipped_ops=r["skipped_ops"], traced_batch=r["traced_batch"])
         elif name == "torch_count":
             g = fwd["flops"] / 1e9
             out["torch_flop_counter"] = _entry(r["method"], r["version"], "2 per MAC, matmuls and convolutions", g,
-                                               ref, agrees=_agrees(g, ref), breakdown_gflops=_g(fwd["by_operator"]))
+                                               ref, agrees=_agrees(g, ref), breakdown_gflop=_g(fwd["by_operator"]))
         else:
             out.update(_jax_entries(r, ref))
     return out
@@ -84,7 +84,7 @@ def _jax_entries(r: dict, ref: float) -> dict:
                  stage=fwd["xla_stage"], platform=r["platform"], aligned_error=fwd.get("xla_dot_conv_error"))
     g = fwd["jaxpr_flops"] / 1e9
     jaxpr = _entry("jaxpr walk (dot_general, conv_general_dilated)", r["version"], "2 per MAC, all kernel taps", g,
-                   ref, agrees=_agrees(g, ref), breakdown_gflops=_g(fwd["jaxpr_by_primitive"]))
+                   ref, agrees=_agrees(g, ref), breakdown_gflop=_g(fwd["jaxpr_by_primitive"]))
     return {"xla": xla, "jaxpr": jaxpr}
 
 
@@ -92,7 +92,7 @@ def _g(counts: dict, factor: int = 1) -> dict:
     return {k: factor * v / 1e9 for k, v in counts.items()}
 
 
-def train_record(raw: dict, forward_gflops: float, batch: int) -> dict:
+def train_record(raw: dict, forward_gflop: float, batch: int) -> dict:
     """FLOPs of one training step, counted (never assumed 3x): loss with the process's extra
     forward passes + backward (the optimizer update has no matmuls)."""
     sources = {"torch_flop_counter": raw.get("bench.measure.torch_count"), "jaxpr": raw.get("bench.measure.xla_count")}
@@ -100,15 +100,15 @@ def train_record(raw: dict, forward_gflops: float, batch: int) -> dict:
     counted = {name: t for name, t in train.items() if not t.get("error")}
     if not counted:
         errors = "; ".join(f"{n}: {t['error']}" for n, t in train.items()) or "no training-step counter ran"
-        return {"gflops": None, "error": errors}
+        return {"gflop": None, "error": errors}
     name, t = next(iter(counted.items()))
     g = (t["flops"] if name == "torch_flop_counter" else t["jaxpr_flops"]) / 1e9
-    out = {"gflops": g, "gflops_per_image": g / batch, "method": name, "convention": CONVENTION,
-           "forward_passes": t["forward_passes"], "ratio_to_forward": g / forward_gflops, "error": None,
+    out = {"gflop": g, "gflop_per_image": g / batch, "method": name, "convention": CONVENTION,
+           "forward_passes": t["forward_passes"], "ratio_to_forward": g / forward_gflop, "error": None,
            "failed": {n: t["error"] for n, t in train.items() if t.get("error")}}
     if "jaxpr" in counted:
         j = counted["jaxpr"]
-        out.update(jaxpr_gflops=j["jaxpr_flops"] / 1e9, xla_gflops=j["xla_flops"] / 1e9, xla_stage=j["xla_stage"])
+        out.update(jaxpr_gflop=j["jaxpr_flops"] / 1e9, xla_gflop=j["xla_flops"] / 1e9, xla_stage=j["xla_stage"])
     return out
 
 
@@ -116,18 +116,18 @@ def flops_record(entry, config, batch: int, counters: tuple[str, ...], seed: int
                  plugins: tuple = (), overrides: dict | None = None, preset: str = "") -> dict:
     """The record's `flops` field; `counters` are counter modules, each run in its own process."""
     a = analytic(entry, config, batch)
-    gmacs = a["macs"] / 1e9
+    gmac = a["macs"] / 1e9
     job = CountJob(entry.name, preset, dict(overrides or {}), batch, seed, tuple(plugins), train=True)
     with ThreadPoolExecutor(max(1, len(counters))) as pool:  # separate processes, side by side
         raw = dict(zip(counters, pool.map(lambda module: run_counter(module, job, timeout_s), counters)))
-    counters_out = counter_entries(raw, 2 * gmacs)
+    counters_out = counter_entries(raw, 2 * gmac)
     nfe = nfe_per_sample(config, entry.process)
     return {
         "convention": CONVENTION, "batch": batch, "analytic": a["method"],
-        "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "gmacs_per_image": gmacs / batch,
-        "breakdown_gmacs": {k: v / 1e9 for k, v in a["breakdown_macs"].items()},
-        "nfe_per_sample": nfe, "gflops_per_sample": nfe * 2 * gmacs / batch,
-        "train_step": train_record(raw, 2 * gmacs, batch),
+        "gflop": 2 * gmac, "gmac": gmac, "gflop_per_image": 2 * gmac / batch, "gmac_per_image": gmac / batch,
+        "breakdown_gmac": {k: v / 1e9 for k, v in a["breakdown_macs"].items()},
+        "nfe_per_sample": nfe, "gflop_per_sample": nfe * 2 * gmac / batch,
+        "train_step": train_record(raw, 2 * gmac, batch),
         "counters": counters_out,
         "agreement": agreement(counters_out),
         "params_counted": {m.rsplit(".", 1)[-1]: r["params"] for m, r in raw.items() if "params" in r},
@@ -143,7 +143,7 @@ def agreement(counters: dict) -> dict:
 
 def flops_report(arch: str, preset: str, backend: str | None = None, batch: int = 1, overrides: dict | None = None,
                  timeout_s: float = 300.0) -> dict:
-    """`diffbench flops`: params, GFLOPs, GMACs, breakdown and one entry per counter (JSON-ready)."""
+    """`diffbench flops`: params, GFLOP, GMAC, breakdown and one entry per counter (JSON-ready)."""
     job = CountJob(arch, preset, dict(overrides or {}), batch)
     entry, config = resolve(job)
     backends = [backend] if backend else [b for b in ("torch", "jax") if b in entry.backends]
@@ -158,15 +158,15 @@ def analytic_report(arch: str, preset: str, batch: int = 1, overrides: dict | No
     """`diffbench flops --analytic-only`: the analytic count alone (no model built, no counter run)."""
     entry, config = resolve(CountJob(arch, preset, dict(overrides or {}), batch))
     a = analytic(entry, config, batch)
-    gmacs, nfe = a["macs"] / 1e9, nfe_per_sample(config)
+    gmac, nfe = a["macs"] / 1e9, nfe_per_sample(config)
     out = {"arch": arch, "preset": preset, "batch": batch, "analytic": a["method"], "convention": CONVENTION,
-           "gflops": 2 * gmacs, "gmacs": gmacs, "gflops_per_image": 2 * gmacs / batch, "nfe_per_sample": nfe,
-           "gflops_per_sample": nfe * 2 * gmacs / batch, "breakdown_gmacs": {k: v / 1e9 for k, v in a["breakdown_macs"].items()}}
+           "gflop": 2 * gmac, "gmac": gmac, "gflop_per_image": 2 * gmac / batch, "nfe_per_sample": nfe,
+           "gflop_per_sample": nfe * 2 * gmac / batch, "breakdown_gmac": {k: v / 1e9 for k, v in a["breakdown_macs"].items()}}
     out["lines"] = [f"{arch} / {preset}   batch {batch}   (analytic only; params and traced counters not run)",
-                    f"forward (1 NFE): {out['gflops']:.4g} GFLOPs = 2 x {gmacs:.4g} GMACs; per image "
-                    f"{out['gflops_per_image']:.4g} GFLOPs   [{a['method']}]",
-                    "breakdown (GMACs): " + ", ".join(f"{k} {v:.4g}" for k, v in out["breakdown_gmacs"].items()),
-                    f"per sample: {nfe} NFE x {out['gflops_per_image']:.4g} = {out['gflops_per_sample']:.4g} GFLOPs"]
+                    f"forward (1 NFE): {out['gflop']:.4g} GFLOP = 2 x {gmac:.4g} GMAC; per image "
+                    f"{out['gflop_per_image']:.4g} GFLOP   [{a['method']}]",
+                    "breakdown (GMAC): " + ", ".join(f"{k} {v:.4g}" for k, v in out["breakdown_gmac"].items()),
+                    f"per sample: {nfe} NFE x {out['gflop_per_image']:.4g} = {out['gflop_per_sample']:.4g} GFLOP"]
     return out
 
 
@@ -174,13 +174,13 @@ def format_flops_report(r: dict) -> str:
     """Plain-text rendering of flops_report's dict."""
     lines = [f"{r['arch']} / {r['preset']}   batch {r['batch']}   params {_num(r['params'])}"
              + ("" if r["params_agree"] else f"  (backends differ: {r['params_counted']})"),
-             f"forward (1 NFE): {r['gflops']:.4g} GFLOPs = 2 x {r['gmacs']:.4g} GMACs;"
-             f" per image {r['gflops_per_image']:.4g} GFLOPs   [{r['analytic']}]",
-             "breakdown (GMACs): " + ", ".join(f"{k} {v:.4g}" for k, v in r["breakdown_gmacs"].items()),
-             f"per sample: {r['nfe_per_sample']} NFE x {r['gflops_per_image']:.4g} = {r['gflops_per_sample']:.4g} GFLOPs"]
+             f"forward (1 NFE): {r['gflop']:.4g} GFLOP = 2 x {r['gmac']:.4g} GMAC;"
+             f" per image {r['gflop_per_image']:.4g} GFLOP   [{r['analytic']}]",
+             "breakdown (GMAC): " + ", ".join(f"{k} {v:.4g}" for k, v in r["breakdown_gmac"].items()),
+             f"per sample: {r['nfe_per_sample']} NFE x {r['gflop_per_image']:.4g} = {r['gflop_per_sample']:.4g} GFLOP"]
     t = r["train_step"]
-    lines.append(f"train step: {t['gflops']:.4g} GFLOPs ({t['ratio_to_forward']:.2f} x forward; {t['forward_passes']} "
-                 f"forward pass(es) + backward; counted by {t['method']})" if t["gflops"] is not None
+    lines.append(f"train step: {t['gflop']:.4g} GFLOP ({t['ratio_to_forward']:.2f} x forward; {t['forward_passes']} "
+                 f"forward pass(es) + backward; counted by {t['method']})" if t["gflop"] is not None
                  else f"train step: not counted ({t['error']})")
     lines.append(f"counters (agree within {100 * TOLERANCE:.0f}% once aligned?):")
     for name, c in r["counters"].items():
@@ -189,7 +189,7 @@ def format_flops_report(r: dict) -> str:
             continue
         shown = c.get("aligned_value", c["value"])
         extra = f"   (XLA total {c['value']:.4g}, x{c['ratio_to_analytic']:.3f})" if name == "xla" else ""
-        lines.append(f"  {name:<19} {_gf(shown)} GFLOPs  {_verdict(c.get('agrees'))}{extra}")
+        lines.append(f"  {name:<19} {_gf(shown)} GFLOP  {_verdict(c.get('agrees'))}{extra}")
     if not r["agreement"]["ok"]:
         lines.append(f"  DISAGREEMENT beyond {100 * TOLERANCE:.0f}%: {r['agreement']['disagreeing']}")
     lines.append(f"convention: {r['convention']}")

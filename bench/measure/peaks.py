@@ -39,34 +39,35 @@ PEAK_KEY = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "bf16-pure": "bf16",
 
 
 def device_peak(device_name: str, platform: str, precision: str, cpu_peaks: dict | None = None) -> dict:
-    """{"tflops": peak or None, "source": ..., "why": reason when None} for one device."""
+    """{"tflop_per_s": peak or None, "source": ..., "why": reason when None} for one device."""
     key = PEAK_KEY[precision]
     if platform == "cpu":
         measured = (cpu_peaks or {}).get("fp32" if key in ("fp32", "tf32") else "bf16")
         if not measured:
-            return {"tflops": None, "source": None,
+            return {"tflop_per_s": None, "source": None,
                     "why": "no CPU matmul peak measured for this run (MFU on CPU needs `diffbench run`, "
                            "which measures it once per thread count)"}
-        return {"tflops": measured["gflops"] / 1e3, "source": measured["method"]}
+        return {"tflop_per_s": measured["gflop_per_s"] / 1e3, "source": measured["method"]}
     table = TPU_PEAKS if platform == "tpu" else GPU_PEAKS
     for pattern, peaks, source in table:
         if pattern.lower() in device_name.lower():
             if key not in peaks:
-                return {"tflops": None, "source": source, "why": f"the datasheet gives no {key} peak for {device_name}"}
-            return {"tflops": peaks[key], "source": source}
-    return {"tflops": None, "source": None, "why": f"device {device_name!r} is not in the peak table "
+                return {"tflop_per_s": None, "source": source, "why": f"the datasheet gives no {key} peak for {device_name}"}
+            return {"tflop_per_s": peaks[key], "source": source}
+    return {"tflop_per_s": None, "source": None, "why": f"device {device_name!r} is not in the peak table "
                                                    "(bench/measure/peaks.py)"}
 
 
 def utilization(gflop_per_step: float | None, median_ms: float, peak: dict) -> dict:
     """Achieved GFLOP/s of a timed step and its MFU against the peak."""
     if gflop_per_step is None or not median_ms:
-        return {"achieved_gflops_per_s": None, "mfu": None, "peak_tflops": peak.get("tflops"),
+        return {"achieved_gflop_per_s": None, "mfu": None, "peak_tflop_per_s": peak.get("tflop_per_s"),
                 "peak_source": peak.get("source"), "mfu_why_null": "no FLOP count for this step"}
     achieved = gflop_per_step / (median_ms / 1e3)
-    out = {"achieved_gflops_per_s": achieved, "peak_tflops": peak.get("tflops"), "peak_source": peak.get("source")}
-    if peak.get("tflops"):
-        out["mfu"] = achieved / (peak["tflops"] * 1e3)
+    out = {"achieved_gflop_per_s": achieved, "peak_tflop_per_s": peak.get("tflop_per_s"),
+           "peak_source": peak.get("source")}
+    if peak.get("tflop_per_s"):
+        out["mfu"] = achieved / (peak["tflop_per_s"] * 1e3)
     else:
         out.update(mfu=None, mfu_why_null=peak.get("why"))
     return out

@@ -50,7 +50,8 @@ def bootstrap_ratio_ci(a, b, level: float = LEVEL, n_boot: int = N_BOOT, seed: i
 
 
 def summarize_ms(samples_s, batch: int) -> dict:
-    """Seconds per step -> the record's timing statistics (ms) and throughput (images/s)."""
+    """Seconds per step -> the record's timing statistics (ms) and throughput (image-steps/s:
+    batch / step time; one image through one sampling or training step)."""
     ms = np.asarray(samples_s, dtype=float) * 1e3
     med = float(np.median(ms))
     lo, hi = bootstrap_median_ci(ms)
@@ -63,6 +64,6 @@ def summarize_ms(samples_s, batch: int) -> dict:
         "min_ms": float(ms.min()),
         "max_ms": float(ms.max()),
         "samples_ms": ms.tolist(),
-        "images_per_s": batch / (med / 1e3) if med > 0 else None,
-        "images_per_s_ci95": [batch / (hi / 1e3), batch / (lo / 1e3)] if lo > 0 else None,
+        "image_steps_per_s": batch / (med / 1e3) if med > 0 else None,
+        "image_steps_per_s_ci95": [batch / (hi / 1e3), batch / (lo / 1e3)] if lo > 0 else None,
     }

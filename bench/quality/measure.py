@@ -58,6 +58,6 @@ def measure_quality(ctx) -> dict:
         out["samples_file"] = str(Path(path.parent.parent.name) / path.parent.name / path.name)
     started = time.perf_counter()
     out["metrics"] = metrics.score(samples, to_uint8(real[:2 * q.n]), q.metrics, seed=ctx.case.seed)
-    out["scoring_seconds"] = time.perf_counter() - started
+    out["scoring_s"] = time.perf_counter() - started
     out["reference"] = {"dataset": q.dataset, "n": q.n, "floor_n": q.n, "conditioning_clips": q.n if cond else 0}
     return out

@@ -58,7 +58,7 @@ def score(samples: np.ndarray, reference: np.ndarray, metrics, *, seed: int = 0,
         name, fs, fa, fb, seconds = feats[space]
         kind = METRICS[m][2]
         row = {"metric": m, **_statistic(kind, fs, fa, seed), "n": n, "n_reference": n,
-               "feature_space": name, "proxy": m in PROXIES, "feature_seconds": round(seconds, 3)}
+               "feature_space": name, "proxy": m in PROXIES, "feature_s": round(seconds, 3)}
         floor = _statistic(kind, fb, fa, seed)
         row["floor"] = floor["value"]
         if "std" in floor:

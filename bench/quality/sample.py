@@ -28,7 +28,7 @@ def generate_samples(adapter, built, n: int, batch: int, *, steps: int | None = 
         out.append(to_uint8(np.concatenate([ctx, x], axis=1) if ctx is not None else x))
     samples = np.concatenate(out)
     info = {"n": n, "batch": batch, "steps": steps, "nfe_per_step": per_step, "nfe": steps * per_step,
-            "network_passes": steps * per_step * len(out), "seconds": time.perf_counter() - started,
+            "network_passes": steps * per_step * len(out), "duration_s": time.perf_counter() - started,
             "conditioning_frames_included": context is not None}
     return samples, info
 

@@ -97,7 +97,7 @@ def columns(records: list[dict], selector: str) -> list[Column]:
         return get, ci
 
     def flops_ratio(r):
-        return None if b(r) is None else _ratio(dig(r, "flops", "gflops_per_image"), dig(b(r), "flops", "gflops_per_image"))
+        return None if b(r) is None else _ratio(dig(r, "flops", "gflop_per_image"), dig(b(r), "flops", "gflop_per_image"))
 
     def unreliable(step):
         return lambda r: b(r) is not None and (not_converged(r, step) or not_converged(b(r), step))
@@ -114,7 +114,7 @@ def columns(records: list[dict], selector: str) -> list[Column]:
         return None if not (ci and step_ratio and value) else (ci[0] * value / step_ratio, ci[1] * value / step_ratio)
 
     return [
-        Column("flops_ratio", "GFLOPs/img ÷ base", flops_ratio, "sig3"),
+        Column("flops_ratio", "GFLOP/img ÷ base", flops_ratio, "sig3"),
         Column("sample_ratio", "sample step ÷ base", sample_get, "sig3", ci=sample_ci, unreliable=unreliable("sample_step")),
         Column("ms_per_sample_ratio", "ms/sample ÷ base", per_sample, "sig3", ci=per_sample_ci,
                unreliable=unreliable("sample_step")),

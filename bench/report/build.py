@@ -109,7 +109,7 @@ def provenance(report: Report) -> list[dict]:
 
 LEGEND = ("Times are medians per step in ms with their 95% bootstrap CI in brackets; "
           f"{table.UNRELIABLE_MARK} = the timing did not converge (stopped by the repetition or time cap, "
-          "listed below). GFLOPs = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
+          "listed below). GFLOP = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
           "per forward pass; /img divides by the batch; /sample multiplies by the NFE per sample. "
           "ms/sample = sample-step median x steps per sample / batch.")
 

@@ -97,6 +97,10 @@ def ms_per_sample(record: dict):
 
 
 def samples_per_s(record: dict):
+    """Generated samples per second: the record's (schema 2), else batch / ms_per_sample."""
+    rate = (timing(record, "sample_step") or {}).get("samples_per_s")
+    if rate is not None:
+        return rate
     ms = ms_per_sample(record)
     return 1e3 / ms if ms else None
 
@@ -128,11 +132,11 @@ STATIC = [
     Column("frames", "frames", frames, kind="label"),
     Column("batch", "batch", lambda r: dig(r, "case", "batch"), kind="label"),
     Column("params", "params (M)", lambda r: None if r.get("params") is None else r["params"] / 1e6, "sig3"),
-    Column("gflops_nfe", "GFLOPs/NFE", lambda r: dig(r, "flops", "gflops"), "sig4"),
-    Column("gflops_image", "GFLOPs/img", lambda r: dig(r, "flops", "gflops_per_image"), "sig4"),
+    Column("gflop_nfe", "GFLOP/NFE", lambda r: dig(r, "flops", "gflop"), "sig4"),
+    Column("gflop_image", "GFLOP/img", lambda r: dig(r, "flops", "gflop_per_image"), "sig4"),
     Column("nfe_sample", "NFE/sample", lambda r: dig(r, "flops", "nfe_per_sample"), "{}"),
-    Column("gflops_sample", "GFLOPs/sample", lambda r: dig(r, "flops", "gflops_per_sample"), "sig4"),
-    Column("gflops_train", "train GFLOPs/img", lambda r: dig(r, "flops", "train_step", "gflops_per_image"), "sig4"),
+    Column("gflop_sample", "GFLOP/sample", lambda r: dig(r, "flops", "gflop_per_sample"), "sig4"),
+    Column("gflop_train", "train GFLOP/img", lambda r: dig(r, "flops", "train_step", "gflop_per_image"), "sig4"),
     Column("flop_check", "FLOP check", _flop_check, kind="label"),
     Column("sample_ms", "sample ms/step", _timing_value("sample_step", "median_ms"), "sig3", ci=_ci("sample_step"),
            unreliable=lambda r: not_converged(r, "sample_step")),
@@ -141,7 +145,7 @@ STATIC = [
     Column("samples_per_s", "samples/s", samples_per_s, "sig3", unreliable=lambda r: not_converged(r, "sample_step")),
     Column("train_ms", "train ms/step", _timing_value("train_step", "median_ms"), "sig3", ci=_ci("train_step"),
            unreliable=lambda r: not_converged(r, "train_step")),
-    Column("train_img_s", "train img/s", _timing_value("train_step", "images_per_s"), "sig3",
+    Column("train_img_s", "train img/s", _timing_value("train_step", "image_steps_per_s"), "sig3",
            unreliable=lambda r: not_converged(r, "train_step")),
     Column("sample_mfu", "sample MFU", lambda r: dig(timing(r, "sample_step") or {}, "utilization", "mfu"), "{:.1%}"),
     Column("train_mfu", "train MFU", lambda r: dig(timing(r, "train_step") or {}, "utilization", "mfu"), "{:.1%}"),
@@ -212,6 +216,7 @@ def available(records) -> list[Column]:
 
 
 DEFAULT_HIDDEN = ("case",)  # the readable columns identify a case; --columns case brings the id back
+ALIASES = {f"gflops_{k}": f"gflop_{k}" for k in ("nfe", "image", "sample", "train")}  # names before schema 2
 
 
 def with_data(columns: list[Column], records) -> list[Column]:
@@ -227,6 +232,7 @@ def select(records, names: list[str] | None, extra: list[Column] = ()) -> list[C
     if not names:
         return with_data([c for c in cols if c.name not in DEFAULT_HIDDEN], records)
     by_name = {c.name: c for c in cols}
+    names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(by_name)}")

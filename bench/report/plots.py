@@ -70,7 +70,7 @@ def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool):
 
 
 def quality_vs_flops(records):
-    return _quality_plot(records, lambda r: dig(r, "flops", "gflops_per_sample"), "GFLOPs per sample", True, True)
+    return _quality_plot(records, lambda r: dig(r, "flops", "gflop_per_sample"), "GFLOP per sample", True, True)
 
 
 def quality_vs_time(records):
@@ -87,16 +87,16 @@ def _per_image_step_ms(r: dict):
 
 
 def resolution_series(records):
-    """{"GFLOPs/img": {arch: [(res, value, reliable)]}, "sample ms/img": {arch/backend: [...]}} with
+    """{"GFLOP/img": {arch: [(res, value, reliable)]}, "sample ms/img": {arch/backend: [...]}} with
     only the series that span two resolutions or more."""
-    series = {"GFLOPs per image (1 NFE)": {}, "sample-step ms per image (1 step)": {}}
+    series = {"GFLOP per image (1 NFE)": {}, "sample-step ms per image (1 step)": {}}
     for r in records:
         res = resolution(r)
         if res is None or r.get("status") != "ok":
             continue
-        g = dig(r, "flops", "gflops_per_image")
+        g = dig(r, "flops", "gflop_per_image")
         if g:
-            series["GFLOPs per image (1 NFE)"].setdefault(str(dig(r, "case", "arch")), {})[res] = (g, True)
+            series["GFLOP per image (1 NFE)"].setdefault(str(dig(r, "case", "arch")), {})[res] = (g, True)
         ms = _per_image_step_ms(r)
         if ms:
             series["sample-step ms per image (1 step)"].setdefault(_label(r), {})[res] = (ms, not not_converged(r, "sample_step"))

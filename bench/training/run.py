@@ -23,16 +23,16 @@ COUNTER = {"torch": "bench.measure.torch_count", "jax": "bench.measure.xla_count
 
 
 def steps_for_budget(budget: dict, step_flops: int | None) -> int:
-    """Steps a budget allows: {steps: n} -> n; {gflops: g} -> the most whole steps whose FLOPs
-    (step_flops each, exact integers) stay within g * 1e9."""
+    """Steps a budget allows: {steps: n} -> n; {gflops: g} (an amount: g GFLOP) -> the most whole
+    steps whose FLOPs (step_flops each, exact integers) stay within g * 1e9."""
     if "steps" in budget:
         return int(budget["steps"])
     if not step_flops:
         raise ValueError("a FLOP budget needs the training step's FLOP count, which is not available")
     steps = int(round(budget["gflops"] * 1e9)) // int(step_flops)
     if steps < 1:
-        raise ValueError(f"budget of {budget['gflops']} GFLOPs is below one training step "
-                         f"({step_flops / 1e9:.6g} GFLOPs at this batch)")
+        raise ValueError(f"budget of {budget['gflops']} GFLOP is below one training step "
+                         f"({step_flops / 1e9:.6g} GFLOP at this batch)")
     return steps
 
 
@@ -48,8 +48,8 @@ def count_step_flops(case, entry, batch: int) -> dict:
                    (entry.config.partition(":")[0],), train=True, compile=False)
     forward = 2 * analytic(entry, resolve_config(case), batch)["macs"] / 1e9
     rec = train_record({module: run_counter(module, job, case.timeout_s / 3)}, forward, batch)
-    flops = None if rec["gflops"] is None else int(round(rec["gflops"] * 1e9))
-    return {**rec, "flops": flops}
+    flop = None if rec["gflop"] is None else int(round(rec["gflop"] * 1e9))
+    return {**rec, "flop": flop}
 
 
 def training_data(train: dict, config, seed: int):
@@ -84,9 +84,9 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     train = case.train.to_dict()
     batch = train["batch"] or case.batch
     count = count_step_flops(case, entry, batch)
-    if count["flops"] is None and "gflops" in train["budget"]:
+    if count["flop"] is None and "gflops" in train["budget"]:
         raise ValueError(f"a FLOP budget needs the training step's FLOP count, which failed: {count['error']}")
-    steps = steps_for_budget(train["budget"], count["flops"])
+    steps = steps_for_budget(train["budget"], count["flop"])
     recipe = find_recipe(entry, case.preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
     opt, changed = resolve(train, recipe, steps)
     x, y, context = training_data(train, ctx.config, case.seed)
@@ -99,13 +99,13 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     curve, seconds, compile_s = _loop(trainer, adapter, built, (x, y, context), steps, batch, train["log_every"],
                                       case.seed)
     ckpt_path = _save(trainer, adapter, built, run_dir, checkpoint_name, case, opt, recipe, train, steps, count)
-    spent = None if count["flops"] is None else steps * count["flops"]
+    spent = None if count["flop"] is None else steps * count["flop"]
     return {
         "steps": steps, "batch": batch, "examples_seen": steps * batch,
         "budget": train["budget"],
-        "gflops_spent": None if spent is None else spent / 1e9,
-        "step_gflops": count["gflops"], "step_flops": count, "seconds": seconds, "compile_seconds": compile_s,
-        "steps_per_second": steps / seconds if seconds > 0 else None,
+        "gflop_spent": None if spent is None else spent / 1e9,
+        "step_gflop": count["gflop"], "step_flops": count, "duration_s": seconds, "compile_s": compile_s,
+        "steps_per_s": steps / seconds if seconds > 0 else None,
         "loss_curve": curve, "final_loss": curve["loss"][-1] if curve["loss"] else None,
         "recipe": recipe.to_dict(), "recipe_changes": changed, "optim": opt.to_dict(),
         "dataset": {"name": train["dataset"], "root": train["root"], "examples": int(len(x))},
@@ -166,7 +166,7 @@ def _save(trainer, adapter, built, run_dir, name: str, case, opt, recipe, train,
         return None
     meta = {"arch": case.arch, "preset": case.preset, "overrides": case.overrides.to_dict(),
             "config": dataclasses.asdict(built.config), "backend": case.backend, "step": steps,
-            "flops_spent": None if count["flops"] is None else steps * count["flops"],
+            "flops_spent": None if count["flop"] is None else steps * count["flop"],
             "ema_decay": opt.ema, "optim": opt.to_dict(), "recipe": recipe.name, "dataset": train["dataset"],
             "case_id": case.id, "seed": case.seed}
     path, n = Path(run_dir) / "checkpoints" / name, 1
