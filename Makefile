@@ -8,7 +8,7 @@ SUITE ?= suites/smoke.yaml
 .venv/installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[ray]"
+	$(PY) -m pip install --quiet -e ".[ray,test]"
 	touch $@
 
 install: .venv/installed

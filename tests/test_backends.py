@@ -17,8 +17,8 @@ from bench import backends
 from bench.backends import host
 from bench.backends.host import DeviceError
 
-torch = pytest.importorskip("torch")
-jax = pytest.importorskip("jax")
+import jax  # noqa: E402 - hard dependencies: a broken install fails here, never skips
+import torch  # noqa: E402
 tb, jb = backends.get("torch"), backends.get("jax")
 ADAPTERS = {"torch": tb, "jax": jb}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -212,7 +212,7 @@ def test_torch_train_step_updates_weights_with_two_forward_passes():
 
 def test_adamw_is_the_same_update_in_both_backends():
     """One AdamW step on the same gradient moves the same weights the same way (host.ADAMW)."""
-    optax = pytest.importorskip("optax")
+    import optax
     rng = np.random.default_rng(0)
     w, g, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.standard_normal(4)
     gb = rng.standard_normal(4)

@@ -1,10 +1,13 @@
 import json
 from importlib.metadata import version
 
+import pytest
+
 from architectures import registry
 from bench import spec
 from bench.cli import _only, main
-from bench.measure.flops import analytic, nfe_per_sample
+from bench.measure import torch_count
+from bench.measure.count_job import CountJob
 from bench.progress import Progress
 
 
@@ -26,14 +29,16 @@ def test_describe_takes_a_preset_name(capsys):
 
 
 def test_flops_finds_the_architecture_from_the_preset_and_analytic_only_counts(capsys):
+    """The CLI's analytic count against an independent trace of the same model at the same batch
+    (torch's FlopCounterMode), and the per-sample cost against the preset's sampling steps."""
     assert main(["flops", "--preset", "rin-tiny", "--analytic-only", "--batch", "3", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    entry = registry.find_preset("rin-tiny")
-    config = entry.preset("rin-tiny").config
-    macs = analytic(entry, config, 3)["macs"]
-    assert r["arch"] == "rin" and r["gflops"] == 2 * macs / 1e9
-    assert r["gflops_per_image"] == r["gflops"] / 3
-    assert r["gflops_per_sample"] == nfe_per_sample(config) * r["gflops_per_image"]
+    traced = torch_count.count(CountJob("rin", "rin-tiny", batch=3, train=False))["forward"]["flops"]
+    process = registry.get("rin").preset("rin-tiny").config.process
+    assert r["arch"] == "rin" and r["gflop"] * 1e9 == pytest.approx(traced, rel=1e-6)
+    assert r["gflop_per_image"] * 3 == pytest.approx(r["gflop"], rel=1e-12)
+    assert process.guidance_scale == 0 and r["nfe_per_sample"] == process.sample_steps  # 1 NFE per step unguided
+    assert r["gflop_per_sample"] == pytest.approx(process.sample_steps * r["gflop_per_image"], rel=1e-12)
     assert main(["flops", "--preset", "unet2d-tiny", "--analytic-only"]) == 0
     assert "unet2d / unet2d-tiny" in capsys.readouterr().out
 

@@ -99,15 +99,39 @@ def test_fp16_training_keeps_a_finite_loss_with_the_scaler():
     step = tb.make_train_step(built, 2, seed=0)
     losses = [float(tb.sync(step.fn())) for _ in range(4)]
     assert all(np.isfinite(losses)), losses
-    assert built.policy.describe()["loss_scale"] > 0
+    assert built.policy.describe()["loss_scale"] == built.policy.scaler.get_scale()  # the scaler that ran
 
 
-def test_jax_bf16_training_step_is_finite():
+def test_torch_fp16_scaler_skips_an_overflowing_step_and_halves_the_scale():
+    """The fp16 update goes through the loss scaler: inf gradients leave the weights as they were
+    and halve the scale; finite ones update the weights (a plain backward + step would apply inf)."""
+    policy = tb.Policy.make("fp16", "auto", "contiguous", torch.device("cpu"))
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    policy.backward_and_step(model(torch.ones(1, 4)).sum() * float("inf"), opt)
+    first = policy.describe()["loss_scale"]
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    opt.zero_grad()
+    policy.backward_and_step(model(torch.ones(1, 4)).sum(), opt)
+    assert policy.describe()["loss_scale"] == first and not all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert first == torch.amp.GradScaler("cpu").get_scale() / 2
+
+
+def test_jax_bf16_training_step_runs_in_bf16():
+    """Finite losses that differ from the float32 steps' on the same weights and batches by a
+    bf16-sized amount (identical losses would mean the policy was not applied). The first loss is
+    the same in both: the zero-initialized output layer predicts 0 until the first update."""
     entry = registry.get("unet2d")
-    built = jb.build(entry, entry.preset("unet2d-tiny").config, seed=0, precision="bf16")
-    step = jb.make_train_step(built, 2, seed=0)
-    losses = [float(jb.sync(step.fn())) for _ in range(3)]
-    assert all(np.isfinite(losses)), losses
+    config = entry.preset("unet2d-tiny").config
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        built = jb.build(entry, config, seed=0, precision=precision)
+        step = jb.make_train_step(built, 2, seed=0)
+        losses[precision] = [float(jb.sync(step.fn())) for _ in range(3)]
+    assert all(np.isfinite(losses["bf16"])), losses
+    rel = abs(losses["bf16"][-1] - losses["fp32"][-1]) / abs(losses["fp32"][-1])
+    assert 0 < rel < TOLERANCE["bf16"], losses
 
 
 def test_jax_loss_scale_skips_overflow_and_grows():

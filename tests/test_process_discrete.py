@@ -110,7 +110,8 @@ def test_iddpm_cosine_is_eq17_with_betas_clipped_at_0999():
 
 
 def test_discrete_gammas_in_float32_torch_and_jax_keep_float64_accuracy():
-    torch, jnp = pytest.importorskip("torch"), pytest.importorskip("jax.numpy")
+    import jax.numpy as jnp
+    import torch
     p = make(schedule="ddpm_linear")
     off = Official(official_betas("ddpm_linear", 1000))
     k = np.array([0, 1, 2, 500, 998, 999], np.float32)
@@ -217,7 +218,7 @@ def test_hybrid_loss_is_mse_plus_lambda_T_vb(T):
 
 def test_hybrid_loss_stops_the_gradient_of_the_mean():
     """d loss / d mean-prediction is the MSE's alone; v gets the VLB's gradient (torch)."""
-    torch = pytest.importorskip("torch")
+    import torch
     p = make()
     x0, t, eps, out_eps, v = (torch.tensor(a) for a in _hybrid_case())
     mean = out_eps.clone().requires_grad_(True)
