@@ -114,13 +114,13 @@ def main(argv=None) -> int:
     for name, fl in flops.items():
         j = np.asarray([r[name] for r in res["jax"]])
         t = np.asarray([r[name] for r in res["torch"]])
-        table[name] = {"jax_gflops": fl / float(np.median(j)) / 1e9, "torch_gflops": fl / float(np.median(t)) / 1e9,
+        table[name] = {"jax_gflop_per_s": fl / float(np.median(j)) / 1e9, "torch_gflop_per_s": fl / float(np.median(t)) / 1e9,
                        "jax_over_torch_time_per_round_median": float(np.median(j / t))}
     if args.json:
         print(json.dumps(table))
     else:
         for name, r in table.items():
-            print(f"{name:18s} jax {r['jax_gflops']:6.1f}  torch {r['torch_gflops']:6.1f} GFLOP/s  "
+            print(f"{name:18s} jax {r['jax_gflop_per_s']:6.1f}  torch {r['torch_gflop_per_s']:6.1f} GFLOP/s  "
                   f"jax/torch time {r['jax_over_torch_time_per_round_median']:.2f}")
     return 0
 

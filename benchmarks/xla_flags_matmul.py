@@ -84,14 +84,14 @@ def main(argv=None) -> int:
                 continue
             res[v].append(json.loads(out.stdout.strip().splitlines()[-1]))
     torch_per_round = np.asarray(res["torch-mm"])
-    out = {v: {"gflops_median": float(np.nanmedian(r)),
+    out = {v: {"gflop_per_s_median": float(np.nanmedian(r)),
                "over_torch_per_round_median": float(np.nanmedian(np.asarray(r) / torch_per_round)),
                "flags": VARIANTS[v]} for v, r in res.items()}
     if args.json:
         print(json.dumps(out))
     else:
         for v, r in out.items():
-            print(f"{v:24s} {r['gflops_median']:7.1f} GFLOP/s  x{r['over_torch_per_round_median']:.3f} of torch.mm  "
+            print(f"{v:24s} {r['gflop_per_s_median']:7.1f} GFLOP/s  x{r['over_torch_per_round_median']:.3f} of torch.mm  "
                   f"{r['flags'] or ''}")
     return 0
 

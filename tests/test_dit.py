@@ -31,13 +31,13 @@ PAPER = {
 @pytest.mark.parametrize("preset", sorted(PAPER))
 def test_params_and_flops_match_the_paper_within_1_percent(preset):
     """Params counted on the meta device (no memory); the paper's Gflops are MACs, so our
-    headline gflops (2 x MACs) is twice the table's number."""
-    params_m, gmacs = PAPER[preset]
+    headline gflop (2 x MACs) is twice the table's number."""
+    params_m, gmac = PAPER[preset]
     config = DIT.preset(preset).config
     params = tb.param_count(tb.build(DIT, config, abstract=True))
     counted = analytic(DIT, config, 1)["macs"] / 1e9
     assert params / 1e6 == pytest.approx(params_m, rel=0.01)
-    assert counted == pytest.approx(gmacs, rel=0.01)
+    assert counted == pytest.approx(gmac, rel=0.01)
 
 
 def test_xl2_params_equal_the_official_count_less_the_frozen_position_code():

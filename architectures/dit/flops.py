@@ -2,7 +2,7 @@
 
 Counts the patchify conv, every Linear (bias adds excluded) and attention's QK^T and AV; the
 label lookup, norms, modulation, activations, softmax and elementwise ops are free.
-gflops = 2 * sum(values) / 1e9. The paper's "Gflops" (Table 4: DiT-XL/2 118.6) are these MACs.
+gflop = 2 * sum(values) / 1e9. The paper's "Gflops" (Table 4: DiT-XL/2 118.6) are these MACs.
 """
 
 from __future__ import annotations

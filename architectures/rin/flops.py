@@ -1,7 +1,7 @@
 """Analytic multiply-accumulates of one RIN forward pass (one NFE). Standard library only.
 
 Counts every Dense and the stem conv (bias adds excluded) and attention's QK^T and AV; norms,
-activations, softmax and elementwise ops are excluded. gflops = 2 * sum(values) / 1e9.
+activations, softmax and elementwise ops are excluded. gflop = 2 * sum(values) / 1e9.
 """
 
 from __future__ import annotations

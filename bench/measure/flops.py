@@ -1,5 +1,5 @@
 """FLOP records: the analytic headline, traced cross-checks (each in its own process), the
-training step (counted) and the per-sample cost. Schema: docs/measurement.md.
+training step (counted) and the per-sample cost. Fields and units: docs/records.md.
 
 Convention (the headline and every "value" below): GFLOP = 2 x multiply-accumulates over
 matmuls, convolutions (all kernel taps) and attention QK^T and AV, per forward pass (one NFE).

@@ -4,7 +4,7 @@
       dataset: shapes            # required: a dataset name (bench.data)
       root: null                 # directory of a real dataset
       limit: null                # use the first N examples
-      budget: {steps: 200}       # or {gflops: 5000}: total training GFLOPs (counted train step)
+      budget: {steps: 200}       # or {gflops: 5000}: an amount, 5000 GFLOP in all (counted train step)
       recipe: paper              # paper (the family's recipe for the preset) | default
       batch: null                # training batch; null: the case's batch
       warmup: 20                 # override the recipe's warmup steps ...
