@@ -229,6 +229,7 @@ register(Entry(
     flops="architectures.phase_space.network:forward_macs",
     modalities=("image",),
     description="AGM (Chen et al. 2023): phase stochastic bridge, force net on [x, v], gDDIM + sampling-hop",
+    recipes="architectures.phase_space.recipes:RECIPES",
 ))
 
 register(Entry(
