@@ -208,6 +208,18 @@ register(Entry(
 ))
 
 register(Entry(
+    name="songunet",
+    config="architectures.songunet.config:SongUNetConfig",
+    presets="architectures.songunet.config:PRESETS",
+    backends={"torch": "architectures.songunet.songunet_torch:SongUNet",
+              "jax": "architectures.songunet.songunet_flax:SongUNet"},
+    process="gaussian",
+    flops="architectures.songunet.flops:forward_macs",
+    modalities=("image",),
+    description="DDPM++/NCSN++ U-Net (Song et al. 2021) as EDM's SongUNet; AGM's CIFAR-10 backbone",
+))
+
+register(Entry(
     name="phase_space",
     config="architectures.phase_space.config:PhaseSpaceConfig",
     presets="architectures.phase_space.config:PRESETS",
@@ -217,6 +229,7 @@ register(Entry(
     flops="architectures.phase_space.network:forward_macs",
     modalities=("image",),
     description="AGM (Chen et al. 2023): phase stochastic bridge, force net on [x, v], gDDIM + sampling-hop",
+    recipes="architectures.phase_space.recipes:RECIPES",
 ))
 
 register(Entry(

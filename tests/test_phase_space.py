@@ -255,3 +255,53 @@ def test_nfe_is_a_suite_matrix_axis_and_recorded(tmp_path):
     assert nfes == [5, 20]
     proc = PhaseSpaceProcess(spec.resolve_config(suite.cases[1]).process)
     assert len(proc.time_grid()) == 20 and proc.time_grid()[-1] == pytest.approx((0.9, 0.999))
+
+
+def test_agm_recipe_is_ml_agms():
+    """apple/ml-agm AM/runner.py + configs: AdamW, wd 0, cosine to 0, untuned warmup 2 / (1 - b2),
+    clip 1, EMA 0.9999; CIFAR-10 lr 1e-3, 64 x 8 GPUs, 600k steps; ImageNet-64 lr 2e-4."""
+    from bench.training.recipes import find_recipe
+
+    entry = registry.get("phase_space")
+    cifar = find_recipe(entry, "agm-cifar10")
+    assert {k: cifar.optim[k] for k in ("optimizer", "lr", "weight_decay", "schedule", "warmup", "end_lr_factor",
+                                        "clip", "ema")} == dict(optimizer="adamw", lr=1e-3, weight_decay=0.0,
+                                                                schedule="cosine", warmup=2000, end_lr_factor=0.0,
+                                                                clip=1.0, ema=0.9999)
+    assert (cifar.batch, cifar.steps) == (512, 600_000) and "ml-agm" in cifar.source
+    assert find_recipe(entry, "agm-imagenet64").optim["lr"] == 2e-4
+    assert find_recipe(entry, "agm-tiny").optim == cifar.optim
+
+
+def test_agm_nfe_suite_compares_agm_and_gaussian_on_one_backbone_and_budget():
+    from bench import spec
+    from bench.measure.flops import nfe_per_sample
+
+    suite = spec.load("suites/agm-nfe.yaml")
+    trained = [c for c in suite.cases if c.train]
+    by_arch = {}
+    for case in trained:
+        cfg = spec.resolve_config(case)
+        by_arch.setdefault(case.arch, []).append((case, cfg))
+    assert sorted(by_arch) == ["phase_space", "songunet"]
+    agm_cfg, gauss_cfg = by_arch["phase_space"][0][1], by_arch["songunet"][0][1]
+    assert agm_cfg.backbone == "songunet"
+    assert dataclasses.replace(agm_cfg.network, in_channels=3, output_channels=0, process=gauss_cfg.process) == gauss_cfg
+    assert len({str(c.train.to_dict()) for c in trained}) == 1 and len({c.batch for c in trained}) == 1
+    for arch, cases in by_arch.items():
+        process = registry.get(arch).process
+        assert sorted(nfe_per_sample(cfg, process) for _, cfg in cases) == [5, 10, 20], arch
+
+
+def test_training_and_quality_data_have_the_datas_channels():
+    """The network sees [x, v] (6 channels); the dataset, the training batches and the quality
+    reference are x (3): a suite case with `train:` and `quality` on an AGM preset runs."""
+    from bench.quality.measure import reference_data
+    from bench.quality.settings import QualitySettings
+    from bench.training.run import training_data
+
+    cfg = registry.get("phase_space").preset("agm-songunet-tiny").config
+    process = PhaseSpaceProcess(cfg.process)
+    x, y, context = training_data({"dataset": "shapes", "root": None, "limit": 8}, cfg, 0, process)
+    assert x.shape == (8, 16, 16, 3) and y is None and context is None
+    assert reference_data(QualitySettings(n=2), cfg, 0, 4, process).shape == (4, 16, 16, 3)

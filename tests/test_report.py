@@ -159,3 +159,23 @@ def test_cli_report_errors_are_one_line_and_out_suffix_picks_the_format(written,
     text = (tmp_path / "x.csv").read_text()
     assert text.startswith("arch,preset,") and "|" not in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+def test_quality_vs_nfe_draws_one_curve_per_model_at_the_nfe_the_samples_cost():
+    """AGM and the gaussian process on one backbone, scored at NFE 5/10/20 (suites/agm-nfe.yaml):
+    one line per (architecture, preset, backend), x = quality.sampling.nfe (a quality `steps:`
+    setting changes it while flops.nfe_per_sample keeps the preset's)."""
+    recs = []
+    for i, (arch, preset) in enumerate([("phase_space", "agm-songunet-tiny"), ("songunet", "songunet-tiny")]):
+        for j, nfe in enumerate((20, 5, 10)):
+            quality = {"metrics": [{"metric": "kid", "value": (1 + i) / nfe, "n": 64}],
+                       "sampling": {"nfe": nfe, "steps": nfe}}
+            recs.append(record("r1", 3 * i + j, arch, preset, steps=5, overrides={"nfe": nfe}, quality=quality))
+    fig, caption = plots.quality_vs_nfe(recs)
+    (ax,) = fig.axes
+    curves = {line.get_label(): line for line in ax.get_lines()}
+    assert set(curves) == {"phase_space:agm-songunet-tiny/torch", "songunet:songunet-tiny/torch"}
+    for i, name in enumerate(sorted(curves)):
+        assert list(curves[name].get_xdata()) == [5, 10, 20]
+        assert list(curves[name].get_ydata()) == pytest.approx([(1 + i) / n for n in (5, 10, 20)])
+    assert "NFE" in caption

@@ -21,13 +21,14 @@ from bench.quality.settings import QualitySettings
 SAMPLES_FILE = "samples.npz"
 
 
-def reference_data(q: QualitySettings, config, seed: int, count: int) -> np.ndarray:
+def reference_data(q: QualitySettings, config, seed: int, count: int, process=None) -> np.ndarray:
     """`count` real examples shaped like the model's full clip (conditioning + generated
-    frames) or image, float32 in [-1, 1]."""
+    frames) or image, with the process's data channels (the phase space's network sees twice
+    them), float32 in [-1, 1]."""
     from bench.data import load_dataset
 
-    x_shape = config.input_shapes(1)["x"][0]
     shapes = config.input_shapes(1)
+    x_shape = shapes["x"][0] if process is None else process.data_shape(shapes["x"][0])
     frames = None
     if len(x_shape) == 5:
         frames = x_shape[1] + (shapes["context"][0][1] if "context" in shapes else 0)
@@ -45,7 +46,7 @@ def measure_quality(ctx) -> dict:
     q = ctx.case.quality or QualitySettings()
     built, shapes = ctx.built(), ctx.config.input_shapes(1)
     cond = shapes["context"][0][1] if "context" in shapes else 0
-    real = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n)
+    real = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n, built.process)
     context = real[2 * q.n:, :cond] if cond else None
     samples, info = generate_samples(ctx.adapter, built, q.n, q.batch, steps=q.steps, seed=ctx.case.seed,
                                      context=context)

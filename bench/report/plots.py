@@ -38,7 +38,8 @@ def fit_exponent(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
-def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool):
+def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool, label=_label, lines: bool = False):
+    """One panel per metric; points grouped into series by `label` (joined by lines when `lines`)."""
     metrics = list(dict.fromkeys(m for r in records for m in quality_entries(r)))
     panels = []
     for m in metrics:
@@ -51,9 +52,12 @@ def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool):
     fig = Figure(figsize=(5 * len(panels), 4))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (m, pts) in zip(axes[0], panels):
-        for label in dict.fromkeys(_label(r) for _, _, r in pts):
-            sel = [(x, y) for x, y, r in pts if _label(r) == label]
-            ax.scatter(*zip(*sel), label=label)
+        for name in dict.fromkeys(label(r) for _, _, r in pts):
+            sel = sorted((x, y) for x, y, r in pts if label(r) == name)
+            if lines:
+                ax.plot(*zip(*sel), "o-", label=name)
+            else:
+                ax.scatter(*zip(*sel), label=name)
         if pareto and len(pts) > 1:
             front = [pts[i] for i in pareto_front([(x, y) for x, y, _ in pts], m.lower() in HIGHER_IS_BETTER)]
             ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
@@ -77,8 +81,19 @@ def quality_vs_time(records):
     return _quality_plot(records, ms_per_sample, "wall-clock ms per sample", True, True)
 
 
+def quality_nfe(r: dict):
+    """The NFE the scored samples cost (quality.sampling.nfe: a quality `steps:` setting changes it),
+    else the preset's (flops.nfe_per_sample)."""
+    return dig(r, "quality", "sampling", "nfe") or dig(r, "flops", "nfe_per_sample")
+
+
+def _model_label(r: dict) -> str:
+    """Architecture (hence process family), preset and backend: one curve per model against NFE."""
+    return f"{dig(r, 'case', 'arch')}:{dig(r, 'case', 'preset')}/{dig(r, 'case', 'backend')}"
+
+
 def quality_vs_nfe(records):
-    return _quality_plot(records, lambda r: dig(r, "flops", "nfe_per_sample"), "NFE per sample", True, False)
+    return _quality_plot(records, quality_nfe, "NFE per sample", True, False, label=_model_label, lines=True)
 
 
 def _per_image_step_ms(r: dict):

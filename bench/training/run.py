@@ -52,13 +52,14 @@ def count_step_flops(case, entry, batch: int) -> dict:
     return {**rec, "flop": flop}
 
 
-def training_data(train: dict, config, seed: int):
-    """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped for the model
-    (bench.data.load_dataset; a video model's conditioning frames are the first frames of a clip)."""
+def training_data(train: dict, config, seed: int, process=None):
+    """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped like the process's
+    data (bench.data.load_dataset; the phase space's network input [x, v] has twice the data's
+    channels; a video model's conditioning frames are the first frames of a clip)."""
     from bench.data import load_dataset
 
     shapes = config.input_shapes(1)
-    x_shape = shapes["x"][0]
+    x_shape = shapes["x"][0] if process is None else process.data_shape(shapes["x"][0])
     context_frames = shapes["context"][0][1] if "context" in shapes else 0
     frames = x_shape[1] + context_frames if len(x_shape) == 5 else None
     ds = load_dataset(train["dataset"], root=train["root"], resolution=x_shape[-2], channels=x_shape[-1],
@@ -89,8 +90,8 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     steps = steps_for_budget(train["budget"], count["flop"])
     recipe = find_recipe(entry, case.preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
     opt, changed = resolve(train, recipe, steps)
-    x, y, context = training_data(train, ctx.config, case.seed)
     built = ctx.built()
+    x, y, context = training_data(train, ctx.config, case.seed, built.process)
     init = _start_from(train["init"], case.arch, adapter, built)
     compile = True if case.backend == "jax" else (False if case.compile == "none" else case.compile)
     trainer = adapter.Trainer(built, opt=opt, compile=compile)
