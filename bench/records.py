@@ -37,11 +37,18 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def file_sha256(path) -> str:
-    """sha256 of a file, read in 1 MiB blocks (weights files are large)."""
-    h = hashlib.sha256()
+    """sha256 of a file, read in 1 MiB blocks (weights files are large). `path` may also be an
+    open binary file, hashed from its position to its end (so the caller reads the bytes it hashed)."""
+    if hasattr(path, "read"):
+        return _sha256_stream(path)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        return _sha256_stream(f)
+
+
+def _sha256_stream(f) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
 
 

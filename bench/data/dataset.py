@@ -21,7 +21,9 @@ class DataError(ValueError):
     and what is allowed."""
 
     def __init__(self, message: str):
-        super().__init__(message.replace("\n", " "))
+        from bench.safe_text import printable
+
+        super().__init__(printable(message))
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +35,7 @@ class Dataset:
     card: dict = field(repr=False)  # datasets/<name>.yaml
     split: str = "train"
     classes: tuple[str, ...] = ()  # class names by label index, where the source names them
+    skipped: dict = field(default_factory=dict)  # kind -> count of folder entries not read (FIFOs, ...)
 
     def __post_init__(self):
         if self.x.dtype != np.float32 or self.x.ndim not in (4, 5):
