@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import builtin, cifar10, digits, folders, video
+from bench.data.cards import BUILTIN, DATASETS, FROM_ROOT  # noqa: F401 - DATASETS re-exported
 from bench.data.dataset import Dataset, DataError, read_card, to_unit
 
-BUILTIN = ("digits", "shapes", "moving-digits")
-FROM_ROOT = ("cifar10", "imagefolder", "videofolder", "npy-clips")
-DATASETS = BUILTIN + FROM_ROOT
 SPLIT_STREAM = {"train": 0, "test": 1, "val": 2}  # procedural splits draw disjoint streams
 
 

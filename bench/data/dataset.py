@@ -8,12 +8,13 @@ Arrays are numpy float32, channels last, in [-1, 1]: images (N, H, W, C), videos
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-CARDS = Path(__file__).resolve().parents[2] / "datasets"  # data only; see datasets/README.md
+from bench.data import cards
+
+CARDS = cards.CARDS
 
 
 class DataError(ValueError):
@@ -52,18 +53,10 @@ class Dataset:
 
 def read_card(name: str) -> dict:
     """datasets/<name>.yaml as plain data (duplicate keys rejected)."""
-    from bench.strict_yaml import SpecError, parse
-
-    path = CARDS / f"{name}.yaml"
     try:
-        card = parse(path.read_text(), str(path))
-    except OSError as exc:
-        raise DataError(f"{path}: dataset card unreadable ({exc.strerror})") from None
-    except SpecError as exc:
+        return cards.read(name)
+    except ValueError as exc:
         raise DataError(str(exc)) from None
-    if not isinstance(card, dict) or card.get("name") != name:
-        raise DataError(f"{path}: a dataset card must be a mapping with name: {name}")
-    return card
 
 
 _UNIT = (np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
