@@ -74,8 +74,8 @@ def _npy_header(path: Path):
             return shape, fortran, dtype, f.tell(), info.st_size
     except DataError:
         raise
-    except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError, EOFError,
-            OSError) as exc:  # np.lib.format raises ValueError for most; the others for odd headers
+    except Exception as exc:  # noqa: BLE001 - np.lib.format parses the header text with tokenize and
+        # literal_eval: ValueError mostly, but also TokenError, SyntaxError, RecursionError, ...
         raise DataError(f"{path}: not a .npy array ({type(exc).__name__}: {exc}); allowed: a .npy file "
                         "(format 1.0 or 2.0) of uint8 (T, H, W, C)") from None
 

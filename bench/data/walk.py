@@ -32,7 +32,6 @@ class Walker:
         self.follow = follow_links_from_env() if follow_links is None else follow_links
         self.skipped: Counter = Counter()
         self.first_skipped: Path | None = None
-        self._seen_dirs: set[str] = set()
 
     def kind(self, path: Path) -> str | None:
         """'dir' or 'file' for what may be read; None (counted) for anything else."""
@@ -75,17 +74,18 @@ class Walker:
             (dirs if kind == "dir" else files if kind == "file" else []).append(folder / name)
         return dirs, files
 
-    def files_below(self, folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    def files_below(self, folder: Path, extensions: tuple[str, ...], seen: set | None = None) -> list[Path]:
         """Files with one of `extensions` anywhere below `folder`, in sorted path order; each real
-        folder is read once (a link loop ends)."""
+        folder is read once per call (a link loop ends)."""
+        seen = set() if seen is None else seen
         real = os.path.realpath(folder)
-        if real in self._seen_dirs:
+        if real in seen:
             return []
-        self._seen_dirs.add(real)
+        seen.add(real)
         dirs, files = self.listing(folder)
         found = [f for f in files if f.suffix.lower() in extensions]
         for d in dirs:
-            found += self.files_below(d, extensions)
+            found += self.files_below(d, extensions, seen)
         return sorted(found)
 
     def check_inside(self, folder: Path) -> None:
