@@ -11,14 +11,15 @@ Where plugins come from, in this order (each module is imported once per process
 
 A plugin's code runs at that import (or call): keep it to defining classes and calling
 `architectures.registry.register(Entry(...))`. It must not import torch or jax at its top level if
-it wants `diffbench list` to stay framework-free, must not change global settings, and must not
-print to stdout (commands print results there).
+it wants `diffbench list` to stay framework-free and must not change global settings. Whatever it
+prints while it is imported goes to stderr (commands print their results on stdout).
 
 A plugin that fails — raises, calls sys.exit, lacks a dependency, registers a bad entry — is
 recorded as a `Failure` (reported by name with its error) and whatever it registered before
 failing is removed again; the other plugins and the shipped architectures are unaffected. Only a
 module that was named explicitly *and* is required (a suite's `plugins:`) turns its failure into
-an error, raised by the caller. KeyboardInterrupt is never caught.
+an error, raised by the caller. A KeyboardInterrupt the plugin raises itself is a failure too; one
+from a real Ctrl-C or SIGTERM during the import is not caught.
 
 Modules are looked up on sys.path; the current directory is appended at the end (never first,
 so it cannot shadow an installed package), as the case workers do.
@@ -26,11 +27,14 @@ so it cannot shadow an installed package), as the case workers do.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import inspect
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 
 from architectures import registry
@@ -120,9 +124,13 @@ def _run_isolated(plugin: str, source: str, action, once: bool = False) -> Failu
         return None
     _cwd_on_path()
     before = set(registry.names(include_test_only=True))
+    signalled = []
     try:
-        action()
-    except (Exception, SystemExit) as exc:  # SystemExit: a plugin that calls sys.exit at import
+        with _stdout_to_stderr(), _note_signals(signalled):
+            action()
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # SystemExit: a plugin that calls sys.exit
+        if isinstance(exc, KeyboardInterrupt) and signalled:  # a real Ctrl-C / SIGTERM: stop
+            raise
         for name in set(registry.names(include_test_only=True)) - before:
             registry.unregister(name)
         failure = Failure(plugin, source, _describe(exc))
@@ -135,9 +143,58 @@ def _run_isolated(plugin: str, source: str, action, once: bool = False) -> Failu
     return None
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """A plugin's prints (Python's and its C code's, fd 1) go to stderr while it is imported."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no fd 1 to move
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def _note_signals(signalled: list):
+    """Record SIGINT / SIGTERM arriving during the import (then do what the handler in place does),
+    so that a KeyboardInterrupt can be told apart from one the plugin raised itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum, frame):
+        signalled.append(signum)
+        handler = previous[signum]
+        if callable(handler):
+            return handler(signum, frame)
+        if handler == signal.SIG_DFL:  # SIGTERM's default: end the process as it would have
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        return None
+
+    for s in previous:
+        signal.signal(s, note)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit: the module called sys.exit({exc.code!r}) at import"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt: the module raised KeyboardInterrupt at import (no signal arrived)"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else '(no message)'}"
 

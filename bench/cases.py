@@ -173,7 +173,8 @@ class Case:
         if self.device == "tpu" and self.backend == "torch":
             raise SpecError(f"case {self.id!r}", "device", "device 'tpu' needs backend 'jax'", "cpu, cuda, cuda:N, auto")
         if not (self.id and isinstance(self.arch, str) and isinstance(self.preset, str) and _int(self.index)):
-            raise SpecError(f"case {self.id!r}", "(case)", "id, arch and preset must be strings, index an integer")
+            raise SpecError(f"case {self.id!r}", "(case)", "id, arch and preset must be strings, index an integer",
+                            "a case made by bench.spec")
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

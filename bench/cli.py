@@ -83,8 +83,10 @@ def cmd_describe(args) -> int:
 def cmd_plan(args) -> int:
     from bench import spec
 
+    from bench.safe_text import lines
+
     suite = spec.load(args.suite)
-    print(spec.format_plan(suite))
+    print(lines(spec.format_plan(suite)))
     return 0
 
 
@@ -142,8 +144,10 @@ def cmd_compare(args) -> int:
         threshold, alpha = compare.parse_threshold(args.threshold), compare.parse_alpha(args.alpha)
     except compare.CompareError as exc:
         raise UserError(str(exc)) from None
+    from bench.safe_text import lines
+
     result = compare.compare_runs(args.run_a, args.run_b, threshold, alpha)
-    print(compare.to_json(result) if args.json else compare.format_text(result))
+    print(compare.to_json(result) if args.json else lines(compare.format_text(result)))  # JSON escapes by itself
     return 1 if result["regressions"] else 0
 
 
@@ -170,7 +174,8 @@ def cmd_flops(args) -> int:
 def _override_arg(text: str | None) -> dict | None:
     if not text:
         return None
-    from bench.strict_yaml import SpecError, check_ints, printable
+    from bench.safe_text import printable
+    from bench.strict_yaml import SpecError, check_ints
 
     shown = printable(repr(text), 80)
     try:
@@ -331,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _printable(text: str) -> str:
-    from bench.strict_yaml import printable
+    from bench.safe_text import printable
 
     return printable(text)
 

@@ -112,13 +112,15 @@ class _Applier:
         try:
             return dataclasses.replace(config, **changes), normalized
         except Exception as exc:  # the config's own __post_init__ check, whatever it raises
-            self.fail(keys, f"invalid {type(config).__name__}: {exc}")
+            self.fail(keys, f"invalid {type(config).__name__}: {exc}",
+                      f"values {type(config).__name__} accepts together (see its docstring)")
 
     def hints(self, cls, keys: tuple) -> dict:
         try:
             return typing.get_type_hints(cls)
         except Exception as exc:  # an annotation that does not resolve is the config author's bug
-            self.fail(keys, f"cannot read the field types of {cls.__name__}: {exc}")
+            self.fail(keys, f"cannot read the field types of {cls.__name__}: {exc}",
+                      "config classes whose annotations resolve (the config author's to fix)")
 
     def coerce(self, value, hint, keys: tuple):
         """-> (value for the config, value for the suite's record), checked against the annotation `hint`.
@@ -176,7 +178,8 @@ class _Applier:
         try:
             base = cls()
         except Exception as exc:
-            self.fail(keys, f"{cls.__name__} has no defaults to override: {exc}")
+            self.fail(keys, f"{cls.__name__} has no defaults to override: {exc}",
+                      "overrides of config fields whose class has defaults for every field")
         return self.apply(base, value, keys)
 
 

@@ -27,22 +27,27 @@ def load_inner(built, path, depth: int = 1):
     """Set the level-`depth` inner U-Net of the nest `built` from the checkpoint at `path`. The
     checkpoint must be of the same architecture with levels equal to the nest's levels[depth:]; every
     parameter must match by name and shape (one error lists all mismatches). Returns `built`."""
-    ckpt = checkpoint.read(path)
-    checkpoint.check_compatible(ckpt, built.entry.name)
-    want = [dataclasses.asdict(lv) for lv in built.config.levels[depth:]]
-    got = ckpt.meta.get("config", {}).get("levels")
-    if got is not None and _jsonish(got) != _jsonish(want):
-        raise checkpoint.CheckpointError(f"{ckpt.path}: its levels {got} are not this nest's levels[{depth}:] {want}")
     if built.backend == "torch":
         module = built.model
         for _ in range(depth):
             module = module.inner
+        shapes = {k: v.shape for k, v in convert.torch_to_canonical(module.state_dict()).items()}
+    else:
+        params, keys = built.params["params"], ["inner"] * depth
+        node = params
+        for key in keys:
+            node = node[key]
+        shapes = {k: v.shape for k, v in convert.flax_to_canonical(node).items()}
+    meta = checkpoint.read_meta(path)
+    checkpoint.check_compatible(checkpoint.Checkpoint(path, meta, {}, None), built.entry.name)
+    want = [dataclasses.asdict(lv) for lv in built.config.levels[depth:]]
+    got = meta.get("config", {}).get("levels")
+    if got is not None and _jsonish(got) != _jsonish(want):
+        raise checkpoint.CheckpointError(f"{path}: its levels {got} are not this nest's levels[{depth}:] {want}")
+    ckpt = checkpoint.read(path, expect=shapes)  # every array's shape checked before it is read
+    if built.backend == "torch":
         module.load_state_dict(convert.canonical_to_torch(ckpt.weights, module))
         return built
-    params, keys = built.params["params"], ["inner"] * depth
-    node = params
-    for key in keys:
-        node = node[key]
     built.params = {**built.params, "params": _replace(params, keys, convert.canonical_to_flax(ckpt.weights, node))}
     return built
 

@@ -8,6 +8,7 @@ import math
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 RUN_FILE = "run.json"
@@ -20,28 +21,54 @@ class RecordError(ValueError):
     """A file read as a record that is not one; the message names the file."""
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Temp file in the same directory + fsync + rename: a reader never sees half a record."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def naming(path):
+    """An OSError raised while writing `path` names it: a full disk's ENOSPC comes from write(),
+    flush() or fsync() with no file name, and the user must learn which file it was."""
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; records are as readable as the logs
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True, allow_nan=False, default=_jsonable)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
         raise
 
 
+def write_text(path, text: str) -> None:
+    """A text file (UTF-8) whose write errors name it."""
+    with naming(path):
+        Path(path).write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Temp file in the same directory + fsync + rename: a reader never sees half a record."""
+    path = Path(path)
+    with naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; records are as readable as the logs
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True, allow_nan=False, default=_jsonable)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 def file_sha256(path) -> str:
-    """sha256 of a file, read in 1 MiB blocks (weights files are large)."""
-    h = hashlib.sha256()
+    """sha256 of a file, read in 1 MiB blocks (weights files are large). `path` may also be an
+    open binary file, hashed from its position to its end (so the caller reads the bytes it hashed)."""
+    if hasattr(path, "read"):
+        return _sha256_stream(path)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        return _sha256_stream(f)
+
+
+def _sha256_stream(f) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
 
 

@@ -28,7 +28,7 @@ from bench import provenance
 from bench.backends.threads import resolve_threads, thread_env
 from bench.child_process import child_env
 from bench.progress import Progress
-from bench.records import (RUN_FILE, SCHEMA, clean_partial, record_filename, scan_records, stray_paths,
+from bench.records import (RUN_FILE, SCHEMA, clean_partial, naming, record_filename, scan_records, stray_paths,
                            write_json_atomic)
 from bench.rundir import LockedError, RssWatch, RunLock, cgroup_memory_events, oom_kills, sigkill_message
 
@@ -152,7 +152,8 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
 
         def write(case, record, log: bytes | None = None):
             if log is not None:
-                (run_dir / record["worker"]["log"]).write_bytes(log)
+                with naming(run_dir / record["worker"]["log"]):
+                    (run_dir / record["worker"]["log"]).write_bytes(log)
             write_json_atomic(run_dir / record_filename(case.index, case.id), record)
             recorded[0] += 1
 

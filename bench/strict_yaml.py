@@ -10,12 +10,14 @@ import re
 
 import yaml
 
+from bench.safe_text import printable
+
 MAX_NODES = 100_000  # alias bombs ("billion laughs") expand to more than this
 MAX_BYTES = 256 * 1024  # a suite is a short text file; PyYAML needs ~10 s per MB, so bigger is refused
 MAX_INT = 2**63  # integers beyond int64 are refused (they overflow floats and path names downstream)
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+SCALAR_TAGS = "untagged values, or !!str, !!int, !!float, !!bool, !!null with a value of that type"
 
 
 class SpecError(ValueError):
@@ -38,21 +40,26 @@ def format_allowed(allowed) -> str:
     return ", ".join(str(a) for a in allowed) or "(none)"
 
 
-def printable(text: str, limit: int = 2000) -> str:
-    """One terminal-safe line: control, bidi and line-separator characters escaped (a key holding
-    '\\r' or an ESC sequence must not rewrite the user's terminal), at most `limit` characters."""
-    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def show(value) -> str:
     """A bad value as it appears in an error message: repr, type, at most ~60 characters."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
-        text = f"<integer of {len(hex(value)) - 2} hex digits>"  # repr fails past 4300 digits
+        text = _big_int(value)
     else:
         text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     return printable(f"{text} ({type(value).__name__})")
+
+
+def _big_int(value: int) -> str:
+    """A huge integer, sign and leading digits kept: decimal up to Python's 4300-digit limit for
+    str(), hexadecimal beyond (only a hex literal gets there)."""
+    sign = "-" if value < 0 else ""
+    try:
+        digits = str(abs(value))
+        return f"{sign}{digits[:12]}...({len(digits)} digits)"
+    except ValueError:
+        digits = hex(abs(value))[2:]
+        return f"{sign}0x{digits[:12]}...({len(digits)} hex digits)"
 
 
 def check_ints(value, path: str, source: str) -> None:
@@ -79,19 +86,35 @@ def read_text(path, source: str | None = None) -> str:
                 raise SpecError(source, "(file)", "not a regular file", "a YAML suite file")
             data = f.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise SpecError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+        raise SpecError(source, "(file)", f"cannot read: {exc.strerror or exc}", "a readable YAML suite file") from None
     if len(data) > MAX_BYTES:
         raise SpecError(source, "(file)", f"larger than {MAX_BYTES // 1024} KiB", "a suite file of at most 256 KiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(source, "(file)", f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        raise SpecError(source, "(file)", f"not UTF-8 text: {exc.reason} at byte {exc.start}", "UTF-8 text") from None
 
 
 def child(path: str, key) -> str:
+    """The key path of `key` under `path`: a.b, a[0], and a[''] or a['x.y'] for keys that a dot
+    would hide (an empty key was shown as the top level)."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if key == "" or any(ch in str(key) for ch in ".[]"):
+        return f"{path}[{str(key)!r}]"
     return f"{path}.{key}" if path else str(key)
+
+
+def _yaml_allowed(problem) -> str:
+    """What a YAML syntax error should have been, by the parser's wording."""
+    problem = str(problem or "")
+    if "alias" in problem or "anchor" in problem:
+        return "an alias (*name) after the anchor (&name) it refers to"
+    if "document" in problem:
+        return "one YAML document per file"
+    if "tag" in problem or "URI" in problem:
+        return SCALAR_TAGS
+    return "YAML mappings, lists and plain values (see docs/suites.md)"
 
 
 class _Loader(yaml.SafeLoader):
@@ -117,11 +140,13 @@ def parse(text: str, source: str):
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
-        raise SpecError(source, where, f"invalid YAML: {exc.problem or exc.context}") from None
+        problem = exc.problem or exc.context
+        raise SpecError(source, where, f"invalid YAML: {problem}", _yaml_allowed(problem)) from None
     except yaml.YAMLError as exc:
-        raise SpecError(source, "(yaml)", f"invalid YAML: {exc}") from None
+        raise SpecError(source, "(yaml)", f"invalid YAML: {exc}", _yaml_allowed(str(exc))) from None
     except RecursionError:
-        raise SpecError(source, "(yaml)", "nesting too deep") from None
+        raise SpecError(source, "(yaml)", "nesting too deep", "lists and mappings nested at most a few hundred "
+                        "levels deep") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -141,9 +166,10 @@ class _Builder:
     def build(self, node, path: str, stack: tuple):
         self.count += 1
         if self.count > MAX_NODES:
-            self.fail(path, node, f"more than {MAX_NODES} YAML nodes (alias expansion?)")
+            self.fail(path, node, f"more than {MAX_NODES} YAML nodes (alias expansion?)",
+                      f"at most {MAX_NODES} nodes once aliases are expanded")
         if id(node) in stack:
-            self.fail(path, node, "recursive alias")
+            self.fail(path, node, "recursive alias", "aliases (*name) to nodes that do not contain the alias")
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, (*stack, id(node)))
         if isinstance(node, yaml.SequenceNode):
@@ -159,7 +185,7 @@ class _Builder:
             value = self.loader.construct_object(node, deep=True)
         except Exception as exc:  # noqa: BLE001 - PyYAML raises KeyError/IndexError/... on odd explicit tags
             problem = getattr(exc, "problem", None) or f"{type(exc).__name__}: {exc}"
-            self.fail(path, node, f"unreadable value {show(node.value)} tagged {node.tag!r}: {problem}")
+            self.fail(path, node, f"unreadable value {show(node.value)} tagged {node.tag!r}: {problem}", SCALAR_TAGS)
         if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
             self.fail(path, node, f"integer too large: {show(value)}", "integers within 64 bits")
         return value

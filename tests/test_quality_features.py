@@ -88,12 +88,28 @@ def test_clean_mode_in_memory_equals_clean_fid_folder_path(tmp_path, inception_f
     np.testing.assert_allclose(ours, folder, rtol=1e-5, atol=1e-5)
 
 
-def test_inception_refuses_a_renamed_file(tmp_path, inception_file):
+def test_weights_load_from_the_bytes_that_were_hashed(tmp_path, inception_file, monkeypatch):
+    """A file swapped between the sha256 check and the load is not what gets loaded: the checked
+    bytes are (so the file's name no longer matters either)."""
     renamed = tmp_path / "inception.pt"
     renamed.write_bytes(open(inception_file, "rb").read())
     spec = _spec_for(weights.INCEPTION, inception_file)
-    with pytest.raises(MetricError, match="published name inception-2015-12-05.pt"):
-        features.inception(spec, environ={spec.env: str(renamed)})
+    samples = np.random.default_rng(0).integers(0, 256, (2, 12, 12, 3), dtype=np.uint8)
+    want = features.inception(spec, environ={spec.env: str(renamed)})(samples)
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    torch.jit.script(_InceptionStandIn()).save(str(other))  # other weights, same call surface
+    real_load = torch.jit.load
+
+    def swap_then_load(f, *args, **kwargs):  # an attacker replaces the file after the check
+        renamed.write_bytes(other.read_bytes())
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch.jit, "load", swap_then_load)
+    renamed = tmp_path / "published" / weights.INCEPTION.filename  # the name clean-fid's own loader wants
+    renamed.parent.mkdir()
+    renamed.write_bytes(open(inception_file, "rb").read())
+    np.testing.assert_array_equal(features.inception(spec, environ={spec.env: str(renamed)})(samples), want)
 
 
 def test_i3d_uses_the_first_16_frames(tmp_path):

@@ -7,16 +7,15 @@ deterministic random subset spanning the classes, and a larger limit extends it.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from bench.data import builtin, cifar10, digits, folders, video
+from bench.data.cards import BUILTIN, DATASETS, FROM_ROOT  # noqa: F401 - DATASETS re-exported
 from bench.data.dataset import Dataset, DataError, read_card, to_unit
 
-BUILTIN = ("digits", "shapes", "moving-digits")
-FROM_ROOT = ("cifar10", "imagefolder", "videofolder", "npy-clips")
-DATASETS = BUILTIN + FROM_ROOT
 SPLIT_STREAM = {"train": 0, "test": 1, "val": 2}  # procedural splits draw disjoint streams
 
 
@@ -88,10 +87,15 @@ def _from_root(name, card, root, resolution, channels, frames, split, seed, limi
         return Dataset(name, to_unit(pixels), labels[order], len(classes), card, split, classes)
     extensions = {"imagefolder": folders.IMAGE_EXTENSIONS, "videofolder": video.VIDEO_EXTENSIONS,
                   "npy-clips": video.NPY_EXTENSIONS}[name]
-    tree = folders.scan(folders.split_folder(root, split, name), extensions, name)
+    tree = folders.scan(folders.split_folder(root, split, name), extensions, name, root)
+    if tree.skipped:  # reported, never silently dropped
+        from bench.safe_text import printable
+
+        print(printable(f"diffbench: warning: {tree.folder}: skipped {tree.skipped_note}: neither files nor "
+                        "folders"), file=sys.stderr)
     files, labels = folders.pick(tree, seed, limit, name)
     if name == "imagefolder":
         pixels = np.stack([folders.read_image(f, resolution, channels) for f in files])
     else:
         pixels = video.load_clips(files, name, frames, resolution, channels)
-    return Dataset(name, to_unit(pixels), labels, len(tree.classes), card, split, tree.classes)
+    return Dataset(name, to_unit(pixels), labels, len(tree.classes), card, split, tree.classes, tree.skipped)

@@ -8,12 +8,13 @@ Arrays are numpy float32, channels last, in [-1, 1]: images (N, H, W, C), videos
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-CARDS = Path(__file__).resolve().parents[2] / "datasets"  # data only; see datasets/README.md
+from bench.data import cards
+
+CARDS = cards.CARDS
 
 
 class DataError(ValueError):
@@ -21,7 +22,9 @@ class DataError(ValueError):
     and what is allowed."""
 
     def __init__(self, message: str):
-        super().__init__(message.replace("\n", " "))
+        from bench.safe_text import printable
+
+        super().__init__(printable(message))
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +36,7 @@ class Dataset:
     card: dict = field(repr=False)  # datasets/<name>.yaml
     split: str = "train"
     classes: tuple[str, ...] = ()  # class names by label index, where the source names them
+    skipped: dict = field(default_factory=dict)  # kind -> count of folder entries not read (FIFOs, ...)
 
     def __post_init__(self):
         if self.x.dtype != np.float32 or self.x.ndim not in (4, 5):
@@ -49,18 +53,10 @@ class Dataset:
 
 def read_card(name: str) -> dict:
     """datasets/<name>.yaml as plain data (duplicate keys rejected)."""
-    from bench.strict_yaml import SpecError, parse
-
-    path = CARDS / f"{name}.yaml"
     try:
-        card = parse(path.read_text(), str(path))
-    except OSError as exc:
-        raise DataError(f"{path}: dataset card unreadable ({exc.strerror})") from None
-    except SpecError as exc:
+        return cards.read(name)
+    except ValueError as exc:
         raise DataError(str(exc)) from None
-    if not isinstance(card, dict) or card.get("name") != name:
-        raise DataError(f"{path}: a dataset card must be a mapping with name: {name}")
-    return card
 
 
 _UNIT = (np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)

@@ -7,13 +7,14 @@ recursively in sorted path order. A folder holding files and no sub-folders is u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from bench.data.dataset import DataError, fit
+from bench.data.walk import Walker
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -24,6 +25,8 @@ class Tree:
     files: tuple[Path, ...]
     labels: np.ndarray | None  # int32 per file, None when unlabeled
     classes: tuple[str, ...]
+    skipped: dict = field(default_factory=dict)  # kind -> count of entries neither file nor folder
+    skipped_note: str = ""  # the counts and the first such path, for the warning line
 
 
 def split_folder(root, split: str, name: str) -> Path:
@@ -38,10 +41,12 @@ def split_folder(root, split: str, name: str) -> Path:
                     f"ROOT itself is read only as the train split)")
 
 
-def scan(folder: Path, extensions: tuple[str, ...], name: str) -> Tree:
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    dirs = [p for p in entries if p.is_dir()]
-    files = [p for p in entries if p.is_file() and p.suffix.lower() in extensions]
+def scan(folder: Path, extensions: tuple[str, ...], name: str, root=None, follow_links=None) -> Tree:
+    """The class folders and files of `folder`; symbolic links and special files as
+    bench/data/walk.py says, inside the dataset folder `root` (default: `folder`)."""
+    walker = Walker(folder if root is None else root, follow_links)
+    dirs, entries = walker.listing(folder)
+    files = [p for p in entries if p.suffix.lower() in extensions]
     allowed = " ".join(extensions)
     if dirs and files:
         raise DataError(f"{folder}: holds both class folders ({dirs[0].name}, ...) and files "
@@ -49,16 +54,16 @@ def scan(folder: Path, extensions: tuple[str, ...], name: str) -> Tree:
     if not dirs:
         if not files:
             raise DataError(f"{folder}: no class folders and no files with extensions {allowed} ({name})")
-        return Tree(folder, tuple(files), None, ())
+        return Tree(folder, tuple(files), None, (), dict(walker.skipped), walker.summary())
     paths, labels = [], []
     for label, d in enumerate(dirs):
-        found = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in extensions
-                       and not any(part.startswith(".") for part in p.relative_to(d).parts))
+        found = walker.files_below(d, extensions)
         if not found:
             raise DataError(f"{d}: class folder has no files with extensions {allowed} ({name})")
         paths += found
         labels += [label] * len(found)
-    return Tree(folder, tuple(paths), np.asarray(labels, np.int32), tuple(d.name for d in dirs))
+    return Tree(folder, tuple(paths), np.asarray(labels, np.int32), tuple(d.name for d in dirs),
+                dict(walker.skipped), walker.summary())
 
 
 def pick(tree: Tree, seed: int, limit: int | None, name: str):

@@ -23,6 +23,11 @@ METRICS = {
     "kid": ("effnet", "effnet-video", "kid"),
 }
 PROXIES = ("fd-effnet", "kid")
+# metric -> environment variable naming its weights file (bench/quality/weights.py)
+WEIGHTS_ENV = {"fid": "DIFFBENCH_INCEPTION", "kid-inception": "DIFFBENCH_INCEPTION", "fvd": "DIFFBENCH_I3D"}
+MAX_N = 100_000  # FID's standard is 50,000 samples; each is generated and featurized
+MAX_STEPS = 10_000  # sampler steps; DDPM's ancestral sampler uses 1,000
+MAX_BATCH = 1 << 20  # as a case's batch (bench.cases.MAX_BATCH)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,15 +55,24 @@ class QualitySettings:
                 raise SpecError(source, child(path, key), f"unknown key {key!r}", keys)
         out = {**dataclasses.asdict(cls()), **value}
         _check_metrics(out["metrics"], source, child(path, "metrics"))
-        for key, low in (("n", 2), ("batch", 1)):
-            if not _int(out[key]) or out[key] < low:
-                raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}", f"an integer >= {low}")
-        if out["steps"] is not None and (not _int(out["steps"]) or out["steps"] < 1):
-            raise SpecError(source, child(path, "steps"), f"bad steps {show(out['steps'])}", "an integer >= 1, or null")
+        for key, low, high, why in (("n", 2, MAX_N, "FID's standard is 50,000"), ("batch", 1, MAX_BATCH, "")):
+            if not _int(out[key]) or not low <= out[key] <= high:
+                raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}",
+                                f"an integer in [{low}, {high}]" + (f" ({why})" if why else ""))
+        if out["steps"] is not None and (not _int(out["steps"]) or not 1 <= out["steps"] <= MAX_STEPS):
+            raise SpecError(source, child(path, "steps"), f"bad steps {show(out['steps'])}",
+                            f"an integer in [1, {MAX_STEPS}] (DDPM samples with 1,000), or null")
         for key in ("dataset", "root"):
             if not (isinstance(out[key], str) and out[key]) and not (key == "root" and out[key] is None):
                 raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}",
                                 "a dataset name" if key == "dataset" else "a directory, or null")
+        from bench.data.suite_checks import check_count, check_source
+
+        problem = check_source(out["dataset"], out["root"]) or \
+            check_count(out["dataset"], "n", out["n"], 2, "n compared + n for the floor")
+        if problem:
+            key, text, allowed = problem
+            raise SpecError(source, child(path, key), text, allowed)
         return cls(**dict(out, metrics=tuple(out["metrics"])))
 
 

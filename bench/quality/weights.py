@@ -8,13 +8,19 @@ i3d_torchscript.pt). CI never has these files: its tests load small TorchScript 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 
-from bench.records import file_sha256
+from bench.records import file_sha256  # noqa: F401 - re-exported for the tests' stand-in digests
 
 
 class MetricError(RuntimeError):
-    """A quality metric cannot run (weights missing or wrong, input of the wrong shape)."""
+    """A quality metric cannot run (weights missing or wrong, input of the wrong shape); one line."""
+
+    def __init__(self, message: str):
+        from bench.safe_text import printable
+
+        super().__init__(printable(message))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +46,17 @@ I3D = WeightSpec(
 
 
 def resolve(spec: WeightSpec, environ=None) -> str:
-    """The checked local path of spec's file, or a MetricError naming spec.env."""
+    """The local path of spec's file (its digest checked), or a MetricError naming spec.env.
+    To load the weights use `checked_bytes`: a path can be swapped after the check."""
+    return _checked(spec, environ)[0]
+
+
+def checked_bytes(spec: WeightSpec, environ=None) -> bytes:
+    """spec's file, read once: the bytes whose sha256 was checked are the bytes to load."""
+    return _checked(spec, environ)[1]
+
+
+def _checked(spec: WeightSpec, environ) -> tuple[str, bytes]:
     environ = os.environ if environ is None else environ
     path = environ.get(spec.env)
     hint = f"set {spec.env} to a local copy of {spec.filename} (sha256 {spec.sha256}, from {spec.source})"
@@ -48,7 +64,12 @@ def resolve(spec: WeightSpec, environ=None) -> str:
         raise MetricError(f"{spec.env} is not set: {hint}")
     if not os.path.isfile(path):
         raise MetricError(f"{spec.env}={path}: no such file; {hint}")
-    digest = file_sha256(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MetricError(f"{spec.env}={path}: unreadable ({exc.strerror}); {hint}") from None
+    digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise MetricError(f"{spec.env}={path}: sha256 {digest} is not {spec.sha256}; {hint}")
-    return path
+    return path, data

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import results
+from bench import results, safe_text
 from bench.report import baseline as baseline_mod
 from bench.report import columns as cols
+from bench.records import write_text
 from bench.report import plots, table
 
 FORMATS = ("md", "html", "csv", "latex")
@@ -162,14 +163,15 @@ def write(paths, out: Path, formats=FORMATS, columns=None, group_by=None, baseli
         report.plots = plots.write_all(report.records, out_dir)
     written = [p[k] for p in report.plots for k in ("png", "svg")]
     target = {f: (out if single else out_dir / FILES[f]) for f in formats}
-    if "md" in formats:
-        target["md"].write_text(markdown(report))
+    if "md" in formats:  # every file through bench.safe_text: no HTML, formulas or terminal escapes
+        write_text(target["md"], safe_text.markdown(markdown(report)))
     if "html" in formats:
         from bench.report.html import render
 
-        target["html"].write_text(render(report))
+        write_text(target["html"], safe_text.lines(render(report)))
     if "csv" in formats:
-        target["csv"].write_text(table.to_csv(report.main))
+        write_text(target["csv"], safe_text.csv(table.to_csv(report.main)))
     if "latex" in formats:
-        target["latex"].write_text(table.to_latex(report.main, caption=f"diffbench: {', '.join(report.suites)}"))
+        caption = f"diffbench: {', '.join(report.suites)}"
+        write_text(target["latex"], safe_text.lines(table.to_latex(report.main, caption=caption)))
     return [target[f] for f in formats] + written

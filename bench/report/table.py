@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench import safe_text
 from bench.report.columns import Column, TIMED_STEPS, dig, timing
 
 UNRELIABLE_MARK = "†"  # timing stopped by the repetition or time cap, not by the convergence rule
@@ -165,13 +166,8 @@ def markdown_notes(records) -> list[str]:
 
 # -- LaTeX (booktabs) ---------------------------------------------------------------------
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  UNRELIABLE_MARK: r"$^\dagger$"}
-
-
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return safe_text.latex(text)
 
 
 def to_latex(table: Table, caption: str = "") -> str:

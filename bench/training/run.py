@@ -119,8 +119,8 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
 def _start_from(path, arch: str, adapter, built):
     if path is None:
         return None
-    ckpt = checkpoint.read(path)
-    checkpoint.check_compatible(ckpt, arch)
+    shapes = {k: v.shape for k, v in adapter.export_weights(built).items()}  # checked before reading
+    ckpt = checkpoint.read(path, expect=shapes, arch=arch)
     adapter.load_weights(built, ckpt.weights)
     return ckpt
 

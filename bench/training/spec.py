@@ -32,6 +32,9 @@ _OPTIM = ("optimizer", "lr", "b1", "b2", "eps", "weight_decay", "schedule", "cos
           "clip", "ema", "adapt_1d")
 KEYS = ("dataset", "root", "limit", "budget", "recipe", "batch", "warmup", "warmup_fraction", "log_every", "init",
         *_OPTIM)
+MAX_STEPS = 10**8  # at 1 ms a step, 28 hours; DiT-XL/2 trained 7M steps
+MAX_GFLOPS = 1e12  # 1e21 FLOPs: ~4 months of a GPU sustaining 100 TFLOP/s
+MAX_BATCH = 1 << 20  # as a case's batch (bench.cases.MAX_BATCH)
 DEFAULTS = {"root": None, "limit": None, "recipe": "default", "batch": None, "warmup": None, "warmup_fraction": None,
             "log_every": 10, "init": None, **{k: None for k in _OPTIM}}
 
@@ -41,7 +44,7 @@ def _int(v) -> bool:
 
 
 def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return _int(v) or (isinstance(v, float) and math.isfinite(v))  # ints: isfinite overflows past 1e308
 
 
 def _opt(check):
@@ -52,12 +55,13 @@ def _opt(check):
 _CHECKS = {
     "dataset": (lambda v: isinstance(v, str) and v in dataset_names(), None),
     "root": (_opt(lambda v: isinstance(v, str) and v != ""), "a directory path, or null"),
-    "limit": (_opt(lambda v: _int(v) and v >= 1), "an integer >= 1, or null"),
+    "limit": (_opt(lambda v: _int(v) and 1 <= v < 2**63), "an integer >= 1, or null"),
     "recipe": (lambda v: v in RECIPES, RECIPES),
-    "batch": (_opt(lambda v: _int(v) and v >= 1), "an integer >= 1, or null (the case's batch)"),
-    "warmup": (_opt(lambda v: _int(v) and v >= 0), "an integer number of steps >= 0, or null (the recipe's)"),
+    "batch": (_opt(lambda v: _int(v) and 1 <= v <= MAX_BATCH), f"an integer in [1, {MAX_BATCH}], or null (the case's batch)"),
+    "warmup": (_opt(lambda v: _int(v) and 0 <= v <= MAX_STEPS),
+               f"an integer number of steps in [0, {MAX_STEPS:,}], or null (the recipe's)"),
     "warmup_fraction": (_opt(lambda v: _num(v) and 0 <= v < 1), "a number in [0, 1), or null"),
-    "log_every": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "log_every": (lambda v: _int(v) and 1 <= v <= MAX_STEPS, f"an integer in [1, {MAX_STEPS:,}]"),
     "init": (_opt(lambda v: isinstance(v, str) and v != ""), "a checkpoint directory path, or null"),
     "optimizer": (_opt(lambda v: v in OPTIMIZERS), OPTIMIZERS),
     "lr": (_opt(lambda v: _num(v) and v > 0), "a number > 0"),
@@ -97,6 +101,13 @@ def check(value, source: str, path: str) -> dict | None:
     for key, (ok, allowed) in _CHECKS.items():
         if not ok(out[key]):
             raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}", allowed or dataset_names())
+    from bench.data.suite_checks import check_count, check_source
+
+    problem = check_source(out["dataset"], out["root"]) or \
+        (out["limit"] is not None and check_count(out["dataset"], "limit", out["limit"]))
+    if problem:
+        key, text, allowed = problem
+        raise SpecError(source, child(path, key), text, allowed)
     if out["init"] is not None and not (Path(out["init"]) / "meta.json").is_file():
         raise SpecError(source, child(path, "init"), f"no diffbench checkpoint at {out['init']!r} (no meta.json)",
                         "a checkpoint directory written by a train case (relative paths: to the working directory)")
@@ -110,10 +121,12 @@ def _budget(value, source: str, path: str) -> dict:
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in BUDGET_KEYS:
         raise SpecError(source, path, f"expected one of {{steps: N}} or {{gflops: X}}, got {show(value)}", BUDGET_KEYS)
     (key, n), = value.items()
-    if key == "steps" and not (_int(n) and n >= 1):
-        raise SpecError(source, child(path, key), f"bad steps {show(n)}", "an integer >= 1")
-    if key == "gflops" and not (_num(n) and n > 0):
-        raise SpecError(source, child(path, key), f"bad gflops {show(n)}", "a number > 0")
+    if key == "steps" and not (_int(n) and 1 <= n <= MAX_STEPS):
+        raise SpecError(source, child(path, key), f"bad steps {show(n)}",
+                        f"an integer in [1, {MAX_STEPS:,}] (at 1 ms a step, 10^8 steps take 28 hours)")
+    if key == "gflops" and not (_num(n) and 0 < n <= MAX_GFLOPS):
+        raise SpecError(source, child(path, key), f"bad gflops {show(n)}",
+                        "a number in (0, 1e12] (1e21 FLOPs: months of a GPU at 100 TFLOP/s)")
     return {key: n}
 
 

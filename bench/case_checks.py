@@ -1,0 +1,66 @@
+"""A case's `train:` and `quality:` settings against its model, checked at suite load so that a
+setting that cannot work stops `diffbench plan` instead of failing the case minutes into a run:
+the datasets give what the model takes (images or clips, channels, resolution, classes, enough
+examples), the metrics suit its outputs, and the weights files those metrics need are named.
+
+Imports neither torch nor jax (the dataset cards and the config's `input_shapes` only).
+"""
+
+from __future__ import annotations
+
+import os
+
+from bench.data.suite_checks import check_count, check_model
+from bench.quality.settings import METRICS, WEIGHTS_ENV, QualitySettings
+
+FVD_FRAMES = 16  # the I3D reads 16 frames (bench.quality.features.FVD_FRAMES; that module imports torch)
+
+
+def check(train, quality, measure, config):
+    """The first problem as (setting, key, problem, allowed), setting 'train' or 'quality', key a
+    key of that mapping or a (key, index) pair; or None."""
+    try:
+        shapes = config.input_shapes(1)
+        x_shape = tuple(shapes["x"][0])
+        context = shapes["context"][0][1] if "context" in shapes else 0
+    except Exception:  # a config without the usual input_shapes: its own checks report it
+        return None
+    if "train" in measure and train is not None:
+        problem = check_model(train["dataset"], x_shape, getattr(config, "num_classes", 0) or 0)
+        if problem:
+            return ("train", *problem)
+    if "quality" in measure:
+        problem = _quality(quality or QualitySettings(), x_shape, context)
+        if problem:
+            return ("quality", *problem)
+    return None
+
+
+def _quality(q: QualitySettings, x_shape: tuple, context: int):
+    problem = check_model(q.dataset, x_shape)
+    if problem:
+        return problem
+    video = len(x_shape) == 5
+    fitting = [m for m, spaces in METRICS.items() if spaces[1 if video else 0] is not None]
+    for i, name in enumerate(q.metrics):
+        if name not in fitting:
+            return ("metrics", i), f"metric {name!r} does not score {'videos' if video else 'images'}", fitting
+    frames = x_shape[1] + context if video else 0
+    if "fvd" in q.metrics and frames < FVD_FRAMES:
+        return "metrics", f"fvd reads {FVD_FRAMES} frames and the model's clips have {frames}", \
+            [m for m in fitting if m != "fvd"]
+    if x_shape[-3] != x_shape[-2]:
+        return "dataset", f"quality needs square samples; the model makes {x_shape[-3]}x{x_shape[-2]}", \
+            "models of square resolution"
+    if context:
+        problem = check_count(q.dataset, "n", q.n, 3, "n compared + n for the floor + n conditioning clips")
+        if problem:
+            return problem
+    for name in q.metrics:
+        env = WEIGHTS_ENV.get(name)
+        path = os.environ.get(env, "") if env else None
+        if env and not os.path.isfile(path):
+            state = f"{env}={path!r} is not a file" if path else f"{env} is not set"
+            return "metrics", f"metric {name!r} needs its weights file: {state}", \
+                f"{env} naming the file (docs/quality.md), or the offline metrics fd-effnet, kid"
+    return None
