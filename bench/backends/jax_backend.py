@@ -10,6 +10,7 @@ XLA reads its thread settings once, when the backend starts: a worker calls
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -398,6 +399,17 @@ class Trainer:
     def load_ema(self, canonical: dict[str, np.ndarray]) -> None:
         """Start the EMA from checkpointed EMA weights (resuming a run)."""
         self.ema = canonical_to_flax(canonical, self.params)
+
+
+@contextlib.contextmanager
+def restored(built: Built):
+    """Whatever runs inside (a timed training step, which donates the parameters) leaves `built`
+    with the variables it had, put back from a host copy taken first (no extra device memory)."""
+    saved = jax.tree.map(lambda a: np.array(a, copy=True), built.params)
+    try:
+        yield built
+    finally:
+        built.params = jax.device_put(saved, built.device)
 
 
 def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = True, **adamw) -> Step:

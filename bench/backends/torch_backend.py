@@ -8,6 +8,7 @@ the process math in float32.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from typing import Any
@@ -414,6 +415,31 @@ class Trainer:
         """Start the EMA from checkpointed EMA weights (resuming a run)."""
         state = canonical_to_torch(canonical, self.built.model)
         self.ema = {n: state[n].to(p.device).clone() for n, p in self.params.items()}
+
+
+@contextlib.contextmanager
+def restored(built: Built):
+    """Whatever runs inside (a timed training step) leaves `built` as it found it: its weights and
+    buffers (from a host copy taken first: no extra device memory), train/eval mode, the fp16 loss
+    scaler and torch's RNG state."""
+    model, policy = built.model, built.policy
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    mode, rng = model.training, torch.random.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if built.device.type == "cuda" else None
+    scaler = None if policy is None or policy.scaler is None else policy.scaler.state_dict()
+    try:
+        yield built
+    finally:
+        model.load_state_dict(state)
+        model.train(mode)
+        torch.random.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        if policy is not None:
+            if scaler is None:
+                policy.scaler = None
+            else:
+                policy.scaler.load_state_dict(scaler)
 
 
 def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | None = False, **adamw) -> Step:

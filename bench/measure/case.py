@@ -196,8 +196,9 @@ def measure_sample_step(ctx: Context) -> dict:
 
 def measure_train_step(ctx: Context) -> dict:
     c = ctx.case
-    step = ctx.adapter.make_train_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx))
-    return _timed(ctx, step, "train step")
+    with ctx.adapter.restored(ctx.built()):  # later measurements see the weights the record names
+        step = ctx.adapter.make_train_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx))
+        return _timed(ctx, step, "train step")
 
 
 def measure_memory(ctx: Context) -> dict:
@@ -208,9 +209,10 @@ def measure_memory(ctx: Context) -> dict:
     a, timed = ctx.adapter, bool(ctx.device_peaks)
     if not timed:
         a.reset_peak_memory(ctx.device)
-        step = a.make_train_step(ctx.built(), ctx.case.batch, seed=ctx.case.seed, compile=_compile_flag(ctx))
-        if not a.all_finite(a.sync(step.fn())):
-            raise ValueError("non-finite train step output (memory run)")
+        with a.restored(ctx.built()):
+            step = a.make_train_step(ctx.built(), ctx.case.batch, seed=ctx.case.seed, compile=_compile_flag(ctx))
+            if not a.all_finite(a.sync(step.fn())):
+                raise ValueError("non-finite train step output (memory run)")
         ctx.device_peaks.append(a.peak_memory(ctx.device))
     peaks = [p for p in ctx.device_peaks if p is not None]
     method = {"torch": "torch.cuda.max_memory_allocated", "jax": "device.memory_stats()['peak_bytes_in_use']"}
