@@ -78,14 +78,21 @@ def rounds_needed(alpha: float) -> int:
     return r
 
 
-def round_medians(t: dict) -> tuple[list[float], bool]:
-    """A timed step's per-round medians (ms), and whether the record has rounds: a record written
-    before rounds existed gives its one process's median, one round."""
+METRICS = {"wall": "median_ms", "cpu": "cpu_median_ms"}  # --metric -> the per-round statistic compared
+
+
+def round_medians(t: dict, metric: str = "wall") -> tuple[list[float] | None, bool]:
+    """A timed step's per-round medians (ms) of the metric, and whether the record has rounds: a
+    record written before rounds existed gives its one process's median, one round. None when the
+    record lacks the metric (CPU time before it was recorded)."""
+    key = METRICS[metric]
     rounds = t.get("rounds")
-    if isinstance(rounds, list) and rounds and all(isinstance(r, dict) and isinstance(r.get("median_ms"), (int, float))
-                                                   for r in rounds):
-        return [float(r["median_ms"]) for r in rounds], True
-    return [float(t["median_ms"])], False
+    if isinstance(rounds, list) and rounds and all(isinstance(r, dict) for r in rounds):
+        values = [r.get(key) for r in rounds]
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        return ([float(v) for v in values] if ok else None), True
+    value = t.get(key)
+    return ([float(value)] if isinstance(value, (int, float)) else None), False
 
 
 def compare_rounds(a, b, threshold: float, alpha: float, seed: int = 0) -> dict:
@@ -106,12 +113,16 @@ def compare_rounds(a, b, threshold: float, alpha: float, seed: int = 0) -> dict:
     return out
 
 
-def compare_steps(ta: dict, tb: dict, threshold: float, alpha: float) -> dict:
-    """Two records' entries of one timed step -> a compare row (without the case and step names)."""
-    ma, rounds_a = round_medians(ta)
-    mb, rounds_b = round_medians(tb)
-    row = {**compare_rounds(ma, mb, threshold, alpha), "median_a_ms": ta["median_ms"], "median_b_ms": tb["median_ms"],
-           "medians_a_ms": ma, "medians_b_ms": mb, "converged_a": converged(ta), "converged_b": converged(tb)}
+def compare_steps(ta: dict, tb: dict, threshold: float, alpha: float, metric: str = "wall") -> dict | None:
+    """Two records' entries of one timed step -> a compare row (without the case and step names),
+    or None when either lacks the metric."""
+    ma, rounds_a = round_medians(ta, metric)
+    mb, rounds_b = round_medians(tb, metric)
+    if ma is None or mb is None:
+        return None
+    row = {**compare_rounds(ma, mb, threshold, alpha), "median_a_ms": float(np.median(ma)),
+           "median_b_ms": float(np.median(mb)), "medians_a_ms": ma, "medians_b_ms": mb,
+           "converged_a": converged(ta), "converged_b": converged(tb)}
     old = [name for name, has in (("A", rounds_a), ("B", rounds_b)) if not has]
     if old:
         row["note"] = f"{' and '.join(old)}: records without rounds (written before rounds existed) count as one round"
@@ -122,7 +133,7 @@ def _by_id(path) -> dict[str, dict]:
     return {r["case_id"]: r for r in results.load_records([path])}
 
 
-def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> dict:
+def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, metric: str = "wall") -> dict:
     a, b = _by_id(run_a), _by_id(run_b)
     rows, uncompared = [], []
     for case_id in [c for c in a if c in b]:
@@ -135,11 +146,13 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> 
         n_rows = len(rows)
         for step in TIMED_STEPS:
             ta, tb = timing(ra, step), timing(rb, step)
-            if ta and tb:
-                rows.append({"case": case_id, "step": step, **compare_steps(ta, tb, threshold, alpha)})
+            row = compare_steps(ta, tb, threshold, alpha, metric) if ta and tb else None
+            if row is not None:
+                rows.append({"case": case_id, "step": step, **row})
         if len(rows) == n_rows:
             uncompared.append(case_id)
-    return {"run_a": str(run_a), "run_b": str(run_b), "threshold": threshold, "alpha": alpha, "rows": rows,
+    return {"run_a": str(run_a), "run_b": str(run_b), "threshold": threshold, "alpha": alpha, "metric": metric,
+            "rows": rows,
             "rounds_needed": rounds_needed(alpha),
             "missing": sorted(c for c in a if c not in b), "new": sorted(c for c in b if c not in a),
             "uncompared": uncompared,
@@ -147,7 +160,8 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> 
 
 
 def format_text(result: dict) -> str:
-    lines = [f"compare B={result['run_b']} against A={result['run_a']}: ratio = median of B's round medians / "
+    what = "wall time" if result["metric"] == "wall" else "process CPU time"
+    lines = [f"compare B={result['run_b']} against A={result['run_a']} ({what} per step): ratio = median of B's round medians / "
              f"median of A's [95% bootstrap CI over rounds], Mann-Whitney U p over round medians; flagged when "
              f"|ratio - 1| > {result['threshold']:.3g} and p < {result['alpha']:g} (needs >= "
              f"{result['rounds_needed']} rounds in each run)"]

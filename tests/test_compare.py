@@ -146,3 +146,18 @@ def test_bad_options_are_one_line(tmp_path, capsys):
     for bad in ("1.5", "-1%", "nan", "inf%", ""):
         with pytest.raises(compare.CompareError, match="allowed: a relative change"):
             compare.parse_threshold(bad)
+
+
+def test_the_cpu_metric_compares_the_rounds_cpu_time(tmp_path, capsys):
+    """B's wall time is 30% up (a busier machine) while its CPU time per step is not."""
+    rng = np.random.default_rng(5)
+    a, b = record("a", 0, "rin", "p", sample_ms=rounds_ms(rng, 10.0)), record("b", 0, "rin", "p", sample_ms=rounds_ms(rng, 13.0))
+    for rec in (a, b):
+        for k, entry in enumerate(rec["timing"]["sample_step"]["rounds"]):
+            entry["cpu_median_ms"] = 8.0 * (1 + 0.01 * k * (-1) ** k)
+    run_a, run_b = write_run(tmp_path, "s", "a", [a]), write_run(tmp_path, "s", "b", [b])
+    assert compare.compare_runs(run_a, run_b)["rows"][0]["verdict"] == "regression"
+    cpu = compare.compare_runs(run_a, run_b, metric="cpu")["rows"][0]
+    assert cpu["verdict"] == "unchanged" and cpu["ratio"] == pytest.approx(1.0) and cpu["median_a_ms"] == pytest.approx(8.0)
+    assert main(["compare", str(run_a), str(run_b), "--metric", "cpu"]) == 0
+    assert "process CPU time per step" in capsys.readouterr().out
