@@ -159,3 +159,17 @@ def test_cli_report_errors_are_one_line_and_out_suffix_picks_the_format(written,
     text = (tmp_path / "x.csv").read_text()
     assert text.startswith("arch,preset,") and "|" not in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+def test_a_baseline_ratio_over_rounds_resamples_the_round_medians(tmp_path):
+    from bench.measure.stats import bootstrap_ratio_ci
+    from tests.report_records import record, rounds_ms, write_run
+
+    rng = np.random.default_rng(4)
+    recs = [record("r", 0, "unet2d", "a", sample_ms=rounds_ms(rng, 10.0)),
+            record("r", 1, "rin", "b", sample_ms=rounds_ms(rng, 20.0))]
+    run = write_run(tmp_path, "s", "r", recs)
+    cols = {c.name: c for c in build.assemble([run], baseline="arch=unet2d").ratios.columns}
+    rin = next(r for r in results.load_records([run]) if r["case"]["arch"] == "rin")
+    medians = [[e["median_ms"] for e in rec["timing"]["sample_step"]["rounds"]] for rec in (recs[1], recs[0])]
+    assert cols["sample_ratio"].ci(rin) == pytest.approx(bootstrap_ratio_ci(*medians))
