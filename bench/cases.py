@@ -22,6 +22,8 @@ MAX_BATCH = 1 << 20
 MAX_THREADS = 4096
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week
 MAX_SEED = 2**32  # jax.random.PRNGKey takes a uint32 seed
+MAX_ROUNDS = 100
+DEFAULT_ROUNDS = 5  # the fewest rounds two runs can be told apart with at compare's alpha 0.01 (docs/measurement.md)
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "bf16-pure")  # applied by the adapters: docs/precision.md
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # torch.compile modes
@@ -35,6 +37,7 @@ SETTINGS = {
     "batch": 1,
     "measure": ("params", "flops"),
     "timeout": 600.0,  # seconds; the runner kills the case's process after this
+    "rounds": DEFAULT_ROUNDS,  # fresh processes that time the case's timed steps (bench/rounds.py)
     "threads": None,  # intra-op threads; None = all cores
     "cpus": None,  # CPU ids to run on (affinity); None = chosen by the worker, spread across concurrent runs
     "compile": "none",  # torch.compile mode (true = default, false = none); jax always jits
@@ -95,6 +98,7 @@ _CHECKS = {
     "batch": lambda v: (v, None) if _int(v) and 1 <= v <= MAX_BATCH else (None, f"an integer in [1, {MAX_BATCH}]"),
     "measure": _measure,
     "timeout": _timeout,
+    "rounds": lambda v: (v, None) if _int(v) and 1 <= v <= MAX_ROUNDS else (None, f"an integer in [1, {MAX_ROUNDS}]"),
     "threads": lambda v: (v, None) if v is None or (_int(v) and 1 <= v <= MAX_THREADS)
     else (None, f"an integer in [1, {MAX_THREADS}], or null (all cores)"),
     "cpus": _cpus,
@@ -149,6 +153,7 @@ class Case:
     cuda_graphs: bool = False
     train: FrozenMapping | None = None  # the normalized `train:` mapping, or None
     quality: object = None  # QualitySettings (sampling + metrics), or None for the defaults
+    rounds: int = DEFAULT_ROUNDS  # processes that time the timed steps (round 1 also measures the rest)
 
     def __post_init__(self):
         if not isinstance(self.overrides, Mapping):
@@ -159,7 +164,8 @@ class Case:
                            ("measure", self.measure), ("timeout", self.timeout_s), ("threads", self.threads),
                            ("compile", self.compile), ("seed", self.seed), ("cpus", self.cpus),
                            ("precision", self.precision), ("memory_format", self.memory_format),
-                           ("attention", self.attention), ("cuda_graphs", self.cuda_graphs)]:
+                           ("attention", self.attention), ("cuda_graphs", self.cuda_graphs),
+                           ("rounds", self.rounds)]:
             check_setting(key, value, f"case {self.id!r}", key)
         object.__setattr__(self, "train", check_setting("train", self.train, f"case {self.id!r}", "train"))
         object.__setattr__(self, "quality", check_setting("quality", self.quality, f"case {self.id!r}", "quality"))

@@ -146,7 +146,7 @@ def cmd_compare(args) -> int:
         raise UserError(str(exc)) from None
     from bench.safe_text import lines
 
-    result = compare.compare_runs(args.run_a, args.run_b, threshold, alpha)
+    result = compare.compare_runs(args.run_a, args.run_b, threshold, alpha, metric=args.metric)
     print(compare.to_json(result) if args.json else lines(compare.format_text(result)))  # JSON escapes by itself
     return 1 if result["regressions"] else 0
 
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_b", help="the new run directory (B)")
     s.add_argument("--threshold", default="5%", help="smallest relative change flagged (default: 5%%)")
     s.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default: 0.01)")
+    s.add_argument("--metric", choices=("wall", "cpu"), default="wall",
+                   help="per-round medians of wall time (default) or of the process's CPU time per step")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(fn=cmd_compare)
 

@@ -1,15 +1,20 @@
 """`diffbench compare RUN_A RUN_B`: did the step times change between two runs?
 
-For every case in both runs and every timed step both recorded: the ratio of medians B/A with a
-percentile-bootstrap 95% CI resampling both raw samples (bench.measure.stats), and a two-sided
-Mann-Whitney U test (Mann & Whitney 1947) of the two raw samples. A change is flagged only when
-it is both beyond the threshold (|ratio - 1| > threshold) and significant (p < alpha); a step
-whose timing did not converge in either run is "unreliable" instead. Docs: docs/reports.md.
+The noise that matters sits between processes, so the unit of comparison is the round (one fresh
+process, bench/rounds.py): for every case in both runs and every timed step both recorded, the
+per-round medians of A and of B. The ratio is median(B's round medians) / median(A's), with a
+percentile-bootstrap 95% CI resampling the rounds of each run; p is the two-sided Mann-Whitney U
+test (Mann & Whitney 1947) of the two sets of round medians. A change is flagged only when it is
+both beyond the threshold (|ratio - 1| > threshold) and significant (p < alpha). With few rounds
+the test cannot reach alpha at all (R rounds against R: smallest p = 2 / C(2R, R)); such a step is
+"inconclusive", and the row says why. A record written before rounds existed counts as one
+round. Docs: docs/reports.md.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +25,7 @@ from bench.measure.stats import bootstrap_ratio_ci
 from bench.report.columns import TIMED_STEPS, converged, dig, timing
 from bench.report.table import significant
 
-VERDICTS = ("regression", "improvement", "unchanged", "unreliable", "failed", "recovered")
+VERDICTS = ("regression", "improvement", "unchanged", "inconclusive", "failed", "recovered")
 
 
 class CompareError(ValueError):
@@ -28,14 +33,18 @@ class CompareError(ValueError):
 
 
 def parse_threshold(text: str) -> float:
-    """'5%' or '0.05' -> 0.05."""
+    """'5%' or '0.05' -> 0.05; a bare number above 1 ('5') is refused: it would mean 500%."""
     raw = str(text).strip()
+    allowed = "allowed: a relative change like 5% or 0.05 (a bare number is a fraction in [0, 1])"
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         value = -1.0
-    if not 0 <= value < 10:
-        raise CompareError(f"--threshold {text!r}: bad threshold; allowed: a relative change like 5% or 0.05 (>= 0)")
+    if not (math.isfinite(value) and value >= 0):
+        raise CompareError(f"--threshold {text!r}: bad threshold; {allowed}")
+    if not raw.endswith("%") and value > 1:
+        raise CompareError(f"--threshold {text!r}: a bare number is a fraction ({raw} would mean {value * 100:g}%); "
+                           f"write {raw}% for {raw} percent; {allowed}")
     return value
 
 
@@ -57,14 +66,68 @@ def mann_whitney_p(a, b, axis: int = -1):
     return mannwhitneyu(np.asarray(b, float), np.asarray(a, float), alternative="two-sided", axis=axis).pvalue
 
 
-def compare_samples(a, b, threshold: float, alpha: float, seed: int = 0) -> dict:
-    """One step: A's and B's raw samples (ms) -> ratio B/A, its CI, p, verdict."""
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided Mann-Whitney p of n_a against n_b values (complete separation)."""
+    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+
+
+def rounds_needed(alpha: float) -> int:
+    """The fewest rounds R such that R rounds against R can reach p < alpha."""
+    r = 1
+    while smallest_p(r, r) >= alpha:
+        r += 1
+    return r
+
+
+METRICS = {"wall": "median_ms", "cpu": "cpu_median_ms"}  # --metric -> the per-round statistic compared
+
+
+def round_medians(t: dict, metric: str = "wall") -> tuple[list[float] | None, bool]:
+    """A timed step's per-round medians (ms) of the metric, and whether the record has rounds: a
+    record written before rounds existed gives its one process's median, one round. None when the
+    record lacks the metric (CPU time before it was recorded)."""
+    key = METRICS[metric]
+    rounds = t.get("rounds")
+    if isinstance(rounds, list) and rounds and all(isinstance(r, dict) for r in rounds):
+        values = [r.get(key) for r in rounds]
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        return ([float(v) for v in values] if ok else None), True
+    value = t.get(key)
+    return ([float(value)] if isinstance(value, (int, float)) else None), False
+
+
+def compare_rounds(a, b, threshold: float, alpha: float, seed: int = 0) -> dict:
+    """One step: A's and B's per-round medians (ms) -> ratio B/A, its CI over rounds, p, verdict;
+    'inconclusive' (with `why`) when so few rounds cannot reach p < alpha."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     ratio = float(np.median(b) / np.median(a))
-    lo, hi = bootstrap_ratio_ci(b, a, seed=seed)
+    ci = list(bootstrap_ratio_ci(b, a, seed=seed)) if min(a.size, b.size) >= 2 else None
     p = float(mann_whitney_p(a, b))
-    return {"ratio": ratio, "ci95": [lo, hi], "p": p, "verdict": str(decide(ratio, p, threshold, alpha)),
-            "n_a": int(a.size), "n_b": int(b.size)}
+    out = {"ratio": ratio, "ci95": ci, "p": p, "verdict": str(decide(ratio, p, threshold, alpha)),
+           "rounds_a": int(a.size), "rounds_b": int(b.size)}
+    floor = smallest_p(a.size, b.size)
+    if floor >= alpha:
+        out["verdict"] = "inconclusive"
+        out["why"] = (f"{a.size} round(s) in A and {b.size} in B: the Mann-Whitney test over rounds cannot reach "
+                      f"p < {alpha:g} (smallest possible p = {floor:.2g}); run both with rounds: "
+                      f"{rounds_needed(alpha)} or more")
+    return out
+
+
+def compare_steps(ta: dict, tb: dict, threshold: float, alpha: float, metric: str = "wall") -> dict | None:
+    """Two records' entries of one timed step -> a compare row (without the case and step names),
+    or None when either lacks the metric."""
+    ma, rounds_a = round_medians(ta, metric)
+    mb, rounds_b = round_medians(tb, metric)
+    if ma is None or mb is None:
+        return None
+    row = {**compare_rounds(ma, mb, threshold, alpha), "median_a_ms": float(np.median(ma)),
+           "median_b_ms": float(np.median(mb)), "medians_a_ms": ma, "medians_b_ms": mb,
+           "converged_a": converged(ta), "converged_b": converged(tb)}
+    old = [name for name, has in (("A", rounds_a), ("B", rounds_b)) if not has]
+    if old:
+        row["note"] = f"{' and '.join(old)}: records without rounds (written before rounds existed) count as one round"
+    return row
 
 
 def _by_id(path) -> dict[str, dict]:
@@ -77,7 +140,7 @@ def _by_id(path) -> dict[str, dict]:
     return {r["case_id"]: r for r in recs}
 
 
-def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> dict:
+def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, metric: str = "wall") -> dict:
     a, b = _by_id(run_a), _by_id(run_b)
     rows, uncompared = [], []
     for case_id in [c for c in a if c in b]:
@@ -90,38 +153,40 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01) -> 
         n_rows = len(rows)
         for step in TIMED_STEPS:
             ta, tb = timing(ra, step), timing(rb, step)
-            if not (ta and tb and ta.get("samples_ms") and tb.get("samples_ms")):
-                continue
-            row = {"case": case_id, "step": step, **compare_samples(ta["samples_ms"], tb["samples_ms"], threshold, alpha),
-                   "median_a_ms": ta["median_ms"], "median_b_ms": tb["median_ms"],
-                   "converged_a": converged(ta), "converged_b": converged(tb)}
-            if not (row["converged_a"] and row["converged_b"]):
-                row["flag_if_reliable"], row["verdict"] = row["verdict"], "unreliable"
-            rows.append(row)
+            row = compare_steps(ta, tb, threshold, alpha, metric) if ta and tb else None
+            if row is not None:
+                rows.append({"case": case_id, "step": step, **row})
         if len(rows) == n_rows:
             uncompared.append(case_id)
-    return {"run_a": str(run_a), "run_b": str(run_b), "threshold": threshold, "alpha": alpha, "rows": rows,
+    return {"run_a": str(run_a), "run_b": str(run_b), "threshold": threshold, "alpha": alpha, "metric": metric,
+            "rows": rows,
+            "rounds_needed": rounds_needed(alpha),
             "missing": sorted(c for c in a if c not in b), "new": sorted(c for c in b if c not in a),
             "uncompared": uncompared,
             "regressions": sum(r["verdict"] in ("regression", "failed") for r in rows)}
 
 
 def format_text(result: dict) -> str:
-    lines = [f"compare B={result['run_b']} against A={result['run_a']}: ratio = median B / median A "
-             f"[95% bootstrap CI], Mann-Whitney U p; flagged when |ratio - 1| > {result['threshold']:.3g} "
-             f"and p < {result['alpha']:g}"]
+    what = "wall time" if result["metric"] == "wall" else "process CPU time"
+    lines = [f"compare B={result['run_b']} against A={result['run_a']} ({what} per step): ratio = median of B's round medians / "
+             f"median of A's [95% bootstrap CI over rounds], Mann-Whitney U p over round medians; flagged when "
+             f"|ratio - 1| > {result['threshold']:.3g} and p < {result['alpha']:g} (needs >= "
+             f"{result['rounds_needed']} rounds in each run)"]
     width = max([len(r["case"]) for r in result["rows"]] + [4])
+    whys = []
     for r in result["rows"]:
         if r["step"] is None:
             lines.append(f"  {r['case']:<{width}}  {'':11s}  {r['verdict'].upper()}  {r.get('error', '')}")
             continue
-        note = ""
-        if r["verdict"] == "unreliable":
-            runs = [n for n, ok in (("A", r["converged_a"]), ("B", r["converged_b"])) if not ok]
-            note = f"  (timing did not converge in {' and '.join(runs)}; would be: {r['flag_if_reliable']})"
+        ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r["ci95"] else "[no CI: 1 round]"
         verdict = r["verdict"].upper() if r["verdict"] in ("regression", "improvement") else r["verdict"]
-        lines.append(f"  {r['case']:<{width}}  {r['step']:11s}  {significant(r['median_a_ms'], 4):>9s} -> {significant(r['median_b_ms'], 4):>9s} ms"
-                     f"  x{r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]  p={r['p']:.2g}  {verdict}{note}")
+        lines.append(f"  {r['case']:<{width}}  {r['step']:11s}  {significant(r['median_a_ms'], 4):>9s} -> "
+                     f"{significant(r['median_b_ms'], 4):>9s} ms  x{r['ratio']:.3f} {ci}  p={r['p']:.2g}  "
+                     f"rounds {r['rounds_a']}/{r['rounds_b']}  {verdict}")
+        for text in (r.get("note"), r.get("why") and f"inconclusive: {r['why']}"):
+            if text and text not in whys:
+                whys.append(text)
+    lines += whys
     for key, what in (("missing", "in A only (missing from B)"), ("new", "in B only (new)"),
                       ("uncompared", "in both without a timed step in both (not compared)")):
         if result[key]:

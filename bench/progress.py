@@ -45,6 +45,13 @@ class Progress:
             if status != "ok":
                 self._bar.console.print(f"[red]failed[/red] {case_id}")
 
+    def round_done(self, label: str, status: str) -> None:
+        """A round of a case that has rounds left (bench/rounds.py): a line, the bar stays."""
+        if self.lines:
+            elapsed = time.monotonic() - self._started
+            print(f"[{self.done}/{self.total}] {status:6s} {label} ({elapsed:.0f} s into the run)", file=sys.stderr,
+                  flush=True)
+
     def __exit__(self, *exc):
         if self._bar is not None:
             self._bar.update(self._task, description="done")

@@ -1,6 +1,7 @@
-"""The Ray executor: each case is a Ray task that runs the case exactly as the local executor does
-(a fresh `python -P -m bench.worker` process on the task's node) and returns the record and the
-log to the driver, which writes them (atomically, one per case, under the locked run directory).
+"""The Ray executor: each case (each round of a case, bench/rounds.py) is a Ray task that runs it
+exactly as the local executor does (a fresh `python -P -m bench.worker` process on the task's node)
+and returns the record and the log to the driver, which writes them (atomically, one record per
+case, under the locked run directory). Rounds go in waves: round k of every case, then round k+1.
 
 Resources per case: one GPU for `cuda`, a whole TPU host for `tpu`, `threads` CPUs otherwise (a
 whole node when threads is null), so two timed cases never share an accelerator or a core. A task
@@ -30,7 +31,8 @@ def import_ray():
     return ray
 
 
-def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: str, log_rel: str) -> tuple[dict, bytes]:
+def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: str, log_rel: str,
+                    only: list | None = None) -> tuple[dict, bytes]:
     """The Ray task body, on whichever node Ray chose: (record, log bytes)."""
     import ray
 
@@ -45,7 +47,8 @@ def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: st
                 k: [str(i) for i in v] for k, v in ctx.get_accelerator_ids().items() if v}}
     with tempfile.TemporaryDirectory(prefix="diffbench-ray-") as tmp:
         log_path = Path(tmp) / "case.log"
-        record = case_record(case, suite_name, tuple(plugins), run_id, Path(tmp) / "scratch", log_path, log_rel, node)
+        record = case_record(case, suite_name, tuple(plugins), run_id, Path(tmp) / "scratch", log_path, log_rel, node,
+                             only=only)
         log = log_path.read_bytes() if log_path.is_file() else b""
     return record, log
 
@@ -101,9 +104,10 @@ class Cluster:
             return {"TPU": self._smallest("TPU")}  # a jax process takes every chip of its host
         return {"CPU": case.threads or self._smallest("CPU")}
 
-    def _submit(self, case, suite, run_id: str):
+    def _submit(self, job, suite, run_id: str):
         from bench.runner import log_name
 
+        case = job.case
         r = self.resources(case)
         if not hasattr(self, "_remote"):
             self._remote = self.ray.remote(run_remote_case)
@@ -111,46 +115,48 @@ class Cluster:
             num_cpus=r.get("CPU", 0), num_gpus=r.get("GPU", 0),
             resources={k: v for k, v in r.items() if k not in ("CPU", "GPU")} or None,
             max_retries=0)  # retries are ours: counted and recorded
-        return task.remote(case.to_dict(), suite.name, tuple(suite.plugins), run_id, log_name(case))
+        return task.remote(case.to_dict(), suite.name, tuple(suite.plugins), run_id, log_name(case, job.round),
+                           job.only)
 
-    def run(self, cases, suite, run_id: str, write, bar) -> None:
-        """Submit every case, write each record as it arrives; Ctrl-C cancels what is left."""
+    def run(self, jobs, suite, run_id: str, write, bar) -> None:
+        """Submit every job (bench.rounds.Job: a case's round), hand each process's record to
+        `write(job, record, log)` as it arrives; Ctrl-C cancels what is left."""
         ray = self.ray
         pending = {}
-        for case in cases:
-            pending[self._submit(case, suite, run_id)] = (case, 1, [], time.time())
+        for job in jobs:
+            pending[self._submit(job, suite, run_id)] = (job, 1, [], time.time())
         try:
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
-                case, attempt, losses, submitted = pending.pop(ref)
-                bar.start(case.id)
+                job, attempt, losses, submitted = pending.pop(ref)
+                bar.start(job.label)
                 try:
                     record, log = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:  # the task's own code raised
-                    record, log = self._failed(case, suite, run_id, "RayTaskError", str(exc), submitted), None
+                    record, log = self._failed(job, suite, run_id, "RayTaskError", str(exc), submitted), None
                 except ray.exceptions.RayError as exc:  # worker or node lost
                     losses.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
                     if attempt <= RETRIES:
-                        pending[self._submit(case, suite, run_id)] = (case, attempt + 1, losses, submitted)
+                        pending[self._submit(job, suite, run_id)] = (job, attempt + 1, losses, submitted)
                         continue
-                    record = self._failed(case, suite, run_id, "WorkerLost",
+                    record = self._failed(job, suite, run_id, "WorkerLost",
                                           f"lost to a worker or node failure {len(losses)} times: {'; '.join(losses)}",
                                           submitted)
                     log = None
                 record["worker"].update(attempts=attempt, lost_attempts=losses)
-                write(case, record, log)
-                bar.finish(case.id, record["status"])
+                write(job, record, log)
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
 
     @staticmethod
-    def _failed(case, suite, run_id: str, kind: str, message: str, submitted: float) -> dict:
+    def _failed(job, suite, run_id: str, kind: str, message: str, submitted: float) -> dict:
         from bench.records import SCHEMA
         from bench.runner import log_name, now
 
+        case = job.case
         return {"schema": SCHEMA, "suite": suite.name, "run_id": run_id, "case_id": case.id, "case": case.to_dict(),
                 "started": None, "ended": now(), "duration_s": time.time() - submitted, "status": "failed",
                 "error": {"type": kind, "message": message},
-                "worker": {"log": log_name(case), "node": {"executor": "ray"}}}
+                "worker": {"log": log_name(case, job.round), "node": {"executor": "ray"}}}

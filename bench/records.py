@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 RUN_FILE = "run.json"
+ROUNDS_DIR = "rounds"  # finished rounds of cases that have rounds left (bench/rounds.py)
 SCHEMA = 2  # the record and run.json schema (docs/records.md); bench.record_schema migrates older ones
 RECORD_NAME = re.compile(r"[0-9]{4,}-[A-Za-z0-9_.-]+\.json")  # what record_filename writes
 MAX_SLUG = 150  # file names stay well under NAME_MAX (255 bytes)
@@ -100,7 +101,7 @@ def record_paths(run_dir: Path) -> list[Path]:
 
 def stray_paths(run_dir: Path) -> list[Path]:
     """Entries of a run directory that are neither records, run.json, logs nor our temp files."""
-    known = {RUN_FILE, "logs", ".lock", ".cases"}
+    known = {RUN_FILE, "logs", ".lock", ".cases", ROUNDS_DIR}
     records = set(record_paths(run_dir))
     return sorted(p for p in Path(run_dir).iterdir()
                   if p.name not in known and p not in records and not p.name.endswith(".tmp"))

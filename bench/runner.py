@@ -1,4 +1,5 @@
-"""Runs a suite: one fresh subprocess per case, one atomically written record per case.
+"""Runs a suite: fresh subprocesses per case (one per round, bench/rounds.py), one atomically
+written record per case.
 
 A case that raises, returns NaN, dies by a signal or passes its timeout becomes a `failed` record
 and the suite goes on. Records are written only by this (parent) process; resuming a run skips
@@ -24,7 +25,7 @@ from pathlib import Path
 import shutil
 
 import bench
-from bench import provenance
+from bench import provenance, rounds
 from bench.backends.threads import resolve_threads, thread_env
 from bench.child_process import child_env
 from bench.progress import Progress
@@ -144,29 +145,34 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
             run_dir, meta = Path(resume), reopen_run(suite, resume, stack)
         done = _recorded(run_dir, resume is not None)
         todo = [case for case in suite.cases if case.id not in done]
+        partial = rounds.load_partial(run_dir, todo)  # case id -> its finished rounds (a resumed run's)
         if cluster is not None:
             meta.update(executor="ray", cluster=cluster.describe())
             write_json_atomic(run_dir / RUN_FILE, meta)
         previous = _on_sigterm(_raise_interrupt)
         recorded = [len(done)]
 
-        def write(case, record, log: bytes | None = None):
-            if log is not None:
-                with naming(run_dir / record["worker"]["log"]):
-                    (run_dir / record["worker"]["log"]).write_bytes(log)
-            write_json_atomic(run_dir / record_filename(case.index, case.id), record)
-            recorded[0] += 1
-
         try:
             with Progress(total=len(suite.cases), done=len(done), enabled=show_progress) as bar:
-                if cluster is None:
-                    for case in todo:
-                        bar.start(case.id)
-                        record = execute_case(case, suite, run_dir, meta["run_id"])
-                        write(case, record)
-                        bar.finish(case.id, record["status"])
-                else:
-                    cluster.run(todo, suite, meta["run_id"], write, bar)
+                def write(job, record, log: bytes | None = None):
+                    """A finished round: kept while the case has rounds left, else merged into its record."""
+                    if log is not None:
+                        with naming(run_dir / record["worker"]["log"]):
+                            (run_dir / record["worker"]["log"]).write_bytes(log)
+                    merged = rounds.finish(run_dir, partial, job, record)
+                    if merged is None:
+                        bar.round_done(job.label, record["status"])
+                    else:
+                        recorded[0] += 1
+                        bar.finish(job.case.id, merged["status"])
+
+                for wave in rounds.waves(todo, partial):  # round 1 of every case, then round 2, ...
+                    if cluster is None:
+                        for job in wave:
+                            bar.start(job.label)
+                            write(job, execute_case(job.case, suite, run_dir, meta["run_id"], job))
+                    else:
+                        cluster.run(wave, suite, meta["run_id"], write, bar)
         except KeyboardInterrupt:
             raise Interrupted(run_dir, suite.path, recorded[0], len(suite.cases)) from None
         finally:
@@ -219,29 +225,34 @@ def cpu_peaks(case) -> dict | None:
     return None if "error" in peak else peak
 
 
-def log_name(case) -> str:
-    """The case's log file, relative to the run directory."""
-    return f"{LOG_DIR}/{record_filename(case.index, case.id)[:-5]}.log"
+def log_name(case, round: int = 1) -> str:
+    """The log file of the case's round (1: its only or first process), relative to the run directory."""
+    suffix = "" if round == 1 else f".round{round}"
+    return f"{LOG_DIR}/{record_filename(case.index, case.id)[:-5]}{suffix}.log"
 
 
-def execute_case(case, suite, run_dir: Path, run_id: str) -> dict:
-    """Runs one case in a fresh process and returns its record, whatever happens to the process."""
+def execute_case(case, suite, run_dir: Path, run_id: str, job: rounds.Job | None = None) -> dict:
+    """Runs one case (or one round of it) in a fresh process and returns the record of that
+    process, whatever happens to it."""
+    job = job or rounds.Job(case, 1, 1)
+    log = log_name(case, job.round)
     return case_record(case, suite.name, tuple(suite.plugins), run_id, Path(run_dir) / CASES_DIR,
-                       Path(run_dir) / log_name(case), log_name(case), {"executor": "local"}, run_dir=run_dir)
+                       Path(run_dir) / log, log, {"executor": "local"}, run_dir=run_dir, only=job.only)
 
 
 def case_record(case, suite_name: str, plugins: tuple, run_id: str, scratch: Path, log_path: Path,
-                log_rel: str, node: dict, run_dir: Path | None = None) -> dict:
+                log_rel: str, node: dict, run_dir: Path | None = None, only: list | None = None) -> dict:
     """The record of one case run in a fresh process on this machine (either executor calls it):
     scratch holds the job/result files, log_path gets the process's output; run_dir (local
-    executor) is where a train case writes its checkpoint."""
+    executor) is where a train case writes its checkpoint; `only` limits the measurements (a later
+    round: the timed steps)."""
     started, t0 = now(), time.monotonic()
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="case-", dir=scratch) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         artifacts = log_path.parent.parent / "artifacts" / log_path.stem  # next to the run's logs
         job_path.write_text(json.dumps({"case": case.to_dict(), "plugins": list(plugins),
-                                        "cpu_peaks": cpu_peaks(case), "artifacts": str(artifacts),
+                                        "cpu_peaks": cpu_peaks(case), "artifacts": str(artifacts), "only": only,
                                         "run_dir": None if run_dir is None else str(Path(run_dir).resolve())}))
         outcome = _spawn(case, job_path, result_path, log_path)
         result = json.loads(result_path.read_text()) if result_path.is_file() else None

@@ -26,7 +26,7 @@ __all__ = ["MEASUREMENTS", "Case", "Suite", "SpecError", "load", "loads", "forma
 TOP_KEYS = ("name", "description", "plugins", "defaults", "cases")
 CASE_KEYS = ("arch", "preset", "override", *SETTINGS, "matrix")
 DEFAULT_KEYS = (*SETTINGS, "matrix")
-MATRIX_KEYS = ("preset", "override", *[s for s in SETTINGS if s not in ("measure", "timeout")])
+MATRIX_KEYS = ("preset", "override", *[s for s in SETTINGS if s not in ("measure", "timeout", "rounds")])
 DEFAULT_MATRIX_KEYS = tuple(k for k in MATRIX_KEYS if k not in ("preset", "override"))
 MAX_CASES = 10_000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)  # a directory name under results/
@@ -376,11 +376,12 @@ def format_plan(suite: Suite) -> str:
     head = [f"suite {suite.name}: {len(suite.cases)} case(s) from {suite.path} (sha256 {suite.content_sha256[:12]})"]
     if suite.plugins:
         head.append("plugins: " + ", ".join(suite.plugins))
-    rows = [("#", "id", "measure", "timeout", "threads", "overrides")]
+    rows = [("#", "id", "measure", "timeout", "rounds", "threads", "overrides")]
     for c in suite.cases:
         overrides = json.dumps(c.overrides.to_dict(), sort_keys=True) if c.overrides else "-"
         threads = "all" if c.threads is None else str(c.threads)
-        rows.append((str(c.index), c.id, ",".join(c.measure), f"{c.timeout_s:g}s", threads, overrides))
+        rounds = str(c.rounds) if {"sample_step", "train_step"} & set(c.measure) else "-"  # only timed steps repeat
+        rows.append((str(c.index), c.id, ",".join(c.measure), f"{c.timeout_s:g}s", rounds, threads, overrides))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
     return "\n".join(head + lines)

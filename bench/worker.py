@@ -36,7 +36,8 @@ def run_job(job: dict) -> dict:
 
     from bench.measure import run_case
 
-    result.update(run_case(case, job.get("cpu_peaks"), job.get("run_dir"), artifacts=job.get("artifacts")))
+    result.update(run_case(case, job.get("cpu_peaks"), job.get("run_dir"), artifacts=job.get("artifacts"),
+                           only=job.get("only")))
     return result
 
 

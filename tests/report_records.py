@@ -9,6 +9,11 @@ from bench.measure.timing import TimingPolicy, timing_record
 
 
 def timing_entry(samples_ms, batch: int, converged: bool = True, nfe: int = 1) -> dict:
+    """One timed step; `samples_ms` a list of lists is one list per round, merged as the runner does."""
+    if samples_ms and isinstance(samples_ms[0], (list, tuple)):
+        from bench.rounds import merge_step
+
+        return merge_step([timing_entry(r, batch, converged, nfe) for r in samples_ms], batch)
     samples_s = [s / 1e3 for s in samples_ms]
     return timing_record(samples_s, "converged" if converged else "max_reps", TimingPolicy(), batch, nfe=nfe,
                          device={"device": "cpu", "dtype": "float32", "name": "x86_64"})
@@ -56,6 +61,11 @@ def write_run(root, suite: str, run_id: str, recs: list[dict], sha: str = "01234
 
 def lognormal_ms(rng, median: float, n: int = 30, sigma: float = 0.05) -> list[float]:
     return (median * np.exp(sigma * rng.standard_normal(n))).tolist()
+
+
+def rounds_ms(rng, median: float, rounds: int = 5, n: int = 15, between: float = 0.05) -> list[list[float]]:
+    """Raw samples of `rounds` processes whose own medians scatter by `between` (log sd) around `median`."""
+    return [lognormal_ms(rng, median * float(np.exp(between * rng.standard_normal())), n) for _ in range(rounds)]
 
 
 def fd(value: float, n: int = 500) -> list[dict]:

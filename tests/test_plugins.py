@@ -98,7 +98,7 @@ def test_installed_plugin_is_listed_checked_and_runs_in_a_suite(site, tmp_path):
     assert planned.returncode == 0, planned.stderr
     assert planned.stdout.count("tinynet-tiny") >= 2 and planned.stdout.count("rin-tiny") >= 2
     suite = tmp_path / "mine.yaml"
-    suite.write_text("name: mine\ndefaults: {batch: 2, measure: [params], timeout: 120}\n"
+    suite.write_text("name: mine\ndefaults: {batch: 2, measure: [params], timeout: 120, rounds: 1}\n"
                      "cases:\n  - {preset: tinynet-tiny, backend: torch, measure: [params, sample_step]}\n"
                      "  - {preset: tinynet-tiny, backend: jax}\n  - {preset: rin-tiny, backend: torch}\n")
     ran = cli(site, "run", str(suite), "--results", str(tmp_path / "results"), "--quiet")

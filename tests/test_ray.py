@@ -120,3 +120,15 @@ def test_pinned_accelerator_indices_are_refused(cluster, tmp_path):
     suite = spec.loads(SUITE.format(name="pin", cases="  - {preset: fault-ok-tiny, device: 'cuda:1'}"), "pin.yaml")
     with pytest.raises(runner.RunError, match="pins an accelerator index"):
         runner.run_suite(suite, results_root=tmp_path, show_progress=False, executor="ray")
+
+
+def test_rounds_run_as_ray_tasks_and_merge_into_one_record(cluster, tmp_path):
+    suite = _load(tmp_path, "rounds", "  - {preset: fault-ok-tiny, measure: [params, sample_step], rounds: 2}")
+    run_dir = runner.run_suite(suite, results_root=tmp_path / "results", show_progress=False, executor="ray")
+    (rec,) = records.read_records(run_dir).values()
+    assert rec["status"] == "ok", rec.get("error")
+    assert len(rec["timing"]["sample_step"]["rounds"]) == 2 and rec["params"] > 0
+    procs = rec["worker"]["rounds"]
+    assert [p["node"]["executor"] for p in procs] == ["ray", "ray"] and procs[1]["log"].endswith(".round2.log")
+    assert all((run_dir / p["log"]).is_file() for p in procs)
+    assert not (run_dir / records.ROUNDS_DIR).exists()

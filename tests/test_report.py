@@ -179,3 +179,17 @@ def test_quality_vs_nfe_draws_one_curve_per_model_at_the_nfe_the_samples_cost():
         assert list(curves[name].get_xdata()) == [5, 10, 20]
         assert list(curves[name].get_ydata()) == pytest.approx([(1 + i) / n for n in (5, 10, 20)])
     assert "NFE" in caption
+
+
+def test_a_baseline_ratio_over_rounds_resamples_the_round_medians(tmp_path):
+    from bench.measure.stats import bootstrap_ratio_ci
+    from tests.report_records import record, rounds_ms, write_run
+
+    rng = np.random.default_rng(4)
+    recs = [record("r", 0, "unet2d", "a", sample_ms=rounds_ms(rng, 10.0)),
+            record("r", 1, "rin", "b", sample_ms=rounds_ms(rng, 20.0))]
+    run = write_run(tmp_path, "s", "r", recs)
+    cols = {c.name: c for c in build.assemble([run], baseline="arch=unet2d").ratios.columns}
+    rin = next(r for r in results.load_records([run]) if r["case"]["arch"] == "rin")
+    medians = [[e["median_ms"] for e in rec["timing"]["sample_step"]["rounds"]] for rec in (recs[1], recs[0])]
+    assert cols["sample_ratio"].ci(rin) == pytest.approx(bootstrap_ratio_ci(*medians))

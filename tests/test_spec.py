@@ -212,6 +212,22 @@ def test_cases_differing_only_in_measure_get_readable_ids_and_true_duplicates_fa
     assert "already given by cases[0]" in message
 
 
+def test_rounds_default_per_case_and_bad_values():
+    suite = spec.loads("defaults: {rounds: 3}\ncases: [{preset: fakenet-tiny}, {preset: fakenet-wide, rounds: 1}]")
+    assert [c.rounds for c in suite.cases] == [3, 1]
+    builtin, = spec.loads(ONE).cases
+    assert builtin.rounds == 5 and "/r" not in builtin.id  # rounds is not part of the case id
+    assert spec.Case.from_dict(builtin.to_dict()) == builtin
+    for text, path in [("cases: [{preset: fakenet-tiny, rounds: 0}]", "cases[0].rounds"),
+                       ("cases: [{preset: fakenet-tiny, rounds: true}]", "cases[0].rounds"),
+                       ("defaults: {rounds: 2.5}\n" + ONE, "defaults.rounds"),
+                       ("cases: [{preset: fakenet-tiny, rounds: 101}]", "cases[0].rounds")]:
+        assert "bad rounds" in assert_error(text, path, "an integer in [1, 100]")
+    assert_error("cases: [{preset: fakenet-tiny, matrix: {rounds: [1, 5]}}]", "cases[0].matrix.rounds", "preset")
+    assert "already given by cases[0]" in assert_error(
+        "cases: [{preset: fakenet-tiny}, {preset: fakenet-tiny, rounds: 2}]", "cases[1]", "merge their measure lists")
+
+
 def test_suite_metadata(tmp_path):
     path = tmp_path / "my-suite.yaml"
     path.write_text("description: two cases\nplugins: []\n" + ONE)

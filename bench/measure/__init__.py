@@ -20,14 +20,16 @@ MEASUREMENTS = {
 }
 
 
-def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None, artifacts=None) -> dict:
-    """Measure what `case.measure` lists; raises on failure (the worker records the error).
+def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None, artifacts=None, only=None) -> dict:
+    """Measure what `case.measure` lists, or the part of it in `only` (a later round times the
+    timed steps alone, bench/rounds.py); raises on failure (the worker records the error).
     cpu_peaks: the run's CPU matmul microbenchmark at this case's threads (for CPU MFU).
     run_dir: the run's directory, where `train` writes its checkpoint.
     artifacts: the case's directory for files it keeps (samples), under the run directory."""
     from bench.measure import case as measure
 
-    unknown = [m for m in case.measure if m not in MEASUREMENTS]
+    wanted = [m for m in case.measure if only is None or m in only]
+    unknown = [m for m in wanted if m not in MEASUREMENTS]
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; allowed: {list(MEASUREMENTS)}")
     ctx = measure.make_context(case)
@@ -36,7 +38,7 @@ def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None, ar
     ctx.artifacts = artifacts
     out: dict = {}
     for name, (key, fn) in MEASUREMENTS.items():
-        if name not in case.measure:
+        if name not in wanted:
             continue
         value = getattr(measure, fn)(ctx)
         if key == "timing":

@@ -66,7 +66,12 @@ def pair(records: list[dict], selector: str) -> dict[tuple, dict]:
 
 
 def _samples(record: dict, step: str):
+    """What the ratio's CI resamples: the round medians of a step timed in several rounds (the
+    noise between processes, docs/measurement.md#rounds), else the one process's raw samples."""
     t = timing(record, step)
+    rounds = None if t is None else t.get("rounds")
+    if isinstance(rounds, list) and len(rounds) >= 2 and all(isinstance(r, dict) and r.get("median_ms") for r in rounds):
+        return np.asarray([r["median_ms"] for r in rounds], dtype=float)
     s = None if t is None else t.get("samples_ms")
     return np.asarray(s, dtype=float) if s else None
 
