@@ -91,9 +91,9 @@ def test_merged_record_keeps_every_round_and_medians_over_rounds():
     assert step["samples_ms"] == sum((t["samples_ms"] for t in per_round), []) and step["reps"] == 36
     assert step["cpu_median_ms"] == 18.0 and step["contended"] is True
     assert step["wall_over_cpu"] == pytest.approx(step["median_ms"] / 18.0)
-    assert step["images_per_s"] == pytest.approx(1e3 / step["median_ms"])
+    assert step["image_steps_per_s"] == pytest.approx(1e3 / step["median_ms"])
     lo, hi = step["ci95_ms"]
-    assert step["images_per_s_ci95"] == pytest.approx([1e3 / hi, 1e3 / lo])
+    assert step["image_steps_per_s_ci95"] == pytest.approx([1e3 / hi, 1e3 / lo])
     assert step["utilization"]["achieved_gflops_per_s"] == pytest.approx(1.0 / step["median_ms"])
     assert step["utilization"]["mfu"] == pytest.approx(0.5 / step["median_ms"])
     assert step["converged_rounds"] == 3 and step["stop_reason"] == "converged"
