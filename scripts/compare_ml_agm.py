@@ -85,7 +85,7 @@ def compare(make, module, cfg, batch: int, label: str) -> dict[str, float]:
         raise SystemExit(f"{label}: names differ: ours only {sorted(set(mine) - set(state))}, official only {own}")
     state.update(mine)
     if "map_noise.freqs" in state:
-        state["map_noise.freqs"] = ours.freqs.clone()
+        state["map_noise.freqs"] = ours.frequencies().clone()
     theirs.load_state_dict(state, strict=True)
 
     rng = np.random.default_rng(0)

@@ -149,3 +149,11 @@ def test_unconditional_model_rejects_labels():
     with pytest.raises(ValueError, match="unconditional"):
         songunet_torch.SongUNet(cfg)(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(t),
                                      torch.zeros(2, dtype=torch.long))
+
+
+def test_fourier_frequencies_stay_float32_exact_when_the_weights_are_cast():
+    """bf16-pure casts the model: the frequencies (~16 N(0, 1)) in bfloat16 would move 2 pi f t
+    by radians and the torch model away from the Flax one, which keeps them as float32 constants."""
+    model = songunet_torch.SongUNet(TINY).to(torch.bfloat16)
+    want = torch.tensor(layout.fourier_frequencies(TINY.noise_channels // 2), dtype=torch.float32)
+    assert model.frequencies().dtype == torch.float32 and torch.equal(model.frequencies(), want)
