@@ -3,9 +3,12 @@
 Not a test: it needs the official source. ml-agm is not on PyPI; the script reads its model file
 from a checkout (and EDM's, optionally):
 
-    git clone https://github.com/apple/ml-agm /tmp/ml-agm
-    git clone https://github.com/NVlabs/edm /tmp/edm                     # optional
-    python scripts/compare_ml_agm.py --ml-agm /tmp/ml-agm [--edm /tmp/edm] [--no-full]
+    git clone https://github.com/apple/ml-agm CHECKOUTS/ml-agm
+    git clone https://github.com/NVlabs/edm CHECKOUTS/edm                 # optional
+    python scripts/compare_ml_agm.py --ml-agm CHECKOUTS/ml-agm [--edm CHECKOUTS/edm] [--no-full]
+
+(CHECKOUTS: any folder. diffbench must be importable: installed, or PYTHONPATH=. at the
+repository root.)
 
 Only torch, numpy (and jax for the Flax column) are needed: the official modules' one other
 import (EDM's `persistence` decorator) is replaced by a stub. For each compared config it prints
@@ -85,7 +88,7 @@ def compare(make, module, cfg, batch: int, label: str) -> dict[str, float]:
         raise SystemExit(f"{label}: names differ: ours only {sorted(set(mine) - set(state))}, official only {own}")
     state.update(mine)
     if "map_noise.freqs" in state:
-        state["map_noise.freqs"] = ours.freqs.clone()
+        state["map_noise.freqs"] = ours.frequencies().clone()
     theirs.load_state_dict(state, strict=True)
 
     rng = np.random.default_rng(0)

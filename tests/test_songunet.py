@@ -149,3 +149,13 @@ def test_unconditional_model_rejects_labels():
     with pytest.raises(ValueError, match="unconditional"):
         songunet_torch.SongUNet(cfg)(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(t),
                                      torch.zeros(2, dtype=torch.long))
+
+
+def test_fourier_frequencies_stay_float32_exact_when_the_weights_are_cast():
+    """bf16-pure casts the model: the frequencies (~16 N(0, 1)) in bfloat16 would move 2 pi f t
+    by radians and the torch model away from the Flax one, which keeps them as float32 constants."""
+    model = songunet_torch.SongUNet(TINY).to(torch.bfloat16)
+    freqs = layout.fourier_frequencies(1024)
+    assert all(float(np.float32(f)) == f for f in freqs) and 15 < np.std(freqs) < 17  # float32-exact, N(0, 16^2)
+    want = torch.tensor(freqs[:TINY.noise_channels // 2], dtype=torch.float32)
+    assert model.frequencies().dtype == torch.float32 and torch.equal(model.frequencies(), want)

@@ -13,6 +13,7 @@ from architectures.songunet.config import SongUNetConfig
 
 FOURIER_SCALE = 16.0  # EDM FourierEmbedding(scale=16)
 FOURIER_SEED = 0  # the frequencies are a fixed draw, identical in both backends (EDM: torch.randn at init)
+FOURIER_UNIT = 2.0 ** -16  # they are multiples of this (|f| < 2^8 then needs 24 bits: float32-exact)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,20 @@ def decoder(cfg: SongUNetConfig) -> list[Node]:
     return nodes
 
 
-def fourier_frequencies(count: int) -> list[float]:
-    """EDM FourierEmbedding's frequencies, N(0, 16^2); a seeded draw instead of EDM's init-time
-    torch.randn, so both backends and every build hold the same ones (they are a buffer in EDM,
-    not a parameter: not trained, not counted)."""
+def fourier_units(count: int) -> list[int]:
+    """EDM FourierEmbedding's frequencies, N(0, 16^2), in units of FOURIER_UNIT: a seeded draw
+    instead of EDM's init-time torch.randn, so both backends and every build hold the same ones
+    (a buffer in EDM, not a parameter: not trained, not counted). Integers below 2^24 in these
+    units are exact in float32 and survive a cast of the torch model's weights to bfloat16."""
     rng = random.Random(FOURIER_SEED)
-    return [rng.gauss(0.0, 1.0) * FOURIER_SCALE for _ in range(count)]
+    units = [round(rng.gauss(0.0, 1.0) * FOURIER_SCALE / FOURIER_UNIT) for _ in range(count)]
+    if max(map(abs, units)) >= 2 ** 24:
+        raise ValueError("a Fourier frequency beyond float32's exact range")
+    return units
+
+
+def fourier_frequencies(count: int) -> list[float]:
+    return [u * FOURIER_UNIT for u in fourier_units(count)]
 
 
 def fir_taps(cfg: SongUNetConfig) -> tuple[float, ...]:

@@ -3,7 +3,8 @@
 Channels-first: x (B, C, H, W). Parameter names are EDM's (`enc.16x16_block0.conv0.weight`), so
 an EDM or ml-agm state dict loads as is (its `resample_filter` and `map_noise.freqs` buffers
 aside: here the FIR filter is applied as separable shifted sums and the Fourier frequencies are a
-fixed draw, layout.fourier_frequencies). Class and submodule names match songunet_flax.py.
+fixed draw, layout.fourier_units, held as the integer `freq_units` buffer). Class and submodule
+names match songunet_flax.py.
 """
 
 from __future__ import annotations
@@ -177,18 +178,25 @@ class SongUNet(nn.Module):
     def __init__(self, config: SongUNetConfig):
         super().__init__()
         cfg = self.config = config
-        self.register_buffer("freqs", torch.tensor(layout.fourier_frequencies(cfg.noise_channels // 2)), persistent=False)
+        # the Fourier frequencies as integers (layout.FOURIER_UNIT): exact when the weights are cast
+        # (2 pi f t with f ~ 16 N(0, 1) in bfloat16 would be off by radians)
+        units = torch.tensor(layout.fourier_units(cfg.noise_channels // 2), dtype=torch.int32)
+        self.register_buffer("freq_units", units, persistent=False)
         self.map_label = linear(cfg.num_classes, cfg.noise_channels) if cfg.num_classes else None
         self.map_layer0 = linear(cfg.noise_channels, cfg.emb_channels)
         self.map_layer1 = linear(cfg.emb_channels, cfg.emb_channels)
         self.enc = Encoder(cfg)
         self.dec = Decoder(cfg)
 
+    def frequencies(self) -> torch.Tensor:
+        """EDM FourierEmbedding's `freqs` (float32)."""
+        return self.freq_units.float() * layout.FOURIER_UNIT
+
     def noise_embedding(self, t):
         """[sin, cos] of the noise label (EDM computes [cos, sin], then swaps the halves)."""
         cfg, t = self.config, t.float() * self.config.time_scaling
         if cfg.embedding_type == "fourier":
-            freqs = 2 * math.pi * self.freqs.float()
+            freqs = 2 * math.pi * self.frequencies()
         else:  # EDM PositionalEmbedding(endpoint=True)
             half = cfg.noise_channels // 2
             freqs = (1 / 10000) ** (torch.arange(half, dtype=torch.float32, device=t.device) / (half - 1))
