@@ -206,7 +206,7 @@ def combination_problems(c: Mapping) -> list[tuple[str, str, str]]:
     if c["backend"] == "jax":
         if c["compile"] not in ("none", "default"):
             out.append(("compile", f"compile mode {c['compile']!r} is a torch.compile mode (jax always jits)",
-                        "none or default with backend jax"))
+                        "default, or compile left unset, with backend jax"))
         if c["memory_format"] != "contiguous":
             out.append(("memory_format", "jax arrays are channels-last already", "contiguous with backend jax"))
         if c["attention"] != "auto":
@@ -215,9 +215,34 @@ def combination_problems(c: Mapping) -> list[tuple[str, str, str]]:
             out.append(("cuda_graphs", "CUDA graphs are a torch setting", "false with backend jax"))
     if c["cuda_graphs"] and not c["device"].startswith(("cuda", "auto")):
         out.append(("cuda_graphs", f"CUDA graphs need a CUDA device, not {c['device']!r}", "false on cpu/tpu"))
-    if c["precision"] == "bf16-pure" and "train_step" in c["measure"]:
-        out.append(("precision", "bf16-pure (weights in bf16) is for inference only; train_step is measured",
-                    "fp32, tf32, bf16 or fp16 for training steps"))
+    training = training_measurements(c["measure"])
+    if c["precision"] == "bf16-pure" and training:
+        out.append(("precision", f"bf16-pure (weights in bf16) is for inference only; {', '.join(training)} "
+                    "trains the model", "fp32, tf32, bf16 or fp16 for training steps (train, train_step, and memory "
+                    "without a timed sample_step)"))
+    if (c["backend"] == "torch" and c["attention"] in ("flash", "cudnn") and c["precision"] in ("fp32", "tf32")
+            and c["device"].startswith(("cuda", "auto"))):
+        out.append(("attention", f"attention {c['attention']!r} on a GPU needs float16 or bfloat16 q/k/v; precision "
+                    f"{c['precision']!r} keeps them float32", f"precision bf16, fp16 or bf16-pure with attention "
+                    f"{c['attention']!r} (or attention auto, efficient or math)"))
     if c["cpus"] is not None and c["threads"] is not None and c["threads"] > len(c["cpus"]):
         out.append(("threads", f"threads={c['threads']} but only {len(c['cpus'])} cpus listed", "threads <= len(cpus)"))
     return out
+
+
+def training_measurements(measure) -> list[str]:
+    """The measurements of `measure` that run training steps: train, train_step, and memory when
+    no step is timed (it then runs one training step of its own)."""
+    out = [m for m in ("train", "train_step") if m in measure]
+    if "memory" in measure and "sample_step" not in measure and "train_step" not in measure:
+        out.append("memory")
+    return out
+
+
+def compile_flag(case) -> bool | str:
+    """What the adapters' `compile` argument is for this case, the one place it is decided:
+    jax always jit-compiles ahead of time (True); torch runs torch.compile with the case's mode,
+    or eagerly (False) for compile none."""
+    if case.backend == "jax":
+        return True
+    return False if case.compile == "none" else case.compile

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILED_CASES = 1  # `run`: every case was recorded, at least one of them failed
 
 
 class UserError(Exception):
@@ -109,7 +110,7 @@ def cmd_run(args) -> int:
 
         written = build.write([run_dir], Path(args.reports) / suite.name / run_dir.name)
         print(f"report: {written[0]}")
-    return 0
+    return EXIT_FAILED_CASES if failed else 0  # failures stay data in their records; CI can gate on this
 
 
 def _only(suite, pattern: str):

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import shutil
 
-import bench
 from bench import provenance, rounds
 from bench.backends.threads import resolve_threads, thread_env
-from bench.child_process import child_env
+from bench.child_process import CODE_ROOT, python_child
 from bench.progress import Progress
 from bench.records import (RUN_FILE, SCHEMA, clean_partial, naming, record_filename, scan_records, stray_paths,
                            write_json_atomic)
@@ -36,7 +35,6 @@ from bench.rundir import LockedError, RssWatch, RunLock, cgroup_memory_events, o
 LOG_DIR = "logs"
 CASES_DIR = ".cases"  # per-case scratch (job and result files), removed on resume
 STDERR_TAIL = 4000
-CODE_ROOT = Path(bench.__file__).resolve().parents[1]  # the diffbench the workers must run
 
 
 class RunError(RuntimeError):
@@ -214,10 +212,9 @@ def cpu_peaks(case) -> dict | None:
         return None
     threads = resolve_threads(case.threads, case.cpus)
     if threads not in _CPU_PEAKS:
-        env = child_env({**os.environ, **thread_env(threads), "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))})
+        cmd, env = python_child("bench.measure.cpu_peak", str(threads), env={**os.environ, **thread_env(threads)})
         try:
-            out = subprocess.run([sys.executable, "-P", "-m", "bench.measure.cpu_peak", str(threads)], env=env,
-                                 capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
             _CPU_PEAKS[threads] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             _CPU_PEAKS[threads] = {"error": str(exc)}
@@ -278,13 +275,11 @@ def _spawn(case, job_path: Path, result_path: Path, log_path: Path) -> dict:
     threads = resolve_threads(case.threads, case.cpus)
     env = {**os.environ, **thread_env(threads)}
     env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {env['XLA_FLAGS']}".strip()
-    env["PYTHONPATH"] = worker_pythonpath(os.environ.get("PYTHONPATH", ""))
-    # -P: no current directory or script directory first on sys.path (a ./bench/worker.py must not run)
-    cmd = [sys.executable, "-P", "-m", "bench.worker", str(job_path), str(result_path)]
+    cmd, env = python_child("bench.worker", str(job_path), str(result_path), env=env)  # a ./bench/ cannot run
     events = cgroup_memory_events()
     ooms_before = oom_kills(events)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(env),
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, stdin=subprocess.DEVNULL)  # a timeout kills the group
         try:
             with RssWatch(proc.pid) as rss:
@@ -305,13 +300,6 @@ def _spawn(case, job_path: Path, result_path: Path, log_path: Path) -> dict:
     oom_delta = None if ooms_before is None or ooms_after is None else ooms_after - ooms_before
     return {"returncode": returncode, "signal": sig, "timed_out": timed_out, "threads": threads,
             "peak_rss_bytes": rss.peak, "oom_kills": oom_delta}
-
-
-def worker_pythonpath(inherited: str) -> str:
-    """The installed diffbench first, then the caller's PYTHONPATH, then the current directory
-    (for plugin modules that live there); nothing in the current directory can shadow diffbench."""
-    parts = [str(CODE_ROOT), *[p for p in inherited.split(os.pathsep) if p], os.getcwd()]
-    return os.pathsep.join(dict.fromkeys(parts))
 
 
 def _outside_error(outcome: dict, case, log_path: Path) -> dict:

@@ -130,6 +130,9 @@ def _check(key: str, value, path: str, source: str):
     return check_setting(key, value, source, path)
 
 
+BUILT_IN = "(built-in default)"  # the key path of a setting the suite does not give
+
+
 class _Defaults:
     """`defaults:` checked once: key -> axis [(value, path), ...]."""
 
@@ -147,7 +150,7 @@ class _Defaults:
             self.axes[key] = _axis(values, f"defaults.matrix.{key}", key, source)
 
     def axis(self, key: str) -> list[tuple]:
-        return self.axes.get(key) or [(SETTINGS[key], "(built-in default)")]
+        return self.axes.get(key) or [(SETTINGS[key], BUILT_IN)]
 
 
 class _CaseReader:
@@ -212,6 +215,9 @@ class _CaseReader:
                             "cpu, cuda, cuda:N, auto with backend torch")
         overrides = self._overrides(entry, preset, chosen.get("override"))
         fields = {key: chosen[key][0] for key in SETTINGS}
+        if backend == "jax" and fields["compile"] == "none" and chosen["compile"][1] != BUILT_IN:
+            raise SpecError(self.source, chosen["compile"][1], "jax always jit-compiles its steps (compile: none "
+                            "would not time them op by op)", "default, or compile left unset, with backend jax")
         for key, problem, allowed in combination_problems(fields):
             raise SpecError(self.source, chosen[key][1], problem, allowed)
         train = None if fields["train"] is None else fields["train"].to_dict()

@@ -97,3 +97,22 @@ def records_of(run_dir):
     from bench.records import read_records
 
     return read_records(run_dir)
+
+
+MIXED_SUITE = """
+name: mixed
+plugins: [tests.fault_arch]
+defaults: {backend: torch, device: cpu, measure: [params], threads: 1, timeout: 60}
+cases:
+  - preset: fault-ok-tiny
+  - preset: fault-raise-tiny
+"""
+
+
+def test_run_exits_1_when_a_case_failed_and_still_records_every_case(tmp_path, capsys):
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text(MIXED_SUITE)
+    assert main(["run", str(suite), "--results", str(tmp_path / "results"), "--quiet"]) == 1
+    assert "2 case(s) recorded" in capsys.readouterr().out
+    (run_dir,) = (tmp_path / "results" / "mixed").iterdir()
+    assert sorted(r["status"] for r in records_of(run_dir).values()) == ["failed", "ok"]

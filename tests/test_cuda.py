@@ -79,8 +79,10 @@ def test_cuda_graphs_replay_the_sampling_step():
 def test_tf32_and_flash_attention_run_or_fail_clearly():
     if torch.cuda.get_device_capability()[0] < 8:
         pytest.skip("TF32 and flash attention need compute capability >= 8.0")
-    rec = run_case(_case(precision="tf32", attention="flash", measure=("sample_step",)))
+    rec = run_case(_case(precision="tf32", measure=("sample_step",)))
     assert rec["timing"]["sample_step"]["precision"]["precision"] == "tf32"
+    rec = run_case(_case(precision="bf16", attention="flash", measure=("sample_step",)))  # flash: fp16/bf16 only
+    assert rec["timing"]["sample_step"]["precision"]["attention"] == "flash"
 
 
 def test_jax_on_the_gpu_in_bf16():

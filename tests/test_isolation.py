@@ -37,9 +37,9 @@ CHILD = textwrap.dedent("""
     m.measure_train_step(ctx); sample("train_step")
     ctx.device_peaks = []  # nothing timed: memory runs a training step of its own
     m.measure_memory(ctx); sample("memory")
-    m.measure_train(ctx); sample("train")
+    train = m.measure_train(ctx); sample("train")
     m.measure_train_step(ctx); sample("train, train_step")
-    print(json.dumps(seen))
+    print(json.dumps({"seen": seen, "train": {k: train[k] for k in ("precision", "compile_s", "timed_steps")}}))
 """)
 
 
@@ -50,8 +50,11 @@ def test_timed_training_step_and_memory_leave_the_weights_alone(backend, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     alone, after_step, after_memory, trained, trained_then_step = (
-        np.load(tmp_path / str(i) / "samples.npz")["samples"] for i in range(len(out)))
+        np.load(tmp_path / str(i) / "samples.npz")["samples"] for i in range(len(out["seen"])))
     np.testing.assert_array_equal(after_step, alone)
     np.testing.assert_array_equal(after_memory, alone)
     assert not np.array_equal(trained, alone)  # training moved the weights ...
     np.testing.assert_array_equal(trained_then_step, trained)  # ... and the timed step did not move them on
+    train = out["train"]  # the train record states its precision, and its rate leaves compiling out
+    assert train["precision"]["precision"] == "fp32" and train["timed_steps"] == 3
+    assert (train["compile_s"] > 0) if backend == "jax" else train["compile_s"] is None

@@ -157,7 +157,14 @@ def test_tf32_needs_a_gpu_and_says_so():
 @pytest.mark.parametrize("setting,allowed", [
     ("precision: fp8", "fp32, tf32, bf16, fp16, bf16-pure"),
     ("{precision: bf16-pure, measure: [train_step]}", "for training steps"),
-    ("{backend: jax, compile: max-autotune}", "none or default with backend jax"),
+    ("{precision: bf16-pure, measure: [train], train: {dataset: shapes, budget: {steps: 1}}}", "for training steps"),
+    ("{precision: bf16-pure, measure: [memory]}", "for training steps"),  # nothing timed: memory trains a step
+    ("{backend: jax, compile: max-autotune}", "default, or compile left unset, with backend jax"),
+    ("{backend: jax, compile: none}", "default, or compile left unset, with backend jax"),
+    ("{backend: jax, compile: false}", "default, or compile left unset, with backend jax"),
+    ("{device: cuda, attention: flash}", "precision bf16, fp16 or bf16-pure with attention 'flash'"),
+    ("{device: cuda, attention: flash, precision: tf32}", "precision bf16, fp16 or bf16-pure"),
+    ("{device: cuda, attention: cudnn}", "precision bf16, fp16 or bf16-pure with attention 'cudnn'"),
     ("{backend: jax, memory_format: channels_last}", "contiguous with backend jax"),
     ("{attention: paged}", "flash"),
     ("{cuda_graphs: true}", "false on cpu/tpu"),
@@ -168,6 +175,17 @@ def test_settings_that_cannot_run_are_rejected_at_load(setting, allowed):
     with pytest.raises(spec.SpecError) as info:
         spec.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
     assert allowed in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("body", [
+    "precision: bf16-pure, measure: [sample_step, memory]",  # memory covers the timed inference step
+    "backend: jax",  # compile unset: jax jits, as it always does
+    "backend: jax, compile: default",
+    "device: cuda, attention: flash, precision: bf16",
+    "device: cpu, attention: flash",  # the CPU flash kernel takes float32
+])
+def test_settings_that_can_run_are_accepted(body):
+    spec.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
 
 
 def test_attention_kernel_is_enforced_not_silently_replaced():

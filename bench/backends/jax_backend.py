@@ -35,6 +35,8 @@ _PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
 # (t, eps, noise) comes from host.py (numpy).
 INIT_PRNG_IMPL = "threefry2x32"
 PRNG_IMPL = "threefry2x32"  # dropout / stochastic-depth keys
+JIT_NOTE = ("jax: jit-compiled ahead of time, compile_s apart from the step (a suite's compile: none is refused "
+            "for jax; the compile setting is torch.compile's)")
 FAST_COMPILE = {"xla_backend_optimization_level": 0}  # for one-off programs (init), never timed ones
 
 
@@ -251,6 +253,8 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     out = Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
                compile is not False, seconds)
     out.info["cache_state"] = _LAST_CACHE_STATE[0]
+    if compile is not False:
+        out.notes.append(JIT_NOTE)
     return out
 
 
@@ -430,5 +434,7 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     step = Step(lambda: trainer.step(a), a, passes, compile is not False,
                 trainer.compile_seconds)
     step.info["cache_state"] = _LAST_CACHE_STATE[0] if compile is not False else None
+    if compile is not False:
+        step.notes.append(JIT_NOTE)
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return step

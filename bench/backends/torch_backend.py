@@ -73,11 +73,23 @@ def peak_memory(device: torch.device | str) -> int | None:
 
 
 def sync(x: Any = None) -> Any:
-    """Wait for the device work behind x (CUDA is asynchronous; CPU ops already are done)."""
-    tensors = _tensors(x)
-    if tensors and tensors[0].is_cuda:
-        torch.cuda.synchronize(tensors[0].device)
+    """Wait for the device work behind x (CUDA is asynchronous; CPU ops already are done); with
+    no tensor in x (None), drain the current CUDA device, when this process has started CUDA."""
+    device = sync_device(x)
+    if device is not None:
+        torch.cuda.synchronize(device)
     return x
+
+
+def sync_device(x: Any = None) -> torch.device | None:
+    """The CUDA device sync(x) drains: x's first tensor's, or the current device when x holds no
+    tensor; None when there is nothing to wait for (CPU tensors, or CUDA never started)."""
+    tensors = _tensors(x)
+    if tensors:
+        return tensors[0].device if tensors[0].is_cuda else None
+    if torch.cuda.is_initialized():
+        return torch.device("cuda", torch.cuda.current_device())
+    return None
 
 
 class CudaEvents:
@@ -361,6 +373,7 @@ class Trainer:
     def __init__(self, built: Built, *, compile: bool | None = False, opt=None, **adamw):
         self.built, self.opt, self.steps = built, opt, 0
         self.model = _maybe_compile(built, compile)
+        self.compiles_on_first_step = self.model is not built.model  # torch.compile compiles lazily
         self.optimizer = make_optimizer(built, opt, **adamw)
         shapes = built.config.input_shapes(1)
         self.latent_shape = shapes["latents"][0][1:] if "latents" in shapes else None

@@ -89,10 +89,9 @@ def measure_flops(ctx: Context) -> dict:
 
 
 def _compile_flag(ctx: Context):
-    """jax always compiles ahead of time; torch.compile (with the case's mode) only when asked."""
-    if ctx.case.backend == "jax":
-        return True
-    return False if ctx.case.compile == "none" else ctx.case.compile
+    from bench.cases import compile_flag
+
+    return compile_flag(ctx.case)
 
 
 def _step_gflop(ctx: Context, step, what: str) -> tuple[float | None, str]:

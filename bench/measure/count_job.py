@@ -16,7 +16,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 
-from bench.child_process import child_env, die_with_parent
+from bench.child_process import die_with_parent, python_child
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ def child_main(count) -> None:
 
 def run_counter(module: str, job: CountJob, timeout_s: float = 300.0) -> dict:
     """Run one counter module in a fresh process; {"error": ...} on any failure."""
-    cmd = [sys.executable, "-m", module, json.dumps(asdict(job))]
+    cmd, env = python_child(module, json.dumps(asdict(job)))
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=child_env())
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"{module}: timed out after {timeout_s:.0f} s", "seconds": time.perf_counter() - started}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cases import compile_flag
 from bench.training import checkpoint
 from bench.training.recipes import DEFAULT_RECIPE, find_recipe
 from bench.training.spec import resolve
@@ -93,12 +94,11 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     built = ctx.built()
     x, y, context = training_data(train, ctx.config, case.seed, built.process)
     init = _start_from(train["init"], case.arch, adapter, built)
-    compile = True if case.backend == "jax" else (False if case.compile == "none" else case.compile)
-    trainer = adapter.Trainer(built, opt=opt, compile=compile)
+    trainer = adapter.Trainer(built, opt=opt, compile=compile_flag(case))
     if init is not None and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
-    curve, seconds, compile_s = _loop(trainer, adapter, built, (x, y, context), steps, batch, train["log_every"],
-                                      case.seed)
+    curve, seconds, compile_s, timed = _loop(trainer, adapter, built, (x, y, context), steps, batch,
+                                             train["log_every"], case.seed)
     ckpt_path = _save(trainer, adapter, built, run_dir, checkpoint_name, case, opt, recipe, train, steps, count)
     spent = None if count["flop"] is None else steps * count["flop"]
     return {
@@ -106,7 +106,8 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
         "budget": train["budget"],
         "gflop_spent": None if spent is None else spent / 1e9,
         "step_gflop": count["gflop"], "step_flops": count, "duration_s": seconds, "compile_s": compile_s,
-        "steps_per_s": steps / seconds if seconds > 0 else None,
+        "timed_steps": timed, "steps_per_s": timed / seconds if timed and seconds > 0 else None,
+        "precision": built.policy.describe(),
         "loss_curve": curve, "final_loss": curve["loss"][-1] if curve["loss"] else None,
         "recipe": recipe.to_dict(), "recipe_changes": changed, "optim": opt.to_dict(),
         "dataset": {"name": train["dataset"], "root": train["root"], "examples": int(len(x))},
@@ -127,7 +128,9 @@ def _start_from(path, arch: str, adapter, built):
 
 def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int):
     """steps updates on batches drawn with replacement across steps; the mean loss of each
-    `every` steps. jax compiles before the clock starts (compile time reported apart)."""
+    `every` steps. -> (curve, seconds of the timed steps, compile seconds, timed steps).
+    Compile time stays out of the rate: jax compiles before the clock starts; torch.compile
+    compiles in the first step, which is timed apart (compile + one step) and not counted."""
     x, y, context = data
     rng = np.random.default_rng(seed + 2)
     draw = lambda: _batch(rng, x, y, context, batch, built.process)
@@ -136,17 +139,21 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
         first = adapter.device_arrays(built, draw())
         trainer.compile_step({k: v for k, v in first.items() if v is not None})
         compile_s, rng = trainer.compile_seconds, np.random.default_rng(seed + 2)
+    lazy = getattr(trainer, "compiles_on_first_step", False)
     curve, window = {"every": every, "step": [], "loss": []}, []
     start = time.perf_counter()
     for s in range(steps):
         a = adapter.device_arrays(built, draw())
         window.append(trainer.step({k: v for k, v in a.items() if v is not None}))
+        if lazy and s == 0:
+            adapter.sync(window[-1])
+            compile_s, start = time.perf_counter() - start, time.perf_counter()
         if len(window) == every or s == steps - 1:
             curve["step"].append(s + 1)
             curve["loss"].append(float(np.mean([float(v) for v in window])))
             window = []
     adapter.sync(trainer.params)
-    return curve, time.perf_counter() - start, compile_s
+    return curve, time.perf_counter() - start, compile_s, steps - 1 if lazy else steps
 
 
 def _batch(rng, x, y, context, batch: int, process) -> dict:
