@@ -155,7 +155,7 @@ values = st.one_of(st.sampled_from(["x", "''", "1", "[]", "{}", "maybe", "1e999"
                    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8).map(repr))
 documents = st.sampled_from([
     "cases: [{{preset: rin-tiny, batch: {v}}}]", "cases: {v}", "{v}", "name: {v}\ncases: [{{preset: rin-tiny}}]",
-    "a: &a {v}\nb: *a\ncases: *a", "cases: [{{preset: rin-tiny, {v}: 1}}]", "plugins: [{v}]\ncases: []",
+    "a: &a {v}\nb: *a\ncases: *a", "cases: [{{preset: rin-tiny, {v}: 1}}]",
     "cases: [{{preset: rin-tiny, override: {{{v}: 1}}}}]", "cases: [{{preset: {v}}}]", "---\n{v}\n---\n{v}",
     "cases: [{{preset: rin-tiny, matrix: {{batch: {v}}}}}]", "{v}: &x [*x]"])
 
