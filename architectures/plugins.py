@@ -146,18 +146,24 @@ def _run_isolated(plugin: str, source: str, action, once: bool = False) -> Failu
 @contextlib.contextmanager
 def _stdout_to_stderr():
     """A plugin's prints (Python's and its C code's, fd 1) go to stderr while it is imported."""
-    sys.stdout.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    saved = None
     try:
         saved = os.dup(1)
         os.dup2(2, 1)
-    except OSError:  # no fd 1 to move
-        saved = None
+    except OSError:  # no fd 1 or 2: leave the descriptors alone
+        if saved is not None:
+            os.close(saved)
+            saved = None
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
         if saved is not None:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 1)
             os.close(saved)
 

@@ -11,9 +11,32 @@ from __future__ import annotations
 import os
 
 from bench.data.suite_checks import check_count, check_model
+from bench.overrides import apply_overrides, dotted
 from bench.quality.settings import METRICS, WEIGHTS_ENV, QualitySettings
+from bench.strict_yaml import SpecError, child
 
 FVD_FRAMES = 16  # the I3D reads 16 frames (bench.quality.features.FVD_FRAMES; that module imports torch)
+
+
+def check_point(entry, preset: str, overrides, train, fields: dict, chosen: dict, source: str,
+                override_path: str) -> None:
+    """One grid point of a suite (bench.spec): its settings `fields`, each chosen with its key path
+    (`chosen[key] = (value, path)`); a SpecError at the path of the setting that cannot work."""
+    if "train" not in fields["measure"] and "quality" not in fields["measure"]:
+        return
+    config = entry.load_presets()[preset].config
+    config = apply_overrides(config, overrides, source, dotted(override_path))[0]
+    problem = check(train, fields["quality"], fields["measure"], config)
+    if problem is None:
+        return
+    setting, key, text, allowed = problem
+    keys = key if isinstance(key, tuple) else (key,)
+    if fields[setting] is None:  # the default settings: say so where measure asks for them
+        raise SpecError(source, chosen["measure"][1], f"{setting}.{keys[0]} (the default): {text}", allowed)
+    where = chosen[setting][1]
+    for k in keys:
+        where = child(where, k)
+    raise SpecError(source, where, text, allowed)
 
 
 def check(train, quality, measure, config):

@@ -11,6 +11,8 @@ Ray is imported only here, only when `--executor ray` is chosen.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,6 +55,35 @@ def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: st
     return record, log
 
 
+_WATCHDOG = None  # the watchdog of the local cluster this process started; its stdin pipe stays open
+
+
+def _children() -> set:
+    """(pid, start time) of this process's children."""
+    import psutil
+
+    out = set()
+    for child in psutil.Process().children():
+        try:
+            out.add((child.pid, child.create_time()))
+        except psutil.Error:
+            continue
+    return out
+
+
+def _watch_local_cluster(started: list) -> None:
+    """ray.init started these processes (a local cluster, not one we joined): a watchdog stops
+    them, and everything they start, once this process is gone, even by SIGKILL
+    (bench/ray_watchdog.py). Joining an existing cluster starts no process and no watchdog."""
+    global _WATCHDOG
+    if not started or _WATCHDOG is not None:
+        return
+    script = Path(__file__).with_name("ray_watchdog.py")
+    _WATCHDOG = subprocess.Popen([sys.executable, "-P", str(script), *[f"{pid}:{t!r}" for pid, t in started]],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)  # not in the driver's process group: Ctrl-C spares it
+
+
 @dataclass
 class Cluster:
     ray: object
@@ -70,11 +101,13 @@ class Cluster:
                            "(Ray assigns one accelerator per case)")
         ray = import_ray()
         if not ray.is_initialized():
+            before = _children()
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise RunError(f"--address {address!r}: cannot join a Ray cluster: {exc}") from None
+            _watch_local_cluster([p for p in _children() if p not in before])
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cluster = cls(ray, nodes)
         for case in cases:

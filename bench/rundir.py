@@ -59,21 +59,34 @@ def _read_holder(fd: int) -> str:
 
 
 # -- memory kills -------------------------------------------------------------------------------
-def cgroup_memory_events() -> Path | None:
-    """This process's cgroup-v2 memory.events file, where the kernel counts OOM kills."""
+def cgroup_memory_events(proc_cgroup="/proc/self/cgroup", root="/sys/fs/cgroup") -> Path | None:
+    """The file where the kernel counts OOM kills in this process's memory cgroup (`oom_kill N`):
+    cgroup v2's memory.events, or cgroup v1's memory.oom_control (kernel >= 4.13) under the
+    memory controller's mount, at the process's path or, inside a container that sees its own
+    cgroup as the mount's root, at that root."""
     try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            hierarchy, _, rel = line.split(":", 2)
-            if hierarchy == "0":
-                path = Path("/sys/fs/cgroup") / rel.lstrip("/") / "memory.events"
-                return path if path.is_file() else None
-    except (OSError, ValueError):
-        pass
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    root = Path(root)
+    for line in lines:
+        hierarchy, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
+        rel = rel.strip().lstrip("/")
+        if hierarchy == "0" and controllers == "":  # v2 (unified)
+            path = root / rel / "memory.events"
+            if path.is_file():
+                return path
+        elif "memory" in controllers.split(","):  # v1: memory controller, mounted as memory/ or e.g. memory,x/
+            for base in dict.fromkeys([root / "memory", root / controllers]):
+                for path in (base / rel / "memory.oom_control", base / "memory.oom_control"):
+                    if path.is_file():
+                        return path
     return None
 
 
 def oom_kills(events: Path | None) -> int | None:
-    """The `oom_kill` counter of a memory.events file (None when unreadable)."""
+    """The `oom_kill` counter of a v2 memory.events or v1 memory.oom_control file (None when
+    unreadable, or on a v1 kernel too old to count kills there)."""
     if events is None:
         return None
     try:
@@ -121,7 +134,7 @@ def sigkill_message(oom_delta: int | None, peak_rss: int) -> str:
     """What a SIGKILL most likely was, from the cgroup's OOM counter and the RSS seen."""
     rss = f"peak RSS seen {peak_rss / 2**20:.0f} MiB"
     if oom_delta:
-        return f"killed by the kernel's OOM killer (cgroup memory.events oom_kill +{oom_delta}); {rss}"
+        return f"killed by the kernel's OOM killer (cgroup oom_kill counter +{oom_delta}); {rss}"
     why = "no OOM kill counted in this cgroup" if oom_delta == 0 else "the cgroup's OOM counter is unreadable"
     return (f"SIGKILL often means out of memory (the kernel's OOM killer or a memory limit); {why}; {rss}; "
             "or it was killed by hand")

@@ -40,11 +40,16 @@ def lines(text) -> str:
     return _UNSAFE_IN_LINES.sub(_escape, str(text))
 
 
+_REMOTE_LINK = re.compile(r"\]\((?=\s*([A-Za-z][A-Za-z0-9+.-]*:|//))")
+
+
 def markdown(document: str) -> str:
     """A Markdown document whose generated parts hold no HTML: every `<` becomes `&lt;`, so no
-    text from a record (a case id, an error message) can open a tag, a comment or an autolink.
-    (Inside a code span a viewer then shows `&lt;` literally; nothing is executed either way.)"""
-    return lines(document).replace("<", "&lt;")
+    text from a record (a case id, an error message) can open a tag, a comment or an autolink;
+    and no link or image to a URL (`[x](http://...)`, `![x](//host/pixel.png)`): the report's own
+    links name files beside it. (Inside a code span a viewer shows `&lt;` literally; nothing is
+    executed either way.)"""
+    return _REMOTE_LINK.sub("]\\(", lines(document).replace("<", "&lt;"))
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -76,7 +81,7 @@ _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"
           # `[` opens an optional argument when it follows \midrule or \\ (booktabs reads the
           # cell as the rule's width, LaTeX as the row's extra space): braces end that reading
           "[": "{[}", "]": "{]}",
-          "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': r"\textquotedbl{}",
+          "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
           "\u2020": r"$^\dagger$"}
 # accented Latin letters pdflatex's default UTF-8 input maps in the default (OT1) font encoding;
 # any other non-ASCII character is written as its \\uXXXX escape rather than break the document

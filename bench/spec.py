@@ -223,25 +223,9 @@ class _CaseReader:
         train = None if fields["train"] is None else fields["train"].to_dict()
         check_train(train, entry, preset, fields["measure"], self.source, chosen["train"][1]
                     if fields["train"] is not None else chosen["measure"][1])
-        self._check_data(entry, preset, overrides, train, fields, chosen)
+        case_checks.check_point(entry, preset, overrides, train, fields, chosen, self.source,
+                                f"{self.path}.override")
         return dict(arch=entry.name, preset=preset, overrides=overrides, origin=self.path, **fields)
-
-    def _check_data(self, entry, preset: str, overrides, train, fields: dict, chosen: dict) -> None:
-        """The case's train: / quality: data against its model (bench/case_checks.py)."""
-        if "train" not in fields["measure"] and "quality" not in fields["measure"]:
-            return
-        config = _load_presets(entry, self.source, chosen["preset"][1])[preset].config
-        config = apply_overrides(config, overrides, self.source, dotted(f"{self.path}.override"))[0]
-        problem = case_checks.check(train, fields["quality"], fields["measure"], config)
-        if problem:
-            setting, key, text, allowed = problem
-            keys = key if isinstance(key, tuple) else (key,)
-            if fields[setting] is None:  # the default settings: say so where measure asks for them
-                raise SpecError(self.source, chosen["measure"][1], f"{setting}.{keys[0]} (the default): {text}", allowed)
-            where = chosen[setting][1]
-            for k in keys:
-                where = child(where, k)
-            raise SpecError(self.source, where, text, allowed)
 
     def _entry(self, preset: str, path: str):
         if self.arch is not None:

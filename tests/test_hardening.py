@@ -4,6 +4,7 @@ directory survives stray files, damaged records, a second runner and memory kill
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import cli, records, runner, spec
-from bench.rundir import RunLock, oom_kills, sigkill_message
+from bench.rundir import RunLock, cgroup_memory_events, oom_kills, sigkill_message
 
 REPO = Path(__file__).resolve().parents[1]
 OK_SUITE = """name: {name}
@@ -278,3 +279,47 @@ def test_sigterm_stops_cleanly_and_names_the_run_dir(tmp_path):
     assert proc.returncode == 130, err
     run_dir = run_dirs[0].parents[1]
     assert "Traceback" not in err and f"--resume {run_dir}" in err
+
+
+def test_cgroup_v1_and_v2_oom_counters_are_found(tmp_path):
+    """The OOM-kill counter file under a fake /proc/self/cgroup and /sys/fs/cgroup: v2, v1 at the
+    process's path, v1 inside a container (its cgroup is the mount's root), hybrid, and a v1
+    controller mounted together with another."""
+    proc, root = tmp_path / "cgroup", tmp_path / "sys"
+
+    def found(cgroup_text: str, file: str):
+        proc.write_text(cgroup_text)
+        path = root / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+        got = cgroup_memory_events(proc, root)
+        ok = got == path and oom_kills(got) == 3
+        path.unlink()
+        return ok
+
+    assert found("0::/user.slice/x\n", "user.slice/x/memory.events")
+    assert found("12:memory:/docker/abc\n11:cpu,cpuacct:/docker/abc\n", "memory/docker/abc/memory.oom_control")
+    assert found("12:memory:/docker/abc\n", "memory/memory.oom_control")
+    assert found("0::/x\n4:memory:/x\n", "memory/x/memory.oom_control")  # hybrid: memory is on v1
+    assert found("5:cpu,memory:/x\n", "cpu,memory/x/memory.oom_control")
+    proc.write_text("4:memory:/x\n")
+    assert cgroup_memory_events(proc, root) is None and cgroup_memory_events(tmp_path / "none", root) is None
+    assert "OOM killer" in sigkill_message(2, 0)
+
+
+def test_a_full_disk_names_the_file(finished_run, tmp_path, capsys, monkeypatch):
+    """ENOSPC comes from write(), close() or fsync() with no file name: the line names the file."""
+    suite_path, run_dir = finished_run
+    full = tmp_path / "report.md"
+    full.symlink_to("/dev/full")  # every write there fails with ENOSPC
+    code, err = run_cli(["report", str(run_dir), "--out", str(full)], capsys)
+    assert_one_clean_line(code, err, str(full), "No space left on device")
+    assert "(unknown file)" not in err
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(records.os, "fsync", no_space)
+    code, err = run_cli(["run", str(suite_path), "--results", str(tmp_path / "results"), "--quiet"], capsys)
+    line = assert_one_clean_line(code, err, "run.json", "No space left on device", "free space and resume")
+    assert "(unknown file)" not in line

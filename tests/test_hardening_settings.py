@@ -89,6 +89,51 @@ def test_good_settings_still_plan(tmp_path, capsys):
     assert code == 0, err
 
 
+numbers = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1, 10**8, 10**8 + 1, 10**18]),
+                    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["1e308", "-1", ".5", "1e12"]))
+setting_values = st.one_of(numbers.map(str), st.sampled_from(["null", "''", "[]", "{}", "yes", "x", "/no/such", ".",
+                                                              "shapes", "digits", "moving-digits", "cifar10",
+                                                              "imagefolder", "[fvd]", "[fid, kid]", "[kid]"]))
+TRAIN_KEYS = ["dataset", "root", "limit", "batch", "warmup", "log_every", "lr", "ema", "budget.steps", "budget.gflops"]
+QUALITY_KEYS = ["dataset", "root", "n", "steps", "batch", "metrics"]
+
+
+def _mapping(items: dict) -> str:
+    nested: dict = {}
+    for key, value in items.items():
+        head, _, tail = key.partition(".")
+        if tail:
+            nested[head] = f"{{{tail}: {value}}}"
+        else:
+            nested[key] = value
+    return "{" + ", ".join(f"{k}: {v}" for k, v in nested.items()) + "}"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(preset=st.sampled_from([IMAGE, VIDEO]),
+       train=st.dictionaries(st.sampled_from(TRAIN_KEYS), setting_values, max_size=4),
+       quality=st.dictionaries(st.sampled_from(QUALITY_KEYS), setting_values, max_size=3))
+def test_property_hostile_train_and_quality_settings(preset, train, quality, tmp_path, capsys):
+    """Whatever the train: and quality: settings, plan passes them or stops with one line naming
+    a key path under the case; what passes is within the documented bounds."""
+    train = {"dataset": "shapes" if preset == IMAGE else "moving-digits", "budget.steps": "1", **train}
+    if "budget.steps" in train and "budget.gflops" in train:
+        del train["budget.gflops"]
+    text = CASE.format(preset=preset, measure="train, quality",
+                       extra=f"train: {_mapping(train)}, quality: {_mapping(quality)}")
+    code, err = plan(tmp_path, capsys, text)
+    if code == 0:
+        from bench import spec
+
+        (case,) = spec.load(tmp_path / "suite.yaml").cases
+        budget = case.train["budget"]
+        assert budget.get("steps", 1) <= 10**8 and budget.get("gflops", 1) <= 1e12
+        assert case.quality.n <= 100_000 and (case.quality.steps or 1) <= 10_000
+        return
+    line = assert_one_clean_line(code, err, "suite.yaml: cases[0].")
+    assert "; allowed: " in line
+
+
 # -- loader messages ---------------------------------------------------------------------------
 def test_out_of_range_integers_keep_their_sign_and_digits(tmp_path, capsys):
     line = assert_one_clean_line(*plan(tmp_path, capsys, "cases: [{preset: rin-tiny, batch: -" + "9" * 30 + "}]"))
@@ -110,7 +155,7 @@ values = st.one_of(st.sampled_from(["x", "''", "1", "[]", "{}", "maybe", "1e999"
                    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8).map(repr))
 documents = st.sampled_from([
     "cases: [{{preset: rin-tiny, batch: {v}}}]", "cases: {v}", "{v}", "name: {v}\ncases: [{{preset: rin-tiny}}]",
-    "a: &a {v}\nb: *a\ncases: *a", "cases: [{{preset: rin-tiny, {v}: 1}}]", "plugins: [{v}]\ncases: []",
+    "a: &a {v}\nb: *a\ncases: *a", "cases: [{{preset: rin-tiny, {v}: 1}}]",
     "cases: [{{preset: rin-tiny, override: {{{v}: 1}}}}]", "cases: [{{preset: {v}}}]", "---\n{v}\n---\n{v}",
     "cases: [{{preset: rin-tiny, matrix: {{batch: {v}}}}}]", "{v}: &x [*x]"])
 

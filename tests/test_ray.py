@@ -4,9 +4,12 @@ record."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -27,6 +30,40 @@ cases:
 {cases}
 """
 MIXED = "  - {preset: fault-ok-tiny, measure: [params, flops]}\n  - {preset: fault-raise-tiny}\n  - {preset: fault-nan-tiny, measure: [params, sample_step]}"
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_sigkilled_driver_leaves_no_ray_process_behind(tmp_path):
+    """The local cluster a driver started is stopped by its watchdog when the driver is SIGKILLed
+    mid-case: gcs, raylet, the dashboard and runtime-env agents, workers, the case. (Runs before
+    the module's own cluster starts.)"""
+    suite = tmp_path / "hang.yaml"
+    suite.write_text(SUITE.format(name="hang", cases="  - {preset: fault-hang-tiny}"))
+    env = {**os.environ, "PYTHONPATH": REPO}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(tmp_path / "r"),
+                               "--quiet", "--executor", "ray"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+    tree = {}
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not any("bench.worker" in cmd for cmd in tree.values()):
+            for proc in psutil.Process(driver.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    tree.setdefault(proc, " ".join(proc.cmdline()))
+            time.sleep(0.5)
+        assert any("bench.worker" in cmd for cmd in tree.values()), "the case never started"
+        assert any("ray_watchdog" in cmd for cmd in tree.values()) and any("raylet" in cmd for cmd in tree.values())
+        driver.kill()
+        driver.wait()
+        _, alive = psutil.wait_procs(list(tree), timeout=60)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, [tree[p][:80] for p in alive]
+    finally:
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 @pytest.fixture(scope="module")
