@@ -97,3 +97,17 @@ def records_of(run_dir):
     from bench.records import read_records
 
     return read_records(run_dir)
+
+
+def test_test_tools_are_an_extra_not_runtime_dependencies():
+    """pytest and hypothesis are the [test] extra; `make install` (and so `make test`) installs it."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    name = lambda req: re.split(r"[=<>!~\[ ;]", req, maxsplit=1)[0].lower()
+    assert not {"pytest", "hypothesis"} & {name(r) for r in project["dependencies"]}
+    assert {"pytest", "hypothesis"} <= {name(r) for r in project["optional-dependencies"]["test"]}
+    assert '-e ".[ray,test]"' in (root / "Makefile").read_text()
