@@ -172,3 +172,25 @@ def test_old_report_column_names_still_select():
     from bench.report import columns
 
     assert [c.name for c in columns.select(recs, ["gflops_image", "gflop_sample"])] == ["gflop_image", "gflop_sample"]
+
+
+def test_resume_rewrites_an_older_run_file_and_refuses_a_newer_one(tmp_path, capsys):
+    from bench import spec
+    from tests.test_hardening import OK_SUITE
+
+    suite_path = tmp_path / "ok.yaml"
+    suite_path.write_text(OK_SUITE.format(name="ok"))
+    run = tmp_path / "results" / "ok" / "old-run"
+    run.mkdir(parents=True)
+    old = {"schema": 1, "run_id": run.name, "suite": "ok", "suite_sha256": spec.load(suite_path).content_sha256,
+           "resumes": [], "cpu_peaks": {"4": {"fp32": {"gflops": 50.0, "method": "m"}, "threads": 4}}}
+    (run / records.RUN_FILE).write_text(json.dumps({**old, "schema": 99}))
+    assert main(["run", str(suite_path), "--resume", str(run), "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "run.json: run file schema 99 is newer" in line
+    (run / records.RUN_FILE).write_text(json.dumps(old))
+    assert main(["run", str(suite_path), "--resume", str(run), "--quiet"]) == 0
+    meta = json.loads((run / records.RUN_FILE).read_text())
+    assert meta["schema"] == records.SCHEMA and len(meta["resumes"]) == 1
+    assert meta["cpu_peaks"]["4"]["fp32"] == {"gflop_per_s": 50.0, "method": "m"}  # kept, in schema-2 names
+    assert [r["schema"] for r in _raw(run)] == [records.SCHEMA]
