@@ -104,6 +104,10 @@ def reopen_run(suite, run_dir: Path, lock_stack=None) -> dict:
             or not isinstance(meta.get("run_id"), str)):
         raise RunError(f"--resume {run_dir}: its {RUN_FILE} is not one `diffbench run` wrote (no run_id/resumes); "
                        "start a new run instead")
+    from bench import record_schema
+
+    record_schema.version(meta, run_file, "run file")  # a newer diffbench's run: refused, one line
+    record_schema.migrate(meta)  # an older one is rewritten in the current schema
     if meta.get("suite") != suite.name:
         raise RunError(f"--resume {run_dir}: that run is of suite {str(meta.get('suite'))[:64]!r}, not "
                        f"{suite.name!r} ({suite.path}); pass that suite's run directory")
@@ -176,7 +180,8 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
         finally:
             _on_sigterm(previous)
         meta["ended"] = now()
-        meta["cpu_peaks"] = {str(k): v for k, v in sorted(_CPU_PEAKS.items())}
+        meta["cpu_peaks"] = {**(meta.get("cpu_peaks") or {}),  # a resumed run keeps its earlier sessions' peaks
+                             **{str(k): v for k, v in sorted(_CPU_PEAKS.items())}}
         write_json_atomic(run_dir / RUN_FILE, meta)
     return run_dir
 

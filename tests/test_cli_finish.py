@@ -116,3 +116,17 @@ def test_run_exits_1_when_a_case_failed_and_still_records_every_case(tmp_path, c
     assert "2 case(s) recorded" in capsys.readouterr().out
     (run_dir,) = (tmp_path / "results" / "mixed").iterdir()
     assert sorted(r["status"] for r in records_of(run_dir).values()) == ["failed", "ok"]
+
+
+def test_test_tools_are_an_extra_not_runtime_dependencies():
+    """pytest and hypothesis are the [test] extra; `make install` (and so `make test`) installs it."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    name = lambda req: re.split(r"[=<>!~\[ ;]", req, maxsplit=1)[0].lower()
+    assert not {"pytest", "hypothesis"} & {name(r) for r in project["dependencies"]}
+    assert {"pytest", "hypothesis"} <= {name(r) for r in project["optional-dependencies"]["test"]}
+    assert '-e ".[ray,test]"' in (root / "Makefile").read_text()

@@ -68,18 +68,22 @@ def precision(record: dict):
     return None
 
 
+def _size(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
 def resolution(record: dict):
     config = record.get("config") or {}
     for key in ("image_size", "resolution", "input_size", "size"):
-        if isinstance(config.get(key), int):
+        if _size(config.get(key)):
             return config[key]
     sizes = config.get("resolutions")  # multi-resolution models (NestedUNet): the highest
-    return max(sizes) if isinstance(sizes, (list, tuple)) and sizes else None
+    return max(sizes) if isinstance(sizes, (list, tuple)) and sizes and all(map(_size, sizes)) else None
 
 
 def frames(record: dict):
     f = dig(record, "config", "frames")
-    return f if isinstance(f, int) and f > 0 else None
+    return f if _size(f) else None
 
 
 def nfe_per_step(record: dict):

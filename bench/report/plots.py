@@ -110,10 +110,10 @@ def resolution_series(records):
         if res is None or r.get("status") != "ok":
             continue
         g = dig(r, "flops", "gflop_per_image")
-        if g:
+        if g and g > 0:  # log-log fit: a zero or negative value (a damaged record) has no place on it
             series["GFLOP per image (1 NFE)"].setdefault(str(dig(r, "case", "arch")), {})[res] = (g, True)
         ms = _per_image_step_ms(r)
-        if ms:
+        if ms and ms > 0:
             series["sample-step ms per image (1 step)"].setdefault(_label(r), {})[res] = (ms, not not_converged(r, "sample_step"))
     return {panel: {k: sorted((res, v, ok) for res, (v, ok) in pts.items()) for k, pts in s.items() if len(pts) >= 2}
             for panel, s in series.items()}
