@@ -33,7 +33,7 @@ def test_flops_finds_the_architecture_from_the_preset_and_analytic_only_counts(c
     macs = analytic(entry, config, 3)["macs"]
     assert r["arch"] == "rin" and r["gflops"] == 2 * macs / 1e9
     assert r["gflops_per_image"] == r["gflops"] / 3
-    assert r["gflops_per_sample"] == nfe_per_sample(config) * r["gflops_per_image"]
+    assert r["gflops_per_sample"] == nfe_per_sample(config, entry.process) * r["gflops_per_image"]
     assert main(["flops", "--preset", "unet2d-tiny", "--analytic-only"]) == 0
     assert "unet2d / unet2d-tiny" in capsys.readouterr().out
 
