@@ -172,8 +172,11 @@ def test_sample_step_is_deterministic_given_the_seed_and_finite(name):
         assert steps[0].compiled and steps[0].compile_seconds > 0
 
 
-def test_guidance_costs_a_second_network_call():
-    built = tb.build(registry.get("rin"), rin_micro(guidance_scale=1.0), seed=0)
+@pytest.mark.parametrize("mode", ["batched", "two_calls"])
+def test_guidance_costs_a_second_network_evaluation(mode):
+    """batched (the default, as DiT's forward_with_cfg): one call of batch 2B with labels [y; null];
+    two_calls: a batch-B call with y, then one with the null label. 2 NFEs either way."""
+    built = tb.build(registry.get("rin"), rin_micro(guidance_scale=1.0, guidance_mode=mode), seed=0)
     labels = []
     hook = built.model.register_forward_pre_hook(lambda m, args, kw: labels.append(kw["y"].clone()), with_kwargs=True)
     try:
@@ -181,8 +184,10 @@ def test_guidance_costs_a_second_network_call():
         step.fn()
     finally:
         hook.remove()
-    assert step.nfe == 2 and len(labels) == 2
-    assert (labels[1] == built.config.num_classes).all() and (labels[0] < built.config.num_classes).all()
+    null = built.config.num_classes
+    calls = [labels[0][:3], labels[0][3:]] if mode == "batched" else labels
+    assert step.nfe == 2 and len(labels) == (1 if mode == "batched" else 2) and all(len(y) == 3 for y in calls)
+    assert (calls[1] == null).all() and (calls[0] < null).all()
 
 
 def test_sample_step_of_a_preset_on_the_unet():

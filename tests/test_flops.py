@@ -63,9 +63,9 @@ def test_nfe_per_sample_counts_guidance():
 
     cfg = registry.get("rin").preset("rin-tiny").config
     steps = cfg.process.sample_steps
-    assert nfe_per_sample(cfg) == steps
+    assert nfe_per_sample(cfg, "gaussian") == steps
     guided = replace(cfg, process=replace(cfg.process, guidance_scale=1.5))
-    assert nfe_per_sample(guided) == 2 * steps  # conditional + unconditional pass per step
+    assert nfe_per_sample(guided, "gaussian") == 2 * steps  # conditional + unconditional pass per step
 
 
 def test_fvcore_sdpa_and_einsum_handles_closed_form():
@@ -189,3 +189,29 @@ def test_jaxpr_count_of_a_strided_conv_input_gradient_is_its_forward_cost():
     assert forward == 2 * 8 * 8 * 4 * 8 * 9
     with_input_grad = count_fn(jax.grad(lambda x: conv(x, w).sum()), x)["conv_general_dilated"]
     assert with_input_grad == 2 * forward  # forward + input gradient (was 5 x forward)
+
+
+def _expected_nfe(entry, config) -> int:
+    """NFE per sample of each process family, written out here (not asked of the process):
+    gaussian and multires: steps x (2 with classifier-free guidance of a conditional model);
+    phase space: one force evaluation per step."""
+    p = config.process
+    if entry.process in ("gaussian", "multires"):
+        return p.sample_steps * (2 if p.guidance_scale > 0 and config.num_classes > 0 else 1)
+    return {"phase_space": p.sample_steps}[entry.process]
+
+
+@pytest.mark.parametrize("arch", registry.names())
+def test_analytic_only_flops_runs_for_every_preset_of_every_entry(arch, capsys):
+    """`diffbench flops ARCH --preset P --analytic-only` for every registry entry and preset: exit 0,
+    and the per-sample cost uses the entry's own process family (it crashed for multires and
+    phase space, which were handed the gaussian process)."""
+    from bench.cli import main
+
+    entry = registry.get(arch)
+    for name, preset in sorted(entry.load_presets().items()):
+        assert main(["flops", arch, "--preset", name, "--analytic-only", "--json"]) == 0, name
+        r = json.loads(capsys.readouterr().out)
+        nfe = _expected_nfe(entry, preset.config)
+        assert r["nfe_per_sample"] == nfe, name
+        assert r["gflops_per_sample"] == pytest.approx(nfe * 2 * analytic(entry, preset.config, 1)["macs"] / 1e9), name

@@ -62,6 +62,17 @@ def test_torch_case_records_threads_timing_and_memory():
     assert r["memory"]["peak_rss_bytes"] > 50e6 and r["memory"]["device_peak_bytes"] is None
 
 
+def test_sample_step_records_the_guidance_mode():
+    """A guided sample step records how its two evaluations ran (default: one batch-2B call)."""
+    guided = {"process": {"guidance_scale": 1.5}}
+    recs = run_cases(*[dict(arch="rin", preset="rin-tiny", backend="torch", measure=["sample_step"], batch=1,
+                            overrides=o) for o in (guided, {"process": {**guided["process"], "guidance_mode": "two_calls"}},
+                                                   {})])
+    modes = [(r["ok"]["timing"]["sample_step"]["guidance_mode"], r["ok"]["timing"]["sample_step"]["nfe"])
+             for r in recs[:3]]
+    assert modes == [("batched", 2), ("two_calls", 2), (None, 1)]
+
+
 def test_jax_case_compiles_outside_the_timed_region():
     rec, env = run_cases(dict(arch="rin", preset="rin-tiny", backend="jax", measure=["sample_step", "memory"]))
     t = rec["ok"]["timing"]["sample_step"]

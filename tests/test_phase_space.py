@@ -244,6 +244,23 @@ def test_presets_are_2c_in_c_out_and_name_their_backbone():
                             network=dataclasses.replace(entry.preset("agm-tiny").config.network, output_channels=6))
 
 
+# The released sampling commands (apple/ml-agm README, "CIFAR-10/Imagenet64 Generation and Evaluation"):
+# sampling.py --solver gDDIM --pred-x1 --nfe N --T T, with the official gDDIM-r default 2.
+RELEASED = {"agm-cifar10": (20, 0.9),  # NFE 20, FID 2.58
+            "agm-imagenet64": (20, 0.99)}  # NFE 20, FID 10.55 (NFE 30: T 0.99; NFE 40: T 0.9)
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_paper_presets_sample_as_the_released_commands(name):
+    preset = registry.get("phase_space").preset(name)
+    c = preset.config.process
+    nfe, big_t = RELEASED[name]
+    assert (c.sample_steps, c.hop_time, c.sampler, c.gddim_order, c.output) == (nfe, big_t, "gddim", 2, "hop")
+    assert f"T {big_t}" in preset.provenance and "not verified" not in preset.provenance
+    grid = PhaseSpaceProcess(c).time_grid()
+    assert len(grid) == nfe and grid[-2][1] == big_t  # the grid ends at T, then one step to t_max
+
+
 def test_nfe_is_a_suite_matrix_axis_and_recorded(tmp_path):
     from bench import spec
     from bench.measure.flops import nfe_per_sample

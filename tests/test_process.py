@@ -222,22 +222,61 @@ def test_time_grid_and_time_difference():
     assert grid == [(1.0, 0.5), (0.75, 0.25), (0.5, 0.0), (0.25, 0.0)]
 
 
-def test_guidance_combines_conditional_and_null_passes():
-    p = make(guidance_scale=2.0)
+def labelled(cond, uncond, null: int = 1):
+    """A denoise whose row i returns cond[i % B] (uncond[i % B] for the null label): the same
+    outputs whether the process calls it once on [x; x] or twice on x."""
+    def denoise(x, time, y, latents):
+        b = cond.shape[0]
+        return np.stack([(uncond if int(label) == null else cond)[i % b] for i, label in enumerate(y)]), None
+    return denoise
+
+
+@pytest.mark.parametrize("mode", ["batched", "two_calls"])
+def test_guidance_combines_conditional_and_null_passes(mode):
+    p = make(guidance_scale=2.0, guidance_mode=mode)
     calls = []
 
     def denoise(x, time, y, latents):
-        calls.append((y.copy(), latents))
-        return x * 0 + y.reshape(-1, 1, 1, 1).astype(float), latents + 1
-    y, lat = np.array([3, 4]), np.zeros((2, 2, 2))
-    pred, lat_out = p.predict(denoise, np.zeros((2, 1, 1, 1)), np.ones(2), y, lat, y_null=np.full(2, 10))
-    np.testing.assert_array_equal(calls[1][0], [10, 10])
-    assert calls[1][1] is lat  # the null pass sees the same latents
+        calls.append((y.copy(), latents, time.copy()))
+        return x * 0 + y.reshape(-1, 1, 1, 1).astype(float), latents + y.reshape(-1, 1, 1)
+    y, lat = np.array([3, 4]), np.random.default_rng(0).standard_normal((2, 2, 2))
+    pred, lat_out = p.predict(denoise, np.zeros((2, 1, 1, 1)), np.array([0.5, 0.7]), y, lat, y_null=np.full(2, 10))
+    if mode == "batched":  # one call of batch 2B: [x; x], [t; t], [y; y_null], [latents; latents]
+        assert len(calls) == 1
+        np.testing.assert_array_equal(calls[0][0], [3, 4, 10, 10])
+        np.testing.assert_array_equal(calls[0][1], np.concatenate([lat, lat]))
+        np.testing.assert_array_equal(calls[0][2], [0.5, 0.7, 0.5, 0.7])
+    else:  # two calls of batch B, the null pass with the same latents
+        assert len(calls) == 2 and calls[1][1] is lat
+        np.testing.assert_array_equal(calls[1][0], [10, 10])
     np.testing.assert_allclose(pred.ravel(), 3 * y - 2 * 10)
-    np.testing.assert_array_equal(lat_out, lat + 1)
+    np.testing.assert_array_equal(lat_out, lat + y.reshape(-1, 1, 1))  # the conditional half's latents
     assert forward_passes_per_sample_step(p.config) == 2 and forward_passes_per_sample_step(make().config) == 1
+    out = p.sample_step(denoise, np.zeros((2, 1, 1, 1)), np.ones(2), np.full(2, 0.5), y, lat, y_null=np.full(2, 10))
+    assert out.nfe == 2  # either way the network evaluated 2B images
     with pytest.raises(ValueError, match="y_null"):
         p.predict(denoise, np.zeros((2, 1, 1, 1)), np.ones(2), y, lat)
+
+
+def test_guidance_mode_is_validated():
+    with pytest.raises(ValueError, match=r"process.guidance_mode='once'; allowed: \['batched', 'two_calls'\]"):
+        make(guidance_mode="once")
+    with pytest.raises(ValueError, match="process.guided_channels=-1"):
+        make(guided_channels=-1)
+
+
+@pytest.mark.parametrize("channel_axis", [1, -1])
+def test_guided_channels_guide_only_the_first_channels(channel_axis):
+    """DiT's forward_with_cfg guides eps channels 0..2 and keeps the conditional output on the rest."""
+    rng = np.random.default_rng(3)
+    shape = (2, 4, 3, 3) if channel_axis == 1 else (2, 3, 3, 4)
+    c, u = rng.standard_normal(shape), rng.standard_normal(shape)
+    p = GaussianProcess(GaussianConfig(guidance_scale=1.5, guided_channels=3), channel_axis=channel_axis)
+    got = p.predict(labelled(c, u), np.zeros(shape), np.ones(2), np.zeros(2, int), y_null=np.ones(2, int))[0]
+    want = np.moveaxis(c, channel_axis, 0).copy()
+    want[:3] = 2.5 * want[:3] - 1.5 * np.moveaxis(u, channel_axis, 0)[:3]
+    np.testing.assert_allclose(got, np.moveaxis(want, 0, channel_axis), rtol=1e-15)
+    assert np.abs(np.take(got, [3], axis=channel_axis) - np.take(c, [3], axis=channel_axis)).max() == 0
 
 
 def test_guiding_v_equals_guiding_eps():
@@ -245,8 +284,7 @@ def test_guiding_v_equals_guiding_eps():
     rng = np.random.default_rng(5)
     x, g = rng.standard_normal((2, 3, 3, 1)), np.array([0.3, 0.8])
     v_c, v_u = rng.standard_normal(x.shape), rng.standard_normal(x.shape)
-    guided = p.predict(lambda x_, t_, y_, l_: (v_c if y_[0] == 0 else v_u, None), x, g, np.zeros(2, int),
-                       y_null=np.ones(2, int))[0]
+    guided = p.predict(labelled(v_c, v_u), x, g, np.zeros(2, int), y_null=np.ones(2, int))[0]
     eps = lambda v: p.x0_eps(x, g, v, clip=False)[1]
     np.testing.assert_allclose(eps(guided), 2.5 * eps(v_c) - 1.5 * eps(v_u), atol=1e-12)
 

@@ -116,7 +116,8 @@ def test_discrete_gammas_in_float32_torch_and_jax_keep_float64_accuracy():
     off = Official(official_betas("ddpm_linear", 1000))
     k = np.array([0, 1, 2, 500, 998, 999], np.float32)
     for arr in (torch.from_numpy(k), jnp.asarray(k)):
-        alpha, beta, om, om_prev = (np.asarray(a, np.float64) for a in p.step_terms(arr, arr - 1, None, None))
+        terms = p.step_terms(arr, arr - 1, None, None)
+        beta, om = (np.asarray(a, np.float64) for a in (terms.beta, terms.one_minus))
         np.testing.assert_allclose(beta, off.betas[k.astype(int)], rtol=2e-6)  # small betas stay accurate
         np.testing.assert_allclose(om, 1 - off.ac[k.astype(int)], rtol=2e-6)
 
@@ -194,7 +195,7 @@ def test_vb_terms_match_guided_diffusion(schedule):
     off = Official(official_betas(schedule, 1000))
     x0, t, eps, out_eps, v = _hybrid_case()
     x_t = p.add_noise(x0, p.gamma(t), eps)
-    got = p.vb_terms(x0, x_t, t, p.gamma(t), out_eps, v)
+    got = p.vb_terms(x0, x_t, t, out_eps, v)
     ref = off.vb_bpd(x0, x_t, t.astype(int), out_eps, v)
     np.testing.assert_allclose(got, ref, rtol=1e-7)
     assert got[0] == pytest.approx(ref[0]) and np.isfinite(got).all()  # t = 0: the decoder NLL
@@ -263,10 +264,13 @@ def test_guidance_guides_the_mean_and_keeps_the_conditional_variance():
     p = make(guidance_scale=2.0, sample_steps=10)
     rng = np.random.default_rng(2)
     e_c, e_u, v_c, v_u = (rng.standard_normal((2, 2, 2, 1)) for _ in range(4))
-    denoise = lambda x, time, y, lat: (((e_c, v_c) if y[0] == 0 else (e_u, v_u)), None)
+
+    def denoise(x, time, y, lat):  # row i: the conditional or null output of example i % 2
+        rows = [(e_u, v_u) if label == 1 else (e_c, v_c) for label in y]
+        return (np.stack([r[0][i % 2] for i, r in enumerate(rows)]), np.stack([r[1][i % 2] for i, r in enumerate(rows)])), None
     (pred, v), _ = p.predict(denoise, np.zeros((2, 2, 2, 1)), np.ones(2), np.zeros(2, int), y_null=np.ones(2, int))
     np.testing.assert_allclose(pred, 3 * e_c - 2 * e_u)
-    assert v is v_c
+    np.testing.assert_array_equal(v, v_c)
     out = p.sample_step(denoise, np.zeros((2, 2, 2, 1)), np.full(2, 999.0), np.full(2, 899.0), np.zeros(2, int),
                         noise=np.zeros((2, 2, 2, 1)), y_null=np.ones(2, int))
     assert out.nfe == 2 and p.nfe_per_sample_step(True) == 2  # counted as they ran

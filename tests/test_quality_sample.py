@@ -20,8 +20,9 @@ def _built(backend, arch, preset, **process):
 
 
 def _count_passes(built):
+    """The batch size of every model call (a batched guided call has 2B rows)."""
     calls = []
-    built.model.register_forward_hook(lambda *_: calls.append(1))
+    built.model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     return calls
 
 
@@ -35,7 +36,8 @@ def test_torch_nfe_is_the_passes_made(arch, preset, process, per_step, tmp_path)
     samples, info = sample.generate_samples(adapter, built, 5, 2, steps=3, seed=7)
     assert samples.dtype == np.uint8 and samples.shape == (5, 16, 16, 3)
     assert info["nfe"] == 3 * per_step and info["nfe_per_step"] == per_step
-    assert len(calls) == info["network_passes"] == 3 * per_step * 3  # 3 batches (2 + 2 + 1)
+    assert info["network_passes"] == 3 * per_step * 3  # 3 batches (2 + 2 + 1)
+    assert len(calls) == 3 * 3 and sum(calls) == info["nfe"] * 5  # one call per step (guidance batched into it)
     again, _ = sample.generate_samples(adapter, built, 5, 2, steps=3, seed=7)
     np.testing.assert_array_equal(samples, again)
     path = sample.save_samples(tmp_path / "s" / "samples.npz", samples, info)

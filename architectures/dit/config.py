@@ -94,9 +94,11 @@ class DiTConfig:
 
 def _adm_process(steps: int = 250) -> GaussianConfig:
     """ADM's diffusion as DiT trains it (create_diffusion): linear betas over T = 1000 discrete
-    steps, eps prediction, learned sigma with the hybrid loss; the paper's FIDs sample 250 DDPM steps."""
+    steps, eps prediction, learned sigma with the hybrid loss; the paper's FIDs sample 250 DDPM steps.
+    Guidance (when a suite sets guidance_scale) as the official forward_with_cfg: one batch-2B call,
+    only the first 3 eps channels guided ("for exact reproducibility", models.py)."""
     return GaussianConfig(schedule="ddpm_linear", prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps,
-                          timesteps=1000)
+                          timesteps=1000, guidance_mode="batched", guided_channels=3)
 
 
 _SIZES = {  # name: (depth, hidden_size, num_heads), Table 1

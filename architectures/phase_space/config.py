@@ -99,10 +99,10 @@ PRESETS: dict[str, Preset] = {
         network=_unet(image_size=64, model_channels=192, channel_mult=(1, 2, 3, 4), num_res_blocks=3,
                       attention_resolutions=(32, 16, 8), num_head_channels=64, use_scale_shift_norm=True,
                       resblock_updown=True, dropout=0.1),
-        process=PhaseSpaceProcessConfig(sample_steps=20, hop_time=0.9)),
+        process=PhaseSpaceProcessConfig(sample_steps=20, hop_time=0.99)),
         "official configs/imagenet64_config.py (EDM's DhariwalUNet = ADM at 64: C 192, mult 1,2,3,4, 3 blocks, "
-        "attention at 32,16,8, dropout 0.1), unconditional; hop_time 0.9 at NFE 20 not verified (release.sh "
-        "gives CIFAR-10's)"),
+        "attention at 32,16,8, dropout 0.1), unconditional; sampled as the README's ImageNet64 command "
+        "(NFE 20 at T 0.99, gDDIM, --pred-x1: FID 10.55; scripts/release.sh's ImageNet lines repeat CIFAR-10's)"),
     "agm-tiny": Preset(PhaseSpaceConfig(process=PhaseSpaceProcessConfig(sample_steps=5, hop_time=0.9)),
                        "ours (unet2d-tiny with 6 in / 3 out, unconditional; tests and smoke runs)"),
     "agm-songunet-tiny": Preset(PhaseSpaceConfig(backbone="songunet", network=_tiny_songunet(),

@@ -30,8 +30,9 @@ needs no special case in bench/:
 
 `denoise(x_t, time, y, latents) -> (prediction, latents_out)` wraps the network (see gaussian.py);
 a network that learns its variance returns the prediction as a pair (prediction, v). Each
-SampleOut carries `nfe`, the network evaluations its step made. The gaussian process runs in
-continuous time or, with `timesteps` = T > 0, in the discrete time of DDPM/ADM (discrete.py);
-vlb.py holds iDDPM's variational-bound term and learned variance.
+SampleOut carries `nfe`, the network evaluations its step made (a call on 2B rows is 2). The
+gaussian process runs in continuous time or, with `timesteps` = T > 0, in the discrete time of
+DDPM/ADM (discrete.py, float64 tables; coefficients.py); vlb.py holds iDDPM's variational-bound
+term and learned variance; guidance.py classifier-free guidance (batched or two calls).
 Randomness is always drawn by the caller (numpy, host side), so both backends see the same draws.
 """

@@ -9,6 +9,7 @@ PREDICTIONS = ("eps", "x0", "v")
 TIME_INPUTS = ("gamma", "t")
 SAMPLERS = ("ddim", "ddpm")
 DDPM_VARIANCES = ("large", "small")
+GUIDANCE_MODES = ("batched", "two_calls")  # see guidance.py (kept here: config modules import the standard library only)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class GaussianConfig:
     sample_steps: int = 100
     time_difference: float = 0.0  # RIN's td: shifts t_next earlier by td / steps
     guidance_scale: float = 0.0  # classifier-free guidance weight w (0 = off)
+    guidance_mode: str = "batched"  # "batched": one batch-2B call as the official samplers; "two_calls": two batch-B calls
+    guided_channels: int = 0  # c > 0: guide only the first c prediction channels (DiT's official sampler: 3); 0 = all
     timesteps: int = 0  # T > 0: discrete time as DDPM/ADM (t = integer step 0..T-1, see discrete.py); 0: t in [0, 1]
     rescale_timesteps: bool = False  # discrete: the network sees k * 1000 / T (improved-diffusion) instead of k (ADM)
     vlb_weight: float = 0.001  # lambda of L_hybrid = L_simple + lambda L_vlb (iDDPM Sec. 3.1), learned-variance models
@@ -40,6 +43,7 @@ class GaussianConfig:
             ("sampler", self.sampler, SAMPLERS),
             ("ddpm_variance", self.ddpm_variance, DDPM_VARIANCES),
             ("sample_schedule", self.sample_schedule, ("", *SCHEDULES)),
+            ("guidance_mode", self.guidance_mode, GUIDANCE_MODES),
         ]:
             if value not in allowed:
                 raise ValueError(f"process.{name}={value!r}; allowed: {list(allowed)}")
@@ -57,6 +61,8 @@ class GaussianConfig:
             raise ValueError(f"process.time_difference={self.time_difference!r}; allowed: >= 0")
         if self.guidance_scale < 0:
             raise ValueError(f"process.guidance_scale={self.guidance_scale!r}; allowed: >= 0")
+        if self.guided_channels < 0:
+            raise ValueError(f"process.guided_channels={self.guided_channels!r}; allowed: >= 0 (0 = all channels)")
         if self.vlb_weight < 0:
             raise ValueError(f"process.vlb_weight={self.vlb_weight!r}; allowed: >= 0")
         self._check_discrete()

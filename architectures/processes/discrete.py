@@ -2,10 +2,15 @@
 and sampling with fewer steps walks a respaced subset of the original indices.
 
 The official code (openai/guided-diffusion gaussian_diffusion.py and respace.py) precomputes its
-coefficients in float64 numpy. So does `Tables`, once per process; the process gathers them in
-the data's namespace and dtype. Index -1 stands for "no noise" (gamma = 1), the state after the
-last sampling step. log gamma is kept as a float32 pair (hi + lo) so that the difference of two
-neighbouring steps - a small beta - keeps float64 accuracy in float32 arithmetic.
+coefficients in float64 numpy. So does `Tables`, once per process: gamma (alphas_cumprod) and
+every coefficient that a float32 computation from gamma would get wrong - sqrt(1 - gamma) near
+gamma = 1 (k = 0: 1 - gamma is ~1e-5, of which float32 gamma keeps two digits), 1 / sqrt(gamma)
+and sqrt(1 / gamma - 1) (ADM's sqrt_recip_alphas_cumprod, sqrt_recipm1_alphas_cumprod). The
+process gathers them in the data's namespace and dtype (cast per gather) and then only multiplies
+and divides them, which keeps float32's relative accuracy; it never subtracts two of them. Index
+-1 stands for "no noise" (gamma = 1), the state after the last sampling step. log gamma is kept
+as a float32 pair (hi + lo) so that the difference of two steps - a small beta, or alpha =
+gamma_k / gamma_k' of any respaced step - keeps float64 accuracy in float32 arithmetic.
 """
 
 from __future__ import annotations
@@ -60,6 +65,12 @@ def _const(table: np.ndarray, like):
     return xp.asarray(table.astype(like.dtype))  # numpy and jax dtypes are numpy dtypes
 
 
+# The columns of Tables.rows: gamma and ADM's coefficient tables (sqrt_alphas_cumprod,
+# sqrt_one_minus_alphas_cumprod, sqrt_recip_alphas_cumprod, sqrt_recipm1_alphas_cumprod), 1 - gamma,
+# and log gamma as a (hi, lo) pair.
+COLUMNS = ("gamma", "sqrt_gamma", "sqrt_one_minus", "sqrt_recip", "sqrt_recipm1", "one_minus", "log_hi", "log_lo")
+
+
 class Tables:
     """Per-index float64 tables (index k + 1 holds step k, index 0 the noise-free state)."""
 
@@ -71,6 +82,13 @@ class Tables:
         self.one_minus_gamma = -np.expm1(log_gamma)
         self.log_gamma_hi = log_gamma.astype(np.float32).astype(np.float64)
         self.log_gamma_lo = log_gamma - self.log_gamma_hi
+        self.sqrt_gamma = np.sqrt(self.gamma)
+        self.sqrt_one_minus_gamma = np.sqrt(self.one_minus_gamma)
+        self.sqrt_recip_gamma = 1.0 / self.sqrt_gamma
+        self.sqrt_recipm1_gamma = np.sqrt(self.one_minus_gamma / self.gamma)
+        self.stacked = np.stack([self.gamma, self.sqrt_gamma, self.sqrt_one_minus_gamma, self.sqrt_recip_gamma,
+                                 self.sqrt_recipm1_gamma, self.one_minus_gamma, self.log_gamma_hi,
+                                 self.log_gamma_lo], axis=1)  # (T + 1, len(COLUMNS)): one copy, one gather
 
     def take(self, table: np.ndarray, t):
         """table[t + 1] for integer-valued t of any float dtype (t = -1: noise free)."""
@@ -78,7 +96,14 @@ class Tables:
         index = xp.astype(t, xp.int32) + 1
         return xp.take(_const(table, t), index)
 
-    def log_ratio(self, t, s):
-        """log(gamma_t / gamma_s) from the hi/lo pair: exact for neighbouring steps."""
-        hi = self.take(self.log_gamma_hi, t) - self.take(self.log_gamma_hi, s)
-        return hi + (self.take(self.log_gamma_lo, t) - self.take(self.log_gamma_lo, s))
+    def rows(self, t) -> dict:
+        """Every column of COLUMNS at t, each (B,) in t's namespace and dtype."""
+        xp = array_namespace(t)
+        rows = xp.take(_const(self.stacked, t), xp.astype(t, xp.int32) + 1, axis=0)
+        return {name: rows[:, j] for j, name in enumerate(COLUMNS)}
+
+    @staticmethod
+    def ratio(rows_t: dict, rows_s: dict):
+        """log(gamma_t / gamma_s) from two rows' hi/lo pairs: exact for neighbouring steps."""
+        return (rows_t["log_hi"] - rows_s["log_hi"]) + (rows_t["log_lo"] - rows_s["log_lo"])
+

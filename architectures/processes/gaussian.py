@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from array_api_compat import array_namespace, device as _device
 
-from architectures.processes import discrete, schedules, vlb
+from architectures.processes import discrete, guidance, schedules, vlb
+from architectures.processes.coefficients import Level, StepTerms, as_level
 from architectures.processes.config import GaussianConfig
 
 Denoise = Callable[[Any, Any, Any, Any], tuple[Any, Any]]
@@ -116,6 +117,19 @@ class GaussianProcess:
         return [{"noise": rng.standard_normal(x_shape).astype("float32")} for _ in range(count)]
 
     # -- forward process -------------------------------------------------------------
+    def level(self, t) -> Level:
+        """The training schedule's coefficients at t (discrete time: float64 tables, cast per gather)."""
+        if self.tables:
+            rows = self.tables.rows(t)
+            return Level(*(rows[name] for name in Level._fields))
+        return as_level(schedules.gamma(t, self.config))
+
+    def sample_level(self, t) -> Level:
+        """The coefficients of the schedule the sampler walks (see sample_gamma)."""
+        if self.tables:
+            return self.level(t)
+        return as_level(self.sample_gamma(t))
+
     def gamma(self, t):
         """The training schedule (discrete time: alphas_cumprod[k], t = -1 gives 1)."""
         if self.tables:
@@ -137,22 +151,22 @@ class GaussianProcess:
             return t * (1000.0 / self.config.timesteps)
         return t
 
-    def step_terms(self, t_now, t_next, gamma, gamma_next):
-        """(alpha, beta, 1 - gamma, 1 - gamma_next) of the step t_now -> t_next, alpha = g / g'.
-        Discrete time reads float64-accurate tables (respaced steps included: alpha = the ratio of
-        the two alphas_cumprod, as guided-diffusion's SpacedDiffusion); continuous time uses gamma."""
+    def step_terms(self, t_now, t_next, gamma, gamma_next) -> StepTerms:
+        """The step t_now -> t_next, alpha = g / g'. Discrete time reads float64-accurate tables
+        (respaced steps included: alpha = the ratio of the two alphas_cumprod, as guided-diffusion's
+        SpacedDiffusion); continuous time computes them from the gamma arrays."""
         xp = array_namespace(t_now)
         if self.tables:
-            d = self.tables.log_ratio(t_now, t_next)
-            om = self.tables.take(self.tables.one_minus_gamma, t_now)
-            return xp.exp(d), -xp.expm1(d), om, self.tables.take(self.tables.one_minus_gamma, t_next)
+            now, nxt = self.tables.rows(t_now), self.tables.rows(t_next)
+            d = self.tables.ratio(now, nxt)
+            return StepTerms(xp.exp(d), -xp.expm1(d), now["one_minus"], nxt["one_minus"], nxt["sqrt_gamma"])
         alpha = xp.clip(xp.exp(xp.log(gamma) - xp.log(gamma_next)), 0.0, 1.0)
-        return alpha, 1.0 - alpha, 1.0 - gamma, 1.0 - gamma_next
+        return StepTerms(alpha, 1.0 - alpha, 1.0 - gamma, 1.0 - gamma_next, xp.sqrt(gamma_next))
 
     def add_noise(self, x0, gamma, eps):
-        g = _per_example(gamma, x0)
-        xp = array_namespace(x0)
-        return xp.sqrt(g) * x0 + xp.sqrt(1.0 - g) * eps
+        """sqrt(g) x0 + sqrt(1 - g) eps; gamma: a Level or the gamma array."""
+        lev = as_level(gamma)
+        return _per_example(lev.sqrt_gamma, x0) * x0 + _per_example(lev.sqrt_one_minus, x0) * eps
 
     # -- prediction targets and conversions -------------------------------------------
     def target(self, x0, eps, gamma):
@@ -161,26 +175,26 @@ class GaussianProcess:
             return eps
         if self.config.prediction == "x0":
             return x0
-        g = _per_example(gamma, x0)
-        xp = array_namespace(x0)
-        return xp.sqrt(g) * eps - xp.sqrt(1.0 - g) * x0  # v (Salimans & Ho 2022)
+        lev = as_level(gamma)
+        return _per_example(lev.sqrt_gamma, x0) * eps - _per_example(lev.sqrt_one_minus, x0) * x0  # v (Salimans & Ho 2022)
 
     def x0_eps(self, x_t, gamma, pred, clip: bool = True):
         """(x0_hat, eps_hat) from the network output. With clip, x0 is clipped to [-1, 1] and
-        eps recomputed from it, so both describe the same point (the official sampler does this)."""
+        eps recomputed from it, so both describe the same point (the official sampler does this).
+        gamma: a Level or the gamma array. eps <-> x0 as ADM's predict_start_from_noise and
+        _predict_eps_from_xstart (1/sqrt(g) and sqrt(1/g - 1) from its float64 tables)."""
         xp = array_namespace(x_t)
-        g = _per_example(gamma, x_t)
-        sg, s1g = xp.sqrt(g), xp.sqrt(1.0 - g)
+        sg, s1g, sr, srm1 = (_per_example(a, x_t) for a in as_level(gamma)[1:])
         kind = self.config.prediction
         if kind == "eps":
-            x0, eps = (x_t - s1g * pred) / sg, pred
+            x0, eps = sr * x_t - srm1 * pred, pred
         elif kind == "x0":
-            x0, eps = pred, (x_t - sg * pred) / s1g
+            x0, eps = pred, (sr * x_t - pred) / srm1
         else:  # v: x0 = sqrt(g) x_t - sqrt(1-g) v, eps = sqrt(1-g) x_t + sqrt(g) v (spec)
             x0, eps = sg * x_t - s1g * pred, s1g * x_t + sg * pred
         if clip:
             x0 = xp.clip(x0, -1.0, 1.0)
-            eps = (x_t - sg * x0) / s1g
+            eps = (sr * x_t - x0) / srm1
         return x0, eps
 
     # -- training -----------------------------------------------------------------------
@@ -194,9 +208,9 @@ class GaussianProcess:
         with those latents gives the loss. No backprop through pass 1.
         """
         xp = array_namespace(x0)
-        gamma = self.gamma(t)
-        x_t = self.add_noise(x0, gamma, eps)
-        time = self.network_time(t, gamma)
+        lev = self.level(t)
+        x_t = self.add_noise(x0, lev, eps)
+        time = self.network_time(t, lev.gamma)
         if latents is not None and self.config.self_condition_rate > 0:
             if keep is None:
                 raise ValueError("self-conditioning needs the keep mask (B,) drawn by the caller")
@@ -204,7 +218,7 @@ class GaussianProcess:
             latents = stop_gradient(prev) * _per_example(xp.astype(keep, prev.dtype), prev)
             del prev  # eager torch: pass 1's autograd graph is freed before pass 2 runs
         pred, v = _split(denoise(x_t, time, y, latents)[0])
-        loss = xp.mean((pred - self.target(x0, eps, gamma)) ** 2)
+        loss = xp.mean((pred - self.target(x0, eps, lev)) ** 2)
         if v is None:
             return loss
         # L_hybrid (iDDPM Sec. 3.1): the VLB term trains v only; the mean gets stop-gradient.
@@ -213,24 +227,20 @@ class GaussianProcess:
         if not self.tables:
             raise ValueError("a learned variance needs discrete time (process.timesteps > 0): the VLB term "
                              "and beta~ are defined per discrete step")
-        vb = self.vb_terms(x0, x_t, t, gamma, stop_gradient(pred), v)
+        vb = self.vb_terms(x0, x_t, t, stop_gradient(pred), v)
         return loss + (self.config.vlb_weight * self.config.timesteps) * xp.mean(vb)
 
-    def vb_terms(self, x0, x_t, t, gamma, pred, v):
+    def vb_terms(self, x0, x_t, t, pred, v):
         """L_t in bits per dimension, (B,): the decoder NLL at k = 0, else KL(q || p_theta) with
         p's mean from `pred` (unclipped x0) and its variance from v (guided-diffusion _vb_terms_bpd)."""
         xp = array_namespace(x0)
-        t_prev = t - 1.0
-        alpha, beta, om, om_prev = self.step_terms(t, t_prev, gamma, None)
-        g_prev = self.gamma(t_prev)
+        terms = self.step_terms(t, t - 1.0, None, None)
         t_clip = xp.clip(t, 1.0, None)  # beta~_0 = 0: the official log-variance table reuses beta~_1
-        _, beta_c, om_c, om_prev_c = self.step_terms(t_clip, t_clip - 1.0, None, None)
-        log_post = _per_example(xp.log(om_prev_c / om_c * beta_c), x0)
-        coef_x0 = _per_example(beta * xp.sqrt(g_prev) / om, x0)  # q posterior mean (Ho et al. 2020, Eq. 7)
-        coef_xt = _per_example(om_prev * xp.sqrt(alpha) / om, x0)
-        x0_hat, _ = self.x0_eps(x_t, gamma, pred, clip=False)
-        true_mean, model_mean = coef_x0 * x0 + coef_xt * x_t, coef_x0 * x0_hat + coef_xt * x_t
-        model_log_var = vlb.learned_log_variance(v, _per_example(xp.log(beta), x0), log_post)
+        c = self.step_terms(t_clip, t_clip - 1.0, None, None)
+        log_post = _per_example(xp.log(c.one_minus_next / c.one_minus * c.beta), x0)
+        x0_hat, _ = self.x0_eps(x_t, self.level(t), pred, clip=False)
+        true_mean, model_mean = self.posterior_mean(x0, x_t, terms), self.posterior_mean(x0_hat, x_t, terms)
+        model_log_var = vlb.learned_log_variance(v, _per_example(xp.log(terms.beta), x0), log_post)
         kl = vlb.mean_flat(vlb.normal_kl(true_mean, log_post, model_mean, model_log_var)) / math.log(2.0)
         nll = -vlb.mean_flat(vlb.discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
         return xp.where(t == 0, nll / math.log(2.0), kl)
@@ -249,20 +259,21 @@ class GaussianProcess:
     def predict(self, denoise: Denoise, x, time, y=None, latents=None, y_null=None):
         """One guided network evaluation: (pred, latents_out).
 
-        Classifier-free guidance (Ho & Salimans 2022): pred = (1 + w) pred_c - w pred_u with the
-        null label. eps, x0 and v are affine in one another at fixed x_t, so guiding the raw
-        output equals guiding eps (before x0 clipping). The latents come from the conditional
-        pass; guidance costs a second NFE.
+        Classifier-free guidance (Ho & Salimans 2022, guidance.py): pred = (1 + w) pred_c - w pred_u
+        with the null label, in one batch-2B call or two batch-B calls (`guidance_mode`), on the
+        first `guided_channels` channels or all. eps, x0 and v are affine in one another at fixed
+        x_t, so guiding the raw output equals guiding eps (before x0 clipping). The latents come
+        from the conditional half; guidance costs a second NFE.
         """
-        pred, latents_out = denoise(x, time, y, latents)
         w = self.config.guidance_scale
-        if w > 0 and y is not None:
-            if y_null is None:
-                raise ValueError("guidance_scale > 0 needs y_null (labels == num_classes)")
-            (pred_c, v), (pred_u, _) = _split(pred), _split(denoise(x, time, y_null, latents)[0])
-            pred = (1.0 + w) * pred_c - w * pred_u
-            pred = pred if v is None else (pred, v)  # a learned variance comes from the conditional pass (GLIDE)
-        return pred, latents_out
+        if not (w > 0 and y is not None):
+            return denoise(x, time, y, latents)
+        if y_null is None:
+            raise ValueError("guidance_scale > 0 needs y_null (labels == num_classes)")
+        out_c, out_u, latents_out = guidance.evaluate(denoise, x, time, y, y_null, latents, self.config.guidance_mode)
+        (pred_c, v), (pred_u, _) = _split(out_c), _split(out_u)
+        pred = guidance.mix(pred_c, pred_u, w, self.config.guided_channels, self.channel_axis)
+        return (pred if v is None else (pred, v)), latents_out  # a learned variance: the conditional one (GLIDE)
 
     def sample_step(self, denoise: Denoise, x, t_now, t_next, y=None, latents=None,
                     noise=None, y_null=None, carry=None) -> SampleOut:
@@ -271,46 +282,51 @@ class GaussianProcess:
         calls = []
 
         def counted(*args):
-            calls.append(1)
+            calls.append(guidance.rows(args[0]) // guidance.rows(x))  # a batch-2B call evaluates 2 NFEs
             return denoise(*args)
 
-        gamma, gamma_next = self.sample_gamma(t_now), self.sample_gamma(t_next)
-        pred, latents_out = self.predict(counted, x, self.network_time(t_now, gamma), y, latents, y_null)
+        lev, lev_next = self.sample_level(t_now), self.sample_level(t_next)
+        pred, latents_out = self.predict(counted, x, self.network_time(t_now, lev.gamma), y, latents, y_null)
         pred, v = _split(pred)
-        x0, eps = self.x0_eps(x, gamma, pred, clip=True)
+        x0, eps = self.x0_eps(x, lev, pred, clip=True)
         if self.config.sampler == "ddim":
-            x_next = self.ddim_update(x0, eps, gamma_next)
+            x_next = self.ddim_update(x0, eps, lev_next)
         else:
             if noise is None:
                 raise ValueError("the ddpm sampler needs noise drawn by the caller")
-            x_next = self.ddpm_update(x, eps, self.step_terms(t_now, t_next, gamma, gamma_next), noise, v)
-        return SampleOut(x=x_next, x0=x0, latents=latents_out, nfe=len(calls))
+            x_next = self.ddpm_update(x, x0, self.step_terms(t_now, t_next, lev.gamma, lev_next.gamma), noise, v)
+        return SampleOut(x=x_next, x0=x0, latents=latents_out, nfe=sum(calls))
 
     def ddim_update(self, x0, eps, gamma_next):
-        """Deterministic DDIM (Song et al. 2021, Eq. 12 with sigma = 0)."""
-        xp = array_namespace(x0)
-        g = _per_example(gamma_next, x0)
-        return xp.sqrt(g) * x0 + xp.sqrt(1.0 - g) * eps
+        """Deterministic DDIM (Song et al. 2021, Eq. 12 with sigma = 0); gamma_next: a Level or gamma."""
+        return self.add_noise(x0, gamma_next, eps)
 
     def ddpm_variance(self, gamma, gamma_next, terms=None):
         """(alpha, variance), alpha = g/g'; "large": beta = 1 - alpha; "small": the posterior
         beta~ = (1-g')/(1-g) beta. `terms`: step_terms(...) (default: from the gammas)."""
-        alpha, beta, om, om_next = terms or self.step_terms(gamma, gamma_next, gamma, gamma_next)
-        return alpha, beta if self.config.ddpm_variance == "large" else om_next / om * beta
+        s = terms or self.step_terms(gamma, gamma_next, gamma, gamma_next)
+        return s.alpha, s.beta if self.config.ddpm_variance == "large" else s.one_minus_next / s.one_minus * s.beta
 
-    def ddpm_update(self, x, eps, terms, noise, v=None):
-        """Ancestral step (Ho et al. 2020, Eq. 11): mean = alpha^(-1/2) (x - beta eps / sqrt(1-g)),
-        the posterior mean at the (clipped) x0. With v, log-variance = Eq. 15 between beta and beta~
-        (beta~ = 0 at the last step, where the noise does not matter: beta stands in)."""
+    def posterior_mean(self, x0, x_t, terms: StepTerms):
+        """The mean of q(x_t' | x_t, x0) (Ho et al. 2020, Eq. 7), as ADM's posterior_mean_coef1/2:
+        beta sqrt(g') / (1 - g) x0 + (1 - g') sqrt(alpha) / (1 - g) x_t. Equal to Eq. 11's
+        alpha^(-1/2) (x_t - beta eps / sqrt(1 - g)), which cancels in float32 as alpha -> 0."""
+        xp = array_namespace(x_t)
+        c0 = terms.beta * terms.sqrt_gamma_next / terms.one_minus
+        ct = terms.one_minus_next * xp.sqrt(terms.alpha) / terms.one_minus
+        return _per_example(c0, x0) * x0 + _per_example(ct, x_t) * x_t
+
+    def ddpm_update(self, x, x0, terms: StepTerms, noise, v=None):
+        """Ancestral step (Ho et al. 2020, Eq. 11): the posterior mean at the (clipped) x0, plus
+        noise. With v, log-variance = Eq. 15 between beta and beta~ (beta~ = 0 at the last step,
+        where the noise does not matter: beta stands in)."""
         xp = array_namespace(x)
-        alpha, beta, om, om_next = terms
-        a, b, o = _per_example(alpha, x), _per_example(beta, x), _per_example(om, x)
-        mean = (x - b * eps / xp.sqrt(o)) / xp.sqrt(a)
+        mean = self.posterior_mean(x0, x, terms)
         if v is None:
             return mean + xp.sqrt(_per_example(self.ddpm_variance(None, None, terms)[1], x)) * noise
-        post = om_next / om * beta
-        log_post = xp.log(xp.where(post > 0, post, beta))
-        log_var = vlb.learned_log_variance(v, xp.log(b), _per_example(log_post, x))
+        post = terms.one_minus_next / terms.one_minus * terms.beta
+        log_post = xp.log(xp.where(post > 0, post, terms.beta))
+        log_var = vlb.learned_log_variance(v, _per_example(xp.log(terms.beta), x), _per_example(log_post, x))
         return mean + xp.exp(0.5 * log_var) * noise
 
     def sample(self, denoise: Denoise, x_init, y=None, latents=None, noises=None, y_null=None,

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 from array_api_compat import array_namespace, device as _device
 
-from architectures.processes import schedules
+from architectures.processes import guidance, schedules
 from architectures.processes.config import GaussianConfig
 from architectures.processes.gaussian import GaussianProcess, SampleOut
 from architectures.processes.multires_config import MultiResConfig
@@ -167,15 +167,15 @@ class MultiResProcess:
         return [(ks[i] / big_t, ks[i + 1] / big_t) for i in range(len(ks) - 1)]
 
     def predict(self, denoise, xs, time, y=None, y_null=None) -> list:
-        """Guided predictions of every resolution: (1 + w) pred_c - w pred_u (Ho & Salimans 2022)."""
-        preds, _ = denoise(xs, time, y, None)
+        """Guided predictions of every resolution: (1 + w) pred_c - w pred_u (Ho & Salimans 2022),
+        in one batch-2B call or two batch-B calls (`guidance_mode`, guidance.py)."""
         w = self.config.guidance_scale
-        if w > 0 and y is not None:
-            if y_null is None:
-                raise ValueError("guidance_scale > 0 needs y_null (labels == num_classes)")
-            uncond, _ = denoise(xs, time, y_null, None)
-            preds = [(1.0 + w) * p - w * u for p, u in zip(preds, uncond)]
-        return preds
+        if not (w > 0 and y is not None):
+            return denoise(xs, time, y, None)[0]
+        if y_null is None:
+            raise ValueError("guidance_scale > 0 needs y_null (labels == num_classes)")
+        cond, uncond, _ = guidance.evaluate(denoise, xs, time, y, y_null, None, self.config.guidance_mode)
+        return [guidance.mix(p, u, w) for p, u in zip(cond, uncond)]
 
     def sample_step(self, denoise, x, t_now, t_next, y=None, latents=None, noise=None, y_null=None,
                     carry=None) -> SampleOut:
@@ -191,7 +191,7 @@ class MultiResProcess:
                 if noise is None:
                     raise ValueError("the ddpm sampler needs noise drawn by the caller")
                 terms = self.gaussian.step_terms(g, gn, g, gn)  # continuous: from this resolution's gammas
-                xs.append(self.gaussian.ddpm_update(xi, eps, terms, noise[i]))
+                xs.append(self.gaussian.ddpm_update(xi, x0, terms, noise[i]))
             x0s.append(x0)
         guided = self.config.guidance_scale > 0 and y is not None
         return SampleOut(x=xs, x0=x0s, latents=None, nfe=2 if guided else 1)

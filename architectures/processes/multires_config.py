@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from architectures.processes.config import GUIDANCE_MODES
+
 SAMPLERS = ("ddpm", "ddim")
 
 
@@ -19,10 +21,13 @@ class MultiResConfig:
     sampler: str = "ddpm"  # ancestral with the posterior variance (the official default), or DDIM (eta 0)
     sample_steps: int = 250  # respaced as ml-mdm set_timesteps (steps = T walks every step)
     guidance_scale: float = 0.0  # w of (1 + w) pred_c - w pred_u (ml-mdm's guidance_scale is 1 + w)
+    guidance_mode: str = "batched"  # "batched": one batch-2B call; "two_calls": two batch-B calls (guidance.py)
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ValueError(f"process.sampler={self.sampler!r}; allowed: {list(SAMPLERS)}")
+        if self.guidance_mode not in GUIDANCE_MODES:
+            raise ValueError(f"process.guidance_mode={self.guidance_mode!r}; allowed: {list(GUIDANCE_MODES)}")
         if self.steps < 2 or not 1 <= self.sample_steps <= self.steps:
             raise ValueError(f"process.steps={self.steps}, sample_steps={self.sample_steps}; allowed: "
                              "steps >= 2 and 1 <= sample_steps <= steps")

@@ -105,15 +105,33 @@ class SampleRun:
 
 
 def call_kwargs(extras: tuple[str, ...], y, context, latents, context_mask=None) -> dict[str, Any]:
-    """The model call's optional arguments: labels when given, and the extras the entry declares."""
+    """The model call's optional arguments: labels when given, and the extras the entry declares.
+    A batched guided call has twice the labels of the sampler's batch: the context and its mask
+    are repeated to match ([x; x] sees [context; context])."""
     kwargs = {} if y is None else {"y": y}
     if "context" in extras and context is not None:
-        kwargs["context"] = context
+        kwargs["context"] = repeat_rows(context, None if y is None else y.shape[0])
     if "context_mask" in extras and context_mask is not None:  # NestedUNet: which conditioning tokens are real
-        kwargs["context_mask"] = context_mask
+        kwargs["context_mask"] = repeat_rows(context_mask, None if y is None else y.shape[0])
     if "latents" in extras:
         kwargs["latents"] = latents
     return kwargs
+
+
+def rows(x) -> int:
+    """The batch size of a network input (a list, one per resolution: its first entry's)."""
+    return (x[0] if isinstance(x, (list, tuple)) else x).shape[0]
+
+
+def repeat_rows(a, n: int | None):
+    """a (torch, jax or numpy) stacked along its first axis up to n rows (None: as is)."""
+    if n is None or a.shape[0] == n:
+        return a
+    if n % a.shape[0]:
+        raise ValueError(f"cannot repeat {a.shape[0]} rows to {n}")
+    from array_api_compat import array_namespace
+
+    return array_namespace(a).concat([a] * (n // a.shape[0]), axis=0)
 
 
 # -- input trees --------------------------------------------------------------------------------

@@ -306,14 +306,14 @@ def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None =
     net, calls = denoiser(built, built.model, a["context"], a.get("context_mask")), []
 
     def counted(*args):
-        calls.append(1)
+        calls.append(host.rows(args[0]) // batch)  # a batched guided call evaluates 2 NFEs
         return net(*args)
 
     built.model.eval()
     with torch.inference_mode():
         x0 = built.process.sample(counted, a["x"], a["y"], a["latents"], y_null=a["y_null"], steps=n,
                                   step_draws=step_draws)
-    return host.SampleRun(to_numpy(x0), len(calls), n)
+    return host.SampleRun(to_numpy(x0), sum(calls), n)
 
 
 # -- training ---------------------------------------------------------------------------------

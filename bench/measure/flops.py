@@ -27,9 +27,9 @@ def analytic(entry, config, batch: int) -> dict:
     return {"method": f"analytic ({entry.flops})", "macs": sum(macs.values()), "breakdown_macs": macs}
 
 
-def nfe_per_sample(config, process: str = "gaussian") -> int:
-    """Network evaluations to generate one sample, as the entry's process family counts them
-    (gaussian: steps x (2 with classifier-free guidance))."""
+def nfe_per_sample(config, process: str) -> int:
+    """Network evaluations to generate one sample, as the entry's process family (`entry.process`)
+    counts them (gaussian: steps x (2 with classifier-free guidance); phase space: steps)."""
     from architectures import registry
 
     return registry.process_class(process)(config.process).nfe_per_sample(config.num_classes > 0)
@@ -158,7 +158,7 @@ def analytic_report(arch: str, preset: str, batch: int = 1, overrides: dict | No
     """`diffbench flops --analytic-only`: the analytic count alone (no model built, no counter run)."""
     entry, config = resolve(CountJob(arch, preset, dict(overrides or {}), batch))
     a = analytic(entry, config, batch)
-    gmac, nfe = a["macs"] / 1e9, nfe_per_sample(config)
+    gmac, nfe = a["macs"] / 1e9, nfe_per_sample(config, entry.process)
     out = {"arch": arch, "preset": preset, "batch": batch, "analytic": a["method"], "convention": CONVENTION,
            "gflop": 2 * gmac, "gmac": gmac, "gflop_per_image": 2 * gmac / batch, "nfe_per_sample": nfe,
            "gflop_per_sample": nfe * 2 * gmac / batch, "breakdown_gmac": {k: v / 1e9 for k, v in a["breakdown_macs"].items()}}
