@@ -81,8 +81,9 @@ def device_peak(device_name: str, platform: str, precision: str, cpu_peaks: dict
             return {"tflops": None, "source": None, "row": None, "kind": None,
                     "why": "no CPU matmul peak measured for this run (MFU on CPU needs `diffbench run`, "
                            "which measures it once per thread count)"}
-        return {"tflops": measured["gflops"] / 1e3, "source": measured["method"], "row": "measured CPU matmul",
-                "kind": "measured"}
+        out = {"tflops": measured["gflops"] / 1e3, "source": measured["method"], "row": "measured CPU matmul",
+               "kind": "measured"}
+        return {**out, "contended": True} if measured.get("contended") else out
     row = find_row(device_name, platform)
     if row is None:
         return {"tflops": None, "source": None, "row": None, "kind": None,
@@ -98,7 +99,7 @@ def utilization(gflop_per_step: float | None, median_ms: float, peak: dict) -> d
     """Achieved GFLOP/s of a timed step and its MFU against the peak. An MFU above 1 cannot be
     true (the peak reference is too low, e.g. a CPU matmul benchmark disturbed by other load, or
     the FLOP count too high): it is not reported as `mfu` (null, with `mfu_why_null`) and kept,
-    flagged, as `mfu_flagged`."""
+    flagged, as `mfu_flagged`; so is any MFU against a CPU reference measured under contention."""
     base = {"peak_tflops": peak.get("tflops"), "peak_source": peak.get("source"), "peak_row": peak.get("row"),
             "peak_kind": peak.get("kind")}
     if gflop_per_step is None or not median_ms:
@@ -108,6 +109,10 @@ def utilization(gflop_per_step: float | None, median_ms: float, peak: dict) -> d
     if not peak.get("tflops"):
         return {**out, "mfu": None, "mfu_why_null": peak.get("why")}
     mfu = achieved / (peak["tflops"] * 1e3)
+    if peak.get("contended"):  # the reference is too low by an unknown factor: so is any MFU against it
+        return {**out, "mfu": None, "mfu_flagged": mfu, "peak_contended": True,
+                "mfu_why_null": "the CPU matmul reference was measured while other load shared its CPUs (even "
+                                "after re-measuring): MFU against it not reported"}
     if mfu > 1:
         return {**out, "mfu": None, "mfu_flagged": mfu,
                 "mfu_why_null": f"computed MFU {mfu:.2f} is above 1, which cannot be: the peak reference "
