@@ -42,6 +42,9 @@ SETTINGS = {
     "memory_format": "contiguous",
     "attention": "auto",
     "cuda_graphs": False,  # torch: capture the sampling step in a CUDA graph (CUDA only)
+    "cudnn_benchmark": None,  # torch: cuDNN conv autotuning; None = on for CUDA, off elsewhere
+    "fused_adamw": False,  # torch: torch.optim.AdamW(fused=True) in the training step
+    "donate": True,  # jax: donate parameters and optimizer state to the jitted training step
     "seed": 0,
     "train": None,  # a `train:` mapping (bench.training.spec, docs/training.md); needs "train" in measure
     "quality": None,  # sampling + metrics settings (bench/quality/settings.py); None = defaults
@@ -103,6 +106,10 @@ _CHECKS = {
     "memory_format": _choice(MEMORY_FORMATS),
     "attention": _choice(ATTENTION),
     "cuda_graphs": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
+    "cudnn_benchmark": lambda v: (v, None) if v is None or isinstance(v, bool)
+    else (None, "true, false or null (null: on for CUDA, off elsewhere)"),
+    "fused_adamw": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
+    "donate": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
     "seed": lambda v: (v, None) if _int(v) and 0 <= v < MAX_SEED else (None, "an integer in [0, 2**32)"),
 }
 
@@ -147,6 +154,9 @@ class Case:
     memory_format: str = "contiguous"
     attention: str = "auto"
     cuda_graphs: bool = False
+    cudnn_benchmark: bool | None = None  # None: on for CUDA, off elsewhere
+    fused_adamw: bool = False
+    donate: bool = True
     train: FrozenMapping | None = None  # the normalized `train:` mapping, or None
     quality: object = None  # QualitySettings (sampling + metrics), or None for the defaults
 
@@ -159,7 +169,9 @@ class Case:
                            ("measure", self.measure), ("timeout", self.timeout_s), ("threads", self.threads),
                            ("compile", self.compile), ("seed", self.seed), ("cpus", self.cpus),
                            ("precision", self.precision), ("memory_format", self.memory_format),
-                           ("attention", self.attention), ("cuda_graphs", self.cuda_graphs)]:
+                           ("attention", self.attention), ("cuda_graphs", self.cuda_graphs),
+                           ("cudnn_benchmark", self.cudnn_benchmark), ("fused_adamw", self.fused_adamw),
+                           ("donate", self.donate)]:
             check_setting(key, value, f"case {self.id!r}", key)
         object.__setattr__(self, "train", check_setting("train", self.train, f"case {self.id!r}", "train"))
         object.__setattr__(self, "quality", check_setting("quality", self.quality, f"case {self.id!r}", "quality"))
@@ -206,8 +218,24 @@ def combination_problems(c: Mapping) -> list[tuple[str, str, str]]:
             out.append(("attention", "attention kernels are chosen by XLA in jax", "auto with backend jax"))
         if c["cuda_graphs"]:
             out.append(("cuda_graphs", "CUDA graphs are a torch setting", "false with backend jax"))
+        if c.get("cudnn_benchmark") is not None:
+            out.append(("cudnn_benchmark", "cuDNN autotuning is a torch setting (XLA autotunes itself)",
+                        "null with backend jax"))
+        if c.get("fused_adamw"):
+            out.append(("fused_adamw", "fused AdamW is a torch setting (XLA fuses the jitted update)",
+                        "false with backend jax"))
+    elif c.get("donate") is False:
+        out.append(("donate", "buffer donation is a jax setting (torch updates parameters in place)",
+                    "true with backend torch"))
     if c["cuda_graphs"] and not c["device"].startswith(("cuda", "auto")):
         out.append(("cuda_graphs", f"CUDA graphs need a CUDA device, not {c['device']!r}", "false on cpu/tpu"))
+    if c.get("cudnn_benchmark") and not c["device"].startswith(("cuda", "auto")):
+        out.append(("cudnn_benchmark", f"cuDNN autotuning needs a CUDA device, not {c['device']!r}",
+                    "false or null on cpu/tpu"))
+    if c["attention"] == "flash" and c["device"].startswith("cuda") and c["precision"] in ("fp32", "tf32"):
+        out.append(("attention", f"the CUDA flash-attention kernel needs fp16/bf16 inputs, not {c['precision']!r} "
+                                 "(it fails with 'No available kernel')", "efficient, cudnn, math or auto with "
+                                 "fp32/tf32 on cuda; flash with bf16, fp16 or bf16-pure"))
     if c["precision"] == "bf16-pure" and "train_step" in c["measure"]:
         out.append(("precision", "bf16-pure (weights in bf16) is for inference only; train_step is measured",
                     "fp32, tf32, bf16 or fp16 for training steps"))

@@ -41,11 +41,18 @@ def test_cuda_graphs_replay_the_sampling_step():
     assert t["cuda_graphs"] is True and t["median_ms"] > 0
 
 
-def test_tf32_and_flash_attention_run_or_fail_clearly():
+def test_tf32_with_efficient_attention_and_bf16_with_flash():
+    """The flash kernel takes fp16/bf16 only (tf32 + flash is refused at load); TF32 runs with the
+    memory-efficient kernel, and the record says TF32 was on for the step."""
     if torch.cuda.get_device_capability()[0] < 8:
         pytest.skip("TF32 and flash attention need compute capability >= 8.0")
-    rec = run_case(_case(precision="tf32", attention="flash", measure=("sample_step",)))
-    assert rec["timing"]["sample_step"]["precision"]["precision"] == "tf32"
+    rec = run_case(_case(precision="tf32", attention="efficient", measure=("sample_step", "train_step")))
+    for name in ("sample_step", "train_step"):
+        t = rec["timing"][name]["precision"]
+        assert t["precision"] == "tf32" and t["backend_flags"]["matmul_tf32"] and t["backend_flags"]["cudnn_tf32"]
+        assert t["backend_flags"]["cudnn_benchmark"] is True  # on by default for CUDA
+    rec = run_case(_case(precision="bf16", attention="flash", measure=("sample_step",)))
+    assert rec["timing"]["sample_step"]["precision"]["attention"] == "flash"
 
 
 def test_jax_on_the_gpu_in_bf16():

@@ -75,7 +75,7 @@ def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
                                              "XLA_PYTHON_CLIENT_ALLOCATOR")}
     return {"backend": NAME, "device": str(device), "platform": device.platform, "name": device.device_kind,
             "jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32", "memory_env": memory,
+            "cpu_affinity": len(os.sched_getaffinity(0)), "memory_env": memory,
             "prng_impl": {"init": INIT_PRNG_IMPL, "dropout": PRNG_IMPL}, **configure_cache()}
 
 
@@ -132,14 +132,15 @@ def to_numpy(x) -> np.ndarray:
 
 # -- building ---------------------------------------------------------------------------------
 def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abstract: bool = False,
-          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous",
+          donate: bool = True) -> Built:
     """Instantiate the entry's Flax model and initialize its variables from `seed`.
 
     abstract: jax.eval_shape(init), ShapeDtypeStructs only (no memory, no compute).
-    precision: the policy of jax_precision.Policy (docs/precision.md)."""
+    precision, donate (the training step's buffers): the policy of jax_precision.Policy (docs/precision.md)."""
     model = entry.load_model_class(NAME)(config)
     dev = resolve_device(device) if isinstance(device, str) else device
-    policy = Policy.make(precision, attention, memory_format, dev)
+    policy = Policy.make(precision, attention, memory_format, dev, donate)
     dummy = host.random_inputs(config.input_shapes(1), seed, config.num_classes)
     key = jax.random.key(seed, impl=INIT_PRNG_IMPL)
     init = lambda k: model.init(k, **jax.tree.map(jnp.asarray, dummy))
@@ -325,7 +326,9 @@ def load_weights(built: Built, canonical: dict[str, np.ndarray]) -> None:
 
 class Trainer:
     """Process loss (with the self-conditioning pass) + grad + optimizer update (+ EMA), jitted
-    with the parameters, optimizer state and EMA donated. `step(arrays)` takes device arrays (x0,
+    as one program with the parameters, optimizer state and EMA donated (unless the policy's
+    `donate` is off); after each step the built model holds the new parameters (the donated ones
+    are invalid), as a torch model is updated in place. `step(arrays)` takes device arrays (x0,
     t, eps, keep, y / context) and returns the loss (not synchronized). Without `opt` it is AdamW
     at host.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and EMA."""
 
@@ -379,7 +382,8 @@ class Trainer:
     def compile_step(self, a, options: dict | None = None) -> None:
         """options: XLA compiler options (FAST_COMPILE for a step that is run, not timed)."""
         args = (self.params, self.opt_state, self.ema, a, self.key)
-        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1, 2),
+        donate = (0, 1, 2) if self.policy.donate else ()
+        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=donate,
                                                policy=self.policy, options=options)
 
     def step(self, a):
@@ -387,6 +391,7 @@ class Trainer:
             self.compile_step(a)
         self.params, self.opt_state, self.ema, loss, self.key = self._run(self.params, self.opt_state, self.ema, a,
                                                                           self.key)
+        self.built.params = {**self.others, "params": self.params}  # the donated ones are gone, as in torch
         return loss
 
     def weights(self, ema: bool = False) -> dict[str, np.ndarray]:

@@ -34,9 +34,11 @@ class Context:
         """The real model on the case's device, built once."""
         if self._built is None:
             c = self.case
+            own = ({"cudnn_benchmark": c.cudnn_benchmark, "fused_adamw": c.fused_adamw} if c.backend == "torch"
+                   else {"donate": c.donate})  # backend-specific settings (docs/precision.md)
             self._built = self.adapter.build(self.entry, self.config, seed=c.seed, device=self.device,
                                              precision=c.precision, attention=c.attention,
-                                             memory_format=c.memory_format)
+                                             memory_format=c.memory_format, **own)
         return self._built
 
 
