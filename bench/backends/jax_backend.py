@@ -79,15 +79,47 @@ def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
             "prng_impl": {"init": INIT_PRNG_IMPL, "dropout": PRNG_IMPL}, **configure_cache()}
 
 
+_PEAK_BEFORE: dict = {}  # device -> its lifetime peak when reset_peak_memory was called
+
+
+def _memory_stats(device) -> dict | None:
+    device = resolve_device(device) if isinstance(device, str) else device
+    return device.memory_stats() if hasattr(device, "memory_stats") else None
+
+
 def reset_peak_memory(device) -> None:
-    """XLA has no reset for its peak counter: run one case per process instead."""
+    """XLA cannot reset its peak counter (it is the process's lifetime peak): remember its value, so
+    `peak_memory_span` can tell whether the steps since then reached the peak."""
+    stats = _memory_stats(device)
+    _PEAK_BEFORE[str(device)] = None if not stats else stats.get("peak_bytes_in_use")
 
 
 def peak_memory(device) -> int | None:
-    """device.memory_stats()['peak_bytes_in_use'] where the platform provides it (GPU/TPU), else None."""
-    device = resolve_device(device) if isinstance(device, str) else device
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    """device.memory_stats()['peak_bytes_in_use'] (the process's lifetime peak) where the platform
+    provides it (GPU/TPU), else None."""
+    stats = _memory_stats(device)
     return None if not stats or "peak_bytes_in_use" not in stats else int(stats["peak_bytes_in_use"])
+
+
+def peak_memory_span(device) -> dict:
+    """{"bytes", "covers"}: the peak since reset_peak_memory when the lifetime peak rose in that span
+    (then it is that span's peak, as torch's); otherwise the lifetime peak, labelled an upper bound."""
+    peak = peak_memory(device)
+    if peak is None:
+        return {"bytes": None, "covers": None}
+    before = _PEAK_BEFORE.get(str(device))
+    if before is not None and peak > before:
+        return {"bytes": peak, "covers": "the timed steps (the process's peak rose during them)"}
+    return {"bytes": peak, "covers": "upper bound: the process's peak, reached before the timed steps (init, compile "
+                                     "or autotuning); XLA cannot reset it"}
+
+
+def program_peak_bytes(compiled) -> int | None:
+    """XLA's own estimate of a compiled program's device memory (arguments, outputs, temporaries)."""
+    try:
+        return int(compiled.memory_analysis().peak_memory_in_bytes)
+    except Exception:  # not compiled (eager), or a backend without memory analysis
+        return None
 
 
 def sync(x: Any = None) -> Any:
@@ -251,6 +283,7 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     out = Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
                compile is not False, seconds)
     out.info["cache_state"] = _LAST_CACHE_STATE[0]
+    out.info["xla_program_peak_bytes"] = program_peak_bytes(run)
     return out
 
 
@@ -423,5 +456,6 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     step = Step(lambda: trainer.step(a), a, passes, compile is not False,
                 trainer.compile_seconds)
     step.info["cache_state"] = _LAST_CACHE_STATE[0] if compile is not False else None
+    step.info["xla_program_peak_bytes"] = program_peak_bytes(trainer._run)
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return step

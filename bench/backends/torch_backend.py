@@ -70,6 +70,12 @@ def peak_memory(device: torch.device | str) -> int | None:
     return None
 
 
+def peak_memory_span(device: torch.device | str) -> dict:
+    """{"bytes", "covers"}: the peak since reset_peak_memory (None on CPU)."""
+    peak = peak_memory(device)
+    return {"bytes": peak, "covers": None if peak is None else "the timed steps (peak reset before them)"}
+
+
 def sync(x: Any = None) -> Any:
     """Wait for the device work behind x (CUDA is asynchronous; CPU ops already are done)."""
     tensors = _tensors(x)
