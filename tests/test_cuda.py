@@ -61,3 +61,17 @@ def test_jax_on_the_gpu_in_bf16():
         pytest.skip("jax sees no GPU (CPU-only jaxlib)")
     rec = run_case(_case(backend="jax", precision="bf16"))
     assert rec["timing"]["train_step"]["utilization"]["achieved_gflops_per_s"] > 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_conv_and_linear_error_against_float64(precision):
+    """Forward and backward under the policy's whole-step flags: fp32 stays at float32 error (cuDNN's
+    default TF32 for convs is off, in the backward too); tf32 shows TF32's error, in both passes."""
+    from bench.doctor import numerics
+
+    if precision == "tf32" and torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip("TF32 needs compute capability >= 8.0")
+    lo, hi = numerics.BOUNDS[precision]
+    for layer, errors in numerics.layer_errors(torch.device("cuda"), precision).items():
+        for what, err in errors.items():
+            assert (precision == "fp32" or lo < err) and err < hi, (layer, what, err)
