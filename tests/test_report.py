@@ -180,3 +180,5 @@ def test_mfu_above_one_is_marked_never_printed_as_a_number(tmp_path):
     listed = text.split("## MFU not reported")[1].split("##")[0]
     assert listed.count("- `") == 2 and "`rin/p0/torch/cpu/b2` sample_step: computed MFU 2.20 is above 1" in listed
     assert "`rin/p1/torch/cpu/b2` sample_step: MFU above 1 (older record)" in listed
+    html = (out / "report.html").read_text()
+    assert "MFU not reported" in html and html.count(columns.MFU_FLAGGED.replace(">", "&gt;")) >= 3
