@@ -140,3 +140,25 @@ def test_jax_matmul_precision_covers_every_dot_and_conv_of_the_jitted_step(preci
     marked = [op for op in ops if "operand_precision={highest,highest}" in op]
     assert len(marked) == (len(ops) if highest else 0)
     assert built.policy.describe()["backend_flags"]["default_matmul_precision"] == ("highest" if highest else "default")
+
+
+def test_flags_work_after_other_code_used_torchs_newer_api():
+    """torch >= 2.9 raises when its legacy allow_tf32 flags are read after the fp32_precision API was
+    used; a step must still set, record and restore (in a child: the state is process-wide)."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.runner import worker_pythonpath
+
+    code = ("import torch; b = torch.backends\n"
+            "b.cuda.matmul.fp32_precision = 'tf32'; b.cudnn.conv.fp32_precision = 'ieee'\n"
+            "from bench.backends.torch_precision import Policy, read_flags\n"
+            "p = Policy('fp32')\n"
+            "with p.step(): inside = read_flags()\n"
+            "print(inside == {'matmul_tf32': False, 'cudnn_tf32': False, 'cudnn_benchmark': False},\n"
+            "      read_flags()['matmul_tf32'], b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision)\n")
+    env = {**os.environ, "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))}
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "tf32", "ieee"]

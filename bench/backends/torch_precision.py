@@ -137,19 +137,38 @@ class Policy:
 def read_flags() -> dict:
     """The TF32 and cuDNN autotuning flags in force now (matmul TF32 is off in fp32 but on under
     precision tf32; under autocast the matmuls and convs run in bf16/fp16 whatever it says)."""
-    return {"matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
-            "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
+    api, matmul, conv = _tf32_state()
+    if api != "legacy":
+        matmul, conv = matmul == "tf32", conv == "tf32"
+    return {"matmul_tf32": bool(matmul), "cudnn_tf32": bool(conv),
             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
 
 
 @contextlib.contextmanager
 def backend_flags(tf32: bool, benchmark: bool):
     """TF32 for cuBLAS matmuls and cuDNN convs, and cudnn.benchmark, set for the block and restored."""
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    before, benchmark_before = _tf32_state(), torch.backends.cudnn.benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = benchmark
     try:
         yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark) = before
+        _set_tf32_state(before)
+        torch.backends.cudnn.benchmark = benchmark_before
+
+
+def _tf32_state() -> tuple:
+    """The TF32 settings as they were set: the legacy flags, or torch's fp32_precision strings when
+    other code set those (then reading the legacy flags raises)."""
+    try:
+        return "legacy", torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    except RuntimeError:
+        return "fp32_precision", torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+
+
+def _set_tf32_state(state: tuple) -> None:
+    api, matmul, conv = state
+    if api == "legacy":
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+    else:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = matmul, conv
