@@ -17,7 +17,7 @@ import sys
 from bench.measure.peaks import device_peak
 from bench.measure.timing import TimingPolicy
 
-ASSUMED_MFU = 0.35  # between the first H200 run's 0.19-0.23 (eager) and the 0.40 goal
+ASSUMED_MFU = 0.35  # an assumption: below the 0.40 goal for compiled bf16 training (docs/precision.md)
 CASE_OVERHEAD_S = 20.0  # process start, imports, model build, inputs
 COMPILE_S = {"torch": 90.0, "jax": 60.0}  # per compiled step (torch.compile / XLA at paper size)
 COUNT_S = 40.0  # the `flops` measurement: counters in their own processes
