@@ -45,6 +45,9 @@ SETTINGS = {
     "memory_format": "contiguous",
     "attention": "auto",
     "cuda_graphs": False,  # torch: capture the sampling step in a CUDA graph (CUDA only)
+    "cudnn_benchmark": None,  # torch: cuDNN conv autotuning; None = on for CUDA, off elsewhere
+    "fused_adamw": False,  # torch: torch.optim.AdamW(fused=True) in the training step
+    "donate": True,  # jax: donate parameters and optimizer state to the jitted training step
     "seed": 0,
     "train": None,  # a `train:` mapping (bench.training.spec, docs/training.md); needs "train" in measure
     "quality": None,  # sampling + metrics settings (bench/quality/settings.py); None = defaults
@@ -107,6 +110,10 @@ _CHECKS = {
     "memory_format": _choice(MEMORY_FORMATS),
     "attention": _choice(ATTENTION),
     "cuda_graphs": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
+    "cudnn_benchmark": lambda v: (v, None) if v is None or isinstance(v, bool)
+    else (None, "true, false or null (null: on for CUDA, off elsewhere)"),
+    "fused_adamw": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
+    "donate": lambda v: (v, None) if isinstance(v, bool) else (None, "true or false"),
     "seed": lambda v: (v, None) if _int(v) and 0 <= v < MAX_SEED else (None, "an integer in [0, 2**32)"),
 }
 
@@ -151,6 +158,9 @@ class Case:
     memory_format: str = "contiguous"
     attention: str = "auto"
     cuda_graphs: bool = False
+    cudnn_benchmark: bool | None = None  # None: on for CUDA, off elsewhere
+    fused_adamw: bool = False
+    donate: bool = True
     train: FrozenMapping | None = None  # the normalized `train:` mapping, or None
     quality: object = None  # QualitySettings (sampling + metrics), or None for the defaults
     rounds: int = DEFAULT_ROUNDS  # processes that time the timed steps (round 1 also measures the rest)
@@ -165,7 +175,8 @@ class Case:
                            ("compile", self.compile), ("seed", self.seed), ("cpus", self.cpus),
                            ("precision", self.precision), ("memory_format", self.memory_format),
                            ("attention", self.attention), ("cuda_graphs", self.cuda_graphs),
-                           ("rounds", self.rounds)]:
+                           ("cudnn_benchmark", self.cudnn_benchmark), ("fused_adamw", self.fused_adamw),
+                           ("donate", self.donate), ("rounds", self.rounds)]:
             check_setting(key, value, f"case {self.id!r}", key)
         object.__setattr__(self, "train", check_setting("train", self.train, f"case {self.id!r}", "train"))
         object.__setattr__(self, "quality", check_setting("quality", self.quality, f"case {self.id!r}", "quality"))
@@ -213,8 +224,20 @@ def combination_problems(c: Mapping) -> list[tuple[str, str, str]]:
             out.append(("attention", "attention kernels are chosen by XLA in jax", "auto with backend jax"))
         if c["cuda_graphs"]:
             out.append(("cuda_graphs", "CUDA graphs are a torch setting", "false with backend jax"))
+        if c.get("cudnn_benchmark") is not None:
+            out.append(("cudnn_benchmark", "cuDNN autotuning is a torch setting (XLA autotunes itself)",
+                        "null with backend jax"))
+        if c.get("fused_adamw"):
+            out.append(("fused_adamw", "fused AdamW is a torch setting (XLA fuses the jitted update)",
+                        "false with backend jax"))
+    elif c.get("donate") is False:
+        out.append(("donate", "buffer donation is a jax setting (torch updates parameters in place)",
+                    "true with backend torch"))
     if c["cuda_graphs"] and not c["device"].startswith(("cuda", "auto")):
         out.append(("cuda_graphs", f"CUDA graphs need a CUDA device, not {c['device']!r}", "false on cpu/tpu"))
+    if c.get("cudnn_benchmark") and not c["device"].startswith(("cuda", "auto")):
+        out.append(("cudnn_benchmark", f"cuDNN autotuning needs a CUDA device, not {c['device']!r}",
+                    "false or null on cpu/tpu"))
     training = training_measurements(c["measure"])
     if c["precision"] == "bf16-pure" and training:
         out.append(("precision", f"bf16-pure (weights in bf16) is for inference only; {', '.join(training)} "

@@ -1,4 +1,4 @@
-"""The `diffbench` command: list | describe | plan | run | flops | check | report | compare.
+"""The `diffbench` command: list | describe | plan | run | flops | check | report | compare | doctor.
 
 Every user error (bad suite, unknown name, missing file) ends as one line on stderr and exit
 code 2, never a traceback. `list`, `describe` and `plan` import neither torch nor jax.
@@ -221,6 +221,15 @@ def load_plugins(args) -> None:
         os.environ[plugins.PLUGINS_ENV] = ",".join(names)
 
 
+def cmd_doctor(args) -> int:
+    from bench.doctor import main as doctor
+
+    try:
+        return doctor.run(args.device, doctor.parse_skip(args.skip), args.out, args.results)
+    except doctor.DoctorError as exc:
+        raise UserError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffbench", description="Benchmark harness for diffusion architectures")
     p.add_argument("--plugins", dest="plugins_global", action="append", default=[], metavar="MODULE[,MODULE...]",
@@ -293,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", nargs="+", metavar="CHECK", help="run these checks only (see docs/adding-an-architecture.md)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(fn=cmd_check)
+    s = sub.add_parser("doctor", help="check a GPU machine gives right numbers (make gpu-check); exit 1 on a failed check")
+    s.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (the CPU-testable checks) (default: cuda)")
+    s.add_argument("--skip", metavar="CHECKS", help="comma-separated: flags,numerics,matmul,timer,jax,pytest,suite")
+    s.add_argument("--out", help="folder for doctor.json and the gpu-validate report "
+                                 "(default: reports/example/gpu/<device>)")
+    s.add_argument("--results", default="results", help="results root for the gpu-validate run (default: results)")
+    s.set_defaults(fn=cmd_doctor)
     for s in sub.choices.values():  # every command takes --plugins after its name too
         s.add_argument("--plugins", nargs="+", action="extend", default=[], metavar="MODULE",
                        help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")

@@ -331,6 +331,12 @@ def _base_id(p: dict) -> str:
         parts.append(f"sdpa-{p['attention']}")
     if p["cuda_graphs"]:
         parts.append("cudagraphs")
+    if p.get("cudnn_benchmark") is not None:
+        parts.append("cudnn-benchmark-" + ("on" if p["cudnn_benchmark"] else "off"))
+    if p.get("fused_adamw"):
+        parts.append("fused-adamw")
+    if p.get("donate") is False:
+        parts.append("no-donate")
     if p["seed"]:
         parts.append(f"s{p['seed']}")
     if p["overrides"]:

@@ -76,12 +76,17 @@ def test_cuda_graphs_replay_the_sampling_step():
     assert rec["timing"]["sample_step"]["median_ms"] > 0
 
 
-def test_tf32_and_flash_attention_run_or_fail_clearly():
+def test_tf32_with_efficient_attention_and_bf16_with_flash():
+    """The flash kernel takes fp16/bf16 only (tf32 + flash is refused at load); TF32 runs with the
+    memory-efficient kernel, and the record says TF32 was on for the step."""
     if torch.cuda.get_device_capability()[0] < 8:
         pytest.skip("TF32 and flash attention need compute capability >= 8.0")
-    rec = run_case(_case(precision="tf32", measure=("sample_step",)))
-    assert rec["timing"]["sample_step"]["precision"]["precision"] == "tf32"
-    rec = run_case(_case(precision="bf16", attention="flash", measure=("sample_step",)))  # flash: fp16/bf16 only
+    rec = run_case(_case(precision="tf32", attention="efficient", measure=("sample_step", "train_step")))
+    for name in ("sample_step", "train_step"):
+        t = rec["timing"][name]["precision"]
+        assert t["precision"] == "tf32" and t["backend_flags"]["matmul_tf32"] and t["backend_flags"]["cudnn_tf32"]
+        assert t["backend_flags"]["cudnn_benchmark"] is True  # on by default for CUDA
+    rec = run_case(_case(precision="bf16", attention="flash", measure=("sample_step",)))
     assert rec["timing"]["sample_step"]["precision"]["attention"] == "flash"
 
 
@@ -92,3 +97,17 @@ def test_jax_on_the_gpu_in_bf16():
         pytest.skip("jax sees no GPU (CPU-only jaxlib)")
     rec = run_case(_case(backend="jax", precision="bf16"))
     assert rec["timing"]["train_step"]["utilization"]["achieved_gflop_per_s"] > 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_conv_and_linear_error_against_float64(precision):
+    """Forward and backward under the policy's whole-step flags: fp32 stays at float32 error (cuDNN's
+    default TF32 for convs is off, in the backward too); tf32 shows TF32's error, in both passes."""
+    from bench.doctor import numerics
+
+    if precision == "tf32" and torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip("TF32 needs compute capability >= 8.0")
+    lo, hi = numerics.BOUNDS[precision]
+    for layer, errors in numerics.layer_errors(torch.device("cuda"), precision).items():
+        for what, err in errors.items():
+            assert (precision == "fp32" or lo < err) and err < hi, (layer, what, err)

@@ -7,7 +7,7 @@ import pytest
 
 from bench import results
 from bench.report import build, columns, plots, table
-from tests.report_records import record, scaling_run, write_run
+from tests.report_records import lognormal_ms, record, scaling_run, write_run
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +193,26 @@ def test_a_baseline_ratio_over_rounds_resamples_the_round_medians(tmp_path):
     rin = next(r for r in results.load_records([run]) if r["case"]["arch"] == "rin")
     medians = [[e["median_ms"] for e in rec["timing"]["sample_step"]["rounds"]] for rec in (recs[1], recs[0])]
     assert cols["sample_ratio"].ci(rin) == pytest.approx(bootstrap_ratio_ci(*medians))
+
+
+def test_mfu_above_one_is_marked_never_printed_as_a_number(tmp_path):
+    """A flagged MFU (mfu null + mfu_flagged, or an older record's mfu > 1) shows as flagged in the
+    table and is listed with its reason; a plausible MFU prints as a percentage."""
+    rng = np.random.default_rng(0)
+    recs = [record("r", i, "rin", f"p{i}", sample_ms=lognormal_ms(rng, 10)) for i in range(3)]
+    u = {"mfu": None, "mfu_flagged": 2.2, "mfu_why_null": "computed MFU 2.20 is above 1, which cannot be"}
+    recs[0]["timing"]["sample_step"]["utilization"] = u
+    recs[1]["timing"]["sample_step"]["utilization"] = {"mfu": 1.7}  # written before the flag existed
+    recs[2]["timing"]["sample_step"]["utilization"] = {"mfu": 0.25}
+    run = write_run(tmp_path, "s", "r", recs)
+    out = tmp_path / "out"
+    build.write([run], out)
+    text = (out / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| rin |")]
+    assert sum(columns.MFU_FLAGGED in r for r in rows) == 2 and any("25.0%" in r for r in rows)
+    assert "220.0%" not in text and "170.0%" not in text
+    listed = text.split("## MFU not reported")[1].split("##")[0]
+    assert listed.count("- `") == 2 and "`rin/p0/torch/cpu/b2` sample_step: computed MFU 2.20 is above 1" in listed
+    assert "`rin/p1/torch/cpu/b2` sample_step: MFU above 1 (older record)" in listed
+    html = (out / "report.html").read_text()
+    assert "MFU not reported" in html and html.count(columns.MFU_FLAGGED.replace(">", "&gt;")) >= 3

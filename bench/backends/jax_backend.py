@@ -78,19 +78,51 @@ def device_description(device: jax.Device | str = "cpu") -> dict[str, Any]:
                                              "XLA_PYTHON_CLIENT_ALLOCATOR")}
     return {"backend": NAME, "device": str(device), "platform": device.platform, "name": device.device_kind,
             "jax": jax.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "cpu_affinity": len(os.sched_getaffinity(0)), "dtype": "float32", "memory_env": memory,
+            "cpu_affinity": len(os.sched_getaffinity(0)), "memory_env": memory,
             "prng_impl": {"init": INIT_PRNG_IMPL, "dropout": PRNG_IMPL}, **configure_cache()}
 
 
+_PEAK_BEFORE: dict = {}  # device -> its lifetime peak when reset_peak_memory was called
+
+
+def _memory_stats(device) -> dict | None:
+    device = resolve_device(device) if isinstance(device, str) else device
+    return device.memory_stats() if hasattr(device, "memory_stats") else None
+
+
 def reset_peak_memory(device) -> None:
-    """XLA has no reset for its peak counter: run one case per process instead."""
+    """XLA cannot reset its peak counter (it is the process's lifetime peak): remember its value, so
+    `peak_memory_span` can tell whether the steps since then reached the peak."""
+    stats = _memory_stats(device)
+    _PEAK_BEFORE[str(device)] = None if not stats else stats.get("peak_bytes_in_use")
 
 
 def peak_memory(device) -> int | None:
-    """device.memory_stats()['peak_bytes_in_use'] where the platform provides it (GPU/TPU), else None."""
-    device = resolve_device(device) if isinstance(device, str) else device
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    """device.memory_stats()['peak_bytes_in_use'] (the process's lifetime peak) where the platform
+    provides it (GPU/TPU), else None."""
+    stats = _memory_stats(device)
     return None if not stats or "peak_bytes_in_use" not in stats else int(stats["peak_bytes_in_use"])
+
+
+def peak_memory_span(device) -> dict:
+    """{"bytes", "covers"}: the peak since reset_peak_memory when the lifetime peak rose in that span
+    (then it is that span's peak, as torch's); otherwise the lifetime peak, labelled an upper bound."""
+    peak = peak_memory(device)
+    if peak is None:
+        return {"bytes": None, "covers": None}
+    before = _PEAK_BEFORE.get(str(device))
+    if before is not None and peak > before:
+        return {"bytes": peak, "covers": "the timed steps (the process's peak rose during them)"}
+    return {"bytes": peak, "covers": "upper bound: the process's peak, reached before the timed steps (init, compile "
+                                     "or autotuning); XLA cannot reset it"}
+
+
+def program_peak_bytes(compiled) -> int | None:
+    """XLA's own estimate of a compiled program's device memory (arguments, outputs, temporaries)."""
+    try:
+        return int(compiled.memory_analysis().peak_memory_in_bytes)
+    except Exception:  # not compiled (eager), or a backend without memory analysis
+        return None
 
 
 def sync(x: Any = None) -> Any:
@@ -135,14 +167,15 @@ def to_numpy(x) -> np.ndarray:
 
 # -- building ---------------------------------------------------------------------------------
 def build(entry, config, *, seed: int = 0, device: str | jax.Device = "cpu", abstract: bool = False,
-          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous",
+          donate: bool = True) -> Built:
     """Instantiate the entry's Flax model and initialize its variables from `seed`.
 
     abstract: jax.eval_shape(init), ShapeDtypeStructs only (no memory, no compute).
-    precision: the policy of jax_precision.Policy (docs/precision.md)."""
+    precision, donate (the training step's buffers): the policy of jax_precision.Policy (docs/precision.md)."""
     model = entry.load_model_class(NAME)(config)
     dev = resolve_device(device) if isinstance(device, str) else device
-    policy = Policy.make(precision, attention, memory_format, dev)
+    policy = Policy.make(precision, attention, memory_format, dev, donate)
     dummy = host.random_inputs(config.input_shapes(1), seed, config.num_classes)
     key = jax.random.key(seed, impl=INIT_PRNG_IMPL)
     init = lambda k: model.init(k, **jax.tree.map(jnp.asarray, dummy))
@@ -255,6 +288,7 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     out.info["cache_state"] = _LAST_CACHE_STATE[0]
     if compile is not False:
         out.notes.append(JIT_NOTE)
+    out.info["xla_program_peak_bytes"] = program_peak_bytes(run)
     return out
 
 
@@ -330,7 +364,9 @@ def load_weights(built: Built, canonical: dict[str, np.ndarray]) -> None:
 
 class Trainer:
     """Process loss (with the self-conditioning pass) + grad + optimizer update (+ EMA), jitted
-    with the parameters, optimizer state and EMA donated. `step(arrays)` takes device arrays (x0,
+    as one program with the parameters, optimizer state and EMA donated (unless the policy's
+    `donate` is off); after each step the built model holds the new parameters (the donated ones
+    are invalid), as a torch model is updated in place. `step(arrays)` takes device arrays (x0,
     t, eps, keep, y / context) and returns the loss (not synchronized). Without `opt` it is AdamW
     at host.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and EMA."""
 
@@ -384,7 +420,8 @@ class Trainer:
     def compile_step(self, a, options: dict | None = None) -> None:
         """options: XLA compiler options (FAST_COMPILE for a step that is run, not timed)."""
         args = (self.params, self.opt_state, self.ema, a, self.key)
-        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=(0, 1, 2),
+        donate = (0, 1, 2) if self.policy.donate else ()
+        self._run, self.compile_seconds = _aot(self.advance, args, self.compile, donate=donate,
                                                policy=self.policy, options=options)
 
     def step(self, a):
@@ -392,6 +429,7 @@ class Trainer:
             self.compile_step(a)
         self.params, self.opt_state, self.ema, loss, self.key = self._run(self.params, self.opt_state, self.ema, a,
                                                                           self.key)
+        self.built.params = {**self.others, "params": self.params}  # the donated ones are gone, as in torch
         return loss
 
     def weights(self, ema: bool = False) -> dict[str, np.ndarray]:
@@ -436,5 +474,6 @@ def make_train_step(built: Built, batch: int, *, seed: int = 0, compile: bool | 
     step.info["cache_state"] = _LAST_CACHE_STATE[0] if compile is not False else None
     if compile is not False:
         step.notes.append(JIT_NOTE)
+    step.info["xla_program_peak_bytes"] = program_peak_bytes(trainer._run)
     step.notes.append("nfe counts forward passes; the backward pass is extra")
     return step

@@ -29,16 +29,17 @@ class Policy:
     attention: str = "auto"
     memory_format: str = "contiguous"
     platform: str = "cpu"
+    donate: bool = True  # the training step donates parameters, optimizer state and EMA to XLA
 
     @classmethod
-    def make(cls, precision: str, attention: str, memory_format: str, device) -> Policy:
+    def make(cls, precision: str, attention: str, memory_format: str, device, donate: bool = True) -> Policy:
         if precision == "tf32" and device.platform != "gpu":
             raise DeviceError(f"precision 'tf32' needs an NVIDIA GPU (XLA's tensorfloat32 matmul precision), not "
                               f"{device.platform}; use fp32 or bf16 there")
         if precision == "fp16" and device.platform == "cpu":
             raise DeviceError("precision 'fp16' with jax is not supported on CPU (XLA:CPU has no float16 dot_general "
                               "with float32 accumulation, 'F16_F16_F32'); use bf16 on CPU, or a GPU")
-        return cls(precision, attention, memory_format, device.platform)
+        return cls(precision, attention, memory_format, device.platform, bool(donate))
 
     def _cast(self, tree, dtype):
         return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
@@ -115,4 +116,7 @@ class Policy:
                            "tf32": "jax.default_matmul_precision('tensorfloat32')",
                            "bf16": "params and inputs cast to bfloat16 inside the jitted step, float32 master",
                            "fp16": "params and inputs cast to float16, dynamic loss scale, float32 master",
-                           "bf16-pure": "params stored in bfloat16"}[self.precision]}
+                           "bf16-pure": "params stored in bfloat16"}[self.precision],
+                # set while the whole step (forward, backward, optimizer) is traced and lowered
+                "backend_flags": {"default_matmul_precision": MATMUL.get(self.precision, "default")},
+                "donate": self.donate}

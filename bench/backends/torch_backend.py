@@ -50,9 +50,8 @@ def set_threads(threads: int) -> dict[str, Any]:
 
 def device_description(device: torch.device | str = "cpu") -> dict[str, Any]:
     device = torch.device(device)
-    info = {"backend": NAME, "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "dtype": "float32"}
+    info = {"backend": NAME, "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    # the TF32 / cudnn.benchmark flags of a step are set by its policy: recorded under precision.backend_flags
     if device.type == "cuda":
         info.update(name=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
     else:
@@ -70,6 +69,12 @@ def peak_memory(device: torch.device | str) -> int | None:
     if torch.device(device).type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return None
+
+
+def peak_memory_span(device: torch.device | str) -> dict:
+    """{"bytes", "covers"}: the peak since reset_peak_memory (None on CPU)."""
+    peak = peak_memory(device)
+    return {"bytes": peak, "covers": None if peak is None else "the timed steps (peak reset before them)"}
 
 
 def sync(x: Any = None) -> Any:
@@ -140,9 +145,11 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 
 # -- building ---------------------------------------------------------------------------------
 def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", abstract: bool = False,
-          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous") -> Built:
+          precision: str = "fp32", attention: str = "auto", memory_format: str = "contiguous",
+          cudnn_benchmark: bool | None = None, fused_adamw: bool = False) -> Built:
     """Instantiate the entry's torch model. abstract: on the meta device (shapes only, no memory).
-    precision / attention / memory_format: the policy of torch_precision.Policy (docs/precision.md)."""
+    precision / attention / memory_format / cudnn_benchmark (None: on for CUDA) / fused_adamw: the
+    policy of torch_precision.Policy (docs/precision.md)."""
     cls = entry.load_model_class(NAME)
     torch.manual_seed(seed)  # weight init and dropout draw from torch's global generator
     if abstract:
@@ -152,7 +159,7 @@ def build(entry, config, *, seed: int = 0, device: str | torch.device = "cpu", a
         policy = Policy(precision, attention, memory_format, "meta")
     else:
         dev = resolve_device(device) if isinstance(device, str) else device
-        policy = Policy.make(precision, attention, memory_format, dev)
+        policy = Policy.make(precision, attention, memory_format, dev, cudnn_benchmark, fused_adamw)
         model = policy.prepare(cls(config).to(dev))
     return Built(NAME, entry, config, model, None, dev, host.make_process(entry, config, channel_axis=1), seed,
                  abstract, policy)
@@ -269,11 +276,12 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     a["carry"] = process.initial_carry(a["x"])  # sampler state beyond x (gDDIM: force history), as zeros
     model = _maybe_compile(built, compile)
     denoise = denoiser(built, model, a.get("context"), a.get("context_mask"))
+    policy = built.policy or Policy()
 
     def fn():
         if built.model.training:  # a train step on the same model may have switched dropout on
             built.model.eval()
-        with torch.inference_mode():
+        with policy.step(), torch.inference_mode():
             out = process.sample_step(denoise, a["x"], a["t_now"], a["t_next"], a.get("y"), a.get("latents"),
                                       y_null=a["y_null"], carry=a["carry"], **{k: a[k] for k in draws})
         return out.x, out.latents
@@ -310,7 +318,7 @@ def sampling_run(built: Built, batch: int, *, seed: int = 0, steps: int | None =
         return net(*args)
 
     built.model.eval()
-    with torch.inference_mode():
+    with (built.policy or Policy()).step(), torch.inference_mode():
         x0 = built.process.sample(counted, a["x"], a["y"], a["latents"], y_null=a["y_null"], steps=n,
                                   step_draws=step_draws)
     return host.SampleRun(to_numpy(x0), sum(calls), n)
@@ -323,13 +331,14 @@ def make_optimizer(built: Built, opt=None, **overrides) -> torch.optim.Optimizer
     applies to 1-D parameters (biases, norm scales)."""
     params = [p for p in built.model.parameters() if p.requires_grad]
     matrices, vectors = [p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]
+    fused = True if built.policy is not None and built.policy.fused_adamw else None  # None: torch's default
     if opt is None:
         h = {**host.ADAMW, **overrides}
         groups = [{"params": matrices, "weight_decay": h["weight_decay"]}, {"params": vectors, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=h["lr"], betas=(h["b1"], h["b2"]), eps=h["eps"])
+        return torch.optim.AdamW(groups, lr=h["lr"], betas=(h["b1"], h["b2"]), eps=h["eps"], fused=fused)
     if opt.optimizer == "adamw":
         groups = [{"params": matrices, "weight_decay": opt.weight_decay}, {"params": vectors, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
+        return torch.optim.AdamW(groups, lr=opt.lr, betas=(opt.b1, opt.b2), eps=opt.eps, fused=fused)
     groups = [{"params": matrices, "weight_decay": opt.weight_decay, "adapt": True},
               {"params": vectors, "weight_decay": 0.0, "adapt": opt.adapt_1d}]
     return LAMB(groups, lr=opt.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
@@ -397,11 +406,14 @@ class Trainer:
                                            stop_gradient=torch.Tensor.detach, **draws)
 
     def step(self, a: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One update; the policy's backend flags (TF32, cudnn.benchmark) hold for all of it:
+        forward, backward and optimizer."""
         if not self.built.model.training:  # a flag check; .train() walks every submodule
             self.built.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(a)
-        self.apply(loss)
+        with (self.built.policy or Policy()).step():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(a)
+            self.apply(loss)
         return loss.detach()
 
     def apply(self, loss: torch.Tensor) -> None:

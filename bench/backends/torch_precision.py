@@ -1,8 +1,11 @@
 """Precision, attention-kernel and memory-format policies of the torch adapter (docs/precision.md).
 
-Model files never see these: the adapter wraps each network call in `Policy.call` and the training
-update in `Policy.backward_and_step`. The process math (schedules, losses, sampler updates) stays
-in float32 under every policy; only the network runs in reduced precision.
+Model files never see these: the adapter runs each whole step (forward, backward, optimizer; a
+sampler step) inside `Policy.step`, which sets torch's global backend flags (TF32 for matmuls and
+cuDNN convolutions, cudnn.benchmark) from the policy, records what is in force, and restores them
+after; it wraps each network call in `Policy.call` (autocast, SDPA kernel) and the training update
+in `Policy.backward_and_step`. The process math (schedules, losses, sampler updates) stays in
+float32 under every policy; only the network runs in reduced precision.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ class Policy:
     attention: str = "auto"
     memory_format: str = "contiguous"
     device_type: str = "cpu"
+    cudnn_benchmark: bool = False  # torch.backends.cudnn.benchmark during the step (autotuned convs)
+    fused_adamw: bool = False  # torch.optim.AdamW(fused=True) for the training step's AdamW
     scaler: object = field(default=None, repr=False)
+    flags_in_force: dict | None = None  # the backend flags read back inside the last step
 
     @classmethod
-    def make(cls, precision: str, attention: str, memory_format: str, device: torch.device) -> Policy:
+    def make(cls, precision: str, attention: str, memory_format: str, device: torch.device,
+             cudnn_benchmark: bool | None = None, fused_adamw: bool = False) -> Policy:
+        """cudnn_benchmark None: on for CUDA (as the official training scripts set it), off elsewhere."""
         if precision == "tf32":
             if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] < 8:
                 raise DeviceError(f"precision 'tf32' needs an NVIDIA GPU of compute capability >= 8.0 (Ampere or "
@@ -36,7 +44,10 @@ class Policy:
             raise DeviceError(f"precision {precision!r}: {torch.cuda.get_device_name(device)} has no bfloat16 support")
         if memory_format == "channels_last" and device.type not in ("cuda", "cpu"):
             raise DeviceError(f"memory_format 'channels_last' on {device}: only cuda and cpu")
-        return cls(precision, attention, memory_format, device.type)
+        if cudnn_benchmark and device.type != "cuda":
+            raise DeviceError(f"cudnn_benchmark on {device}: cuDNN autotuning needs a CUDA device")
+        benchmark = device.type == "cuda" if cudnn_benchmark is None else bool(cudnn_benchmark)
+        return cls(precision, attention, memory_format, device.type, benchmark, bool(fused_adamw))
 
     # -- the model -----------------------------------------------------------------------
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -58,13 +69,21 @@ class Policy:
         return x
 
     @contextlib.contextmanager
+    def step(self):
+        """Around one whole step (forward, backward, optimizer update; or a sampler step): the global
+        backend flags of this policy, read back into `flags_in_force`, restored afterwards."""
+        with backend_flags(self.precision == "tf32", self.cudnn_benchmark):
+            self.flags_in_force = read_flags()
+            yield
+
+    @contextlib.contextmanager
     def call(self):
-        """Around one network call: autocast for mixed precision, the TF32 flags, the SDPA kernel."""
+        """Around one network call: autocast for mixed precision, the backend flags (again, for a call
+        made outside a step), the SDPA kernel."""
         with contextlib.ExitStack() as stack:
             if self.precision in DTYPES:  # bf16-pure too: ops fed by the float32 time embedding
                 stack.enter_context(torch.autocast(self.device_type, dtype=DTYPES[self.precision]))
-            if self.device_type == "cuda":
-                stack.enter_context(_tf32(self.precision == "tf32"))
+            stack.enter_context(backend_flags(self.precision == "tf32", self.cudnn_benchmark))
             if self.attention != "auto":
                 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -101,20 +120,55 @@ class Policy:
                "compute_dtype": {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
                                  "bf16-pure": "bfloat16"}[self.precision],
                "param_dtype": "bfloat16" if self.precision == "bf16-pure" else "float32",
-               "method": {"fp32": "float32, TF32 off", "tf32": "torch.backends TF32 matmul+cudnn on",
+               "method": {"fp32": "float32, TF32 off (matmul and cuDNN) for the whole step",
+                   "tf32": "torch.backends TF32 matmul+cudnn on for the whole step",
                           "bf16": "torch.autocast(bfloat16), float32 master weights",
                           "fp16": "torch.autocast(float16) + GradScaler, float32 master weights",
                           "bf16-pure": "weights and inputs cast to bfloat16"}[self.precision]}
+        out["backend_flags"] = self.flags_in_force  # None until a step ran
+        out["fused_adamw"] = self.fused_adamw
         if self.scaler is not None:
             out["loss_scale"] = float(self.scaler.get_scale())
         return out
 
 
+# The legacy flags (allow_tf32) are set and read, never torch's newer fp32_precision API: torch >= 2.9
+# raises when the two are mixed, and torch.compile's inductor still reads cudnn.allow_tf32.
+def read_flags() -> dict:
+    """The TF32 and cuDNN autotuning flags in force now (matmul TF32 is off in fp32 but on under
+    precision tf32; under autocast the matmuls and convs run in bf16/fp16 whatever it says)."""
+    api, matmul, conv = _tf32_state()
+    if api != "legacy":
+        matmul, conv = matmul == "tf32", conv == "tf32"
+    return {"matmul_tf32": bool(matmul), "cudnn_tf32": bool(conv),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
+
+
 @contextlib.contextmanager
-def _tf32(on: bool):
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+def backend_flags(tf32: bool, benchmark: bool):
+    """TF32 for cuBLAS matmuls and cuDNN convs, and cudnn.benchmark, set for the block and restored."""
+    before, benchmark_before = _tf32_state(), torch.backends.cudnn.benchmark
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = benchmark
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+        _set_tf32_state(before)
+        torch.backends.cudnn.benchmark = benchmark_before
+
+
+def _tf32_state() -> tuple:
+    """The TF32 settings as they were set: the legacy flags, or torch's fp32_precision strings when
+    other code set those (then reading the legacy flags raises)."""
+    try:
+        return "legacy", torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    except RuntimeError:
+        return "fp32_precision", torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+
+
+def _set_tf32_state(state: tuple) -> None:
+    api, matmul, conv = state
+    if api == "legacy":
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+    else:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = matmul, conv

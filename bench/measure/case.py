@@ -23,6 +23,7 @@ class Context:
     device: Any = None
     env: dict = field(default_factory=dict)  # threads and device, recorded with every timing
     device_peaks: list = field(default_factory=list)  # device peak bytes of each timed step (None on CPU)
+    device_peak_covers: list = field(default_factory=list)  # what each of those covers (adapter.peak_memory_span)
     flops: dict | None = None  # the flops record, when measured (before the timed steps)
     cpu_peaks: dict | None = None  # the run's CPU matmul microbenchmark at this case's threads
     run_dir: str | None = None  # where `train` writes its checkpoint (None: not written)
@@ -34,9 +35,11 @@ class Context:
         """The real model on the case's device, built once."""
         if self._built is None:
             c = self.case
+            own = ({"cudnn_benchmark": c.cudnn_benchmark, "fused_adamw": c.fused_adamw} if c.backend == "torch"
+                   else {"donate": c.donate})  # backend-specific settings (docs/precision.md)
             self._built = self.adapter.build(self.entry, self.config, seed=c.seed, device=self.device,
                                              precision=c.precision, attention=c.attention,
-                                             memory_format=c.memory_format)
+                                             memory_format=c.memory_format, **own)
         return self._built
 
 
@@ -120,10 +123,13 @@ def _timed(ctx: Context, step, what: str) -> dict:
                                      device_timer=a.device_timer(ctx.device), device_samples=device_samples)
     if not a.all_finite(out):
         raise ValueError(f"non-finite {what} output (checked after timing)")
-    ctx.device_peaks.append(a.peak_memory(ctx.device))
+    span = a.peak_memory_span(ctx.device)
+    ctx.device_peaks.append(span["bytes"])
+    ctx.device_peak_covers.append(span["covers"])
     record = timing_record(samples, reason, policy, c.batch, compile_s=step.compile_seconds, compiled=step.compiled,
                            torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
                            warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
+                           device_peak_covers=span["covers"],
                            precision=ctx.built().policy.describe(), **ctx.env)
     record.update(cpu_record(samples, cpu_samples, ctx.env["threads"], ctx.env["device"]), **step.info)
     if device_samples:  # CUDA events next to the host wall clock
@@ -214,11 +220,15 @@ def measure_memory(ctx: Context) -> dict:
             step = a.make_train_step(ctx.built(), ctx.case.batch, seed=ctx.case.seed, compile=_compile_flag(ctx))
             if not a.all_finite(a.sync(step.fn())):
                 raise ValueError("non-finite train step output (memory run)")
-        ctx.device_peaks.append(a.peak_memory(ctx.device))
-    peaks = [p for p in ctx.device_peaks if p is not None]
-    method = {"torch": "torch.cuda.max_memory_allocated", "jax": "device.memory_stats()['peak_bytes_in_use']"}
-    rec = memory_record(max(peaks) if peaks else None, str(ctx.device), method[ctx.case.backend])
+        span = a.peak_memory_span(ctx.device)
+        ctx.device_peaks.append(span["bytes"])
+        ctx.device_peak_covers.append(span["covers"])
+    peaks = [(p, c) for p, c in zip(ctx.device_peaks, ctx.device_peak_covers) if p is not None]
+    method = {"torch": "torch.cuda.max_memory_allocated, reset before the steps",
+              "jax": "device.memory_stats()['peak_bytes_in_use'], compared with its value before the steps"}
+    rec = memory_record(max(peaks)[0] if peaks else None, str(ctx.device), method[ctx.case.backend])
     rec["covers"] = "the timed steps" if timed else "one training step"
+    rec["device_peak_covers"] = max(peaks)[1] if peaks else None  # exact for that span, or an upper bound
     return rec
 
 

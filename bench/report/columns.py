@@ -121,6 +121,19 @@ def _mb(*keys):
     return get
 
 
+MFU_FLAGGED = "flagged (>100%)"
+
+
+def mfu(record: dict, step: str):
+    """The step's MFU; an impossible one (above 1, kept as `mfu_flagged`) shows as MFU_FLAGGED, never
+    as a number (docs/measurement.md)."""
+    u = dig(timing(record, step) or {}, "utilization") or {}
+    value = u.get("mfu")
+    if (value is None and u.get("mfu_flagged") is not None) or (isinstance(value, (int, float)) and value > 1):
+        return MFU_FLAGGED  # older records stored the impossible value as `mfu`
+    return value
+
+
 def _status(record: dict):
     return record.get("status")
 
@@ -151,8 +164,8 @@ STATIC = [
            unreliable=lambda r: not_converged(r, "train_step")),
     Column("train_img_s", "train img/s", _timing_value("train_step", "image_steps_per_s"), "sig3",
            unreliable=lambda r: not_converged(r, "train_step")),
-    Column("sample_mfu", "sample MFU", lambda r: dig(timing(r, "sample_step") or {}, "utilization", "mfu"), "{:.1%}"),
-    Column("train_mfu", "train MFU", lambda r: dig(timing(r, "train_step") or {}, "utilization", "mfu"), "{:.1%}"),
+    Column("sample_mfu", "sample MFU", lambda r: mfu(r, "sample_step"), "{:.1%}"),
+    Column("train_mfu", "train MFU", lambda r: mfu(r, "train_step"), "{:.1%}"),
     Column("contended", "CPU shared", lambda r: "yes" if any(
         dig(r, "timing", s, "contended") for s in ("sample_step", "train_step")) else None, kind="label"),
     Column("peak_rss_mb", "peak RSS (MB)", _mb("memory", "peak_rss_bytes"), "{:.0f}"),

@@ -45,6 +45,8 @@ threads {{ p.threads }}; precision {{ p.precision }}; {{ p.versions }}; {{ p.cas
 <p class="legend">Stopped by the repetition or time cap with IQR/median above the target: the median is reported
 but the machine was too noisy for it to settle.</p>
 <ul>{% for u in unreliable %}<li><code>{{ u }}</code></li>{% endfor %}</ul>{% endif %}
+{% if flagged_mfu %}<h2>MFU not reported: flagged (&gt;100%)</h2>
+<ul>{% for f in flagged_mfu %}<li><code>{{ f.case }}</code> {{ f.step }}: {{ f.why }}</li>{% endfor %}</ul>{% endif %}
 {% if disagreements %}<h2>FLOP counters that disagree with the analytic count</h2>
 <ul>{% for d in disagreements %}<li><code>{{ d.case }}</code>: {{ d.ratios }}</li>{% endfor %}</ul>{% endif %}
 {% if failures %}<h2>Failed cases</h2>
@@ -97,4 +99,5 @@ def render(report) -> str:
         ratio_headers=_headers(report.ratios) if report.ratios else [], baseline=report.baseline,
         unreliable=[table.unreliable_line(u) for u in table.unreliable_timings(report.records)],
         disagreements=table.disagreements(report.records), failures=table.failures(report.records),
+        flagged_mfu=table.flagged_mfu(report.records),
         exponents=report.exponents, plots=plots)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import safe_text
-from bench.report.columns import Column, TIMED_STEPS, dig, timing
+from bench.report.columns import MFU_FLAGGED, Column, TIMED_STEPS, dig, mfu, timing
 
 UNRELIABLE_MARK = "†"  # timing stopped by the repetition or time cap, not by the convergence rule
 
@@ -120,6 +120,13 @@ def disagreements(records) -> list[dict]:
             for r in records if dig(r, "flops", "agreement", "ok") is False]
 
 
+def flagged_mfu(records) -> list[dict]:
+    """Timed steps whose MFU came out above 1 (not reported): case, step, why."""
+    return [{"case": r.get("case_id"), "step": step,
+             "why": dig(timing(r, step), "utilization", "mfu_why_null") or "MFU above 1 (older record)"}
+            for r in records for step in TIMED_STEPS if mfu(r, step) == MFU_FLAGGED]
+
+
 def unreliable_line(u: dict) -> str:
     rel = "?" if u["rel_iqr"] is None else f"{u['rel_iqr']:.2f}"
     target = "" if u["target"] is None else f" (target {u['target']:g})"
@@ -153,6 +160,10 @@ def markdown_notes(records) -> list[str]:
                 "Stopped by the repetition or time cap with IQR/median above the target: the median is "
                 "reported but the machine was too noisy for it to settle.", ""]
         out += [f"- `{u['case']}` {unreliable_line(u)[len(str(u['case'])) + 1:]}" for u in unreliable]
+    flagged = flagged_mfu(records)
+    if flagged:
+        out += ["", f"## MFU not reported: {MFU_FLAGGED}", ""]
+        out += [f"- `{f['case']}` {f['step']}: {f['why']}" for f in flagged]
     bad = disagreements(records)
     if bad:
         out += ["", "## FLOP counters that disagree with the analytic count", ""]
