@@ -72,8 +72,8 @@ def test_contended_attempts_are_repeated_and_the_best_kept():
 
     out = cpu_peak.measure_dtype(None, 1, 1e9, attempt=attempt, pause=pauses.append)
     assert out["attempts"] == 3 and len(pauses) == 2
-    assert out["gflops"] == pytest.approx(100.0) and out["contended"] is True  # the fastest, and it was contended
-    assert out["attempts_gflops"] == pytest.approx([2.0, 100.0, 50.0])
+    assert out["gflop_per_s"] == pytest.approx(100.0) and out["contended"] is True  # the fastest, and it was contended
+    assert out["attempts_gflop_per_s"] == pytest.approx([2.0, 100.0, 50.0])
 
 
 def test_clean_first_attempt_is_not_repeated():
@@ -84,12 +84,12 @@ def test_clean_first_attempt_is_not_repeated():
 
 
 def test_no_mfu_against_a_contended_reference():
-    cpu = {"fp32": {"gflops": 100.0, "method": "measured", "contended": True}}
+    cpu = {"fp32": {"gflop_per_s": 100.0, "method": "measured", "contended": True}}
     peak = device_peak("x86_64", "cpu", "fp32", cpu)
     assert peak["contended"] is True
     u = utilization(50.0, 1000.0, peak)  # 0.5 of a reference that is too low by an unknown factor
     assert u["mfu"] is None and u["mfu_flagged"] == pytest.approx(0.5) and "other load" in u["mfu_why_null"]
-    clean = utilization(50.0, 1000.0, device_peak("x86_64", "cpu", "fp32", {"fp32": {"gflops": 100.0, "method": "m"}}))
+    clean = utilization(50.0, 1000.0, device_peak("x86_64", "cpu", "fp32", {"fp32": {"gflop_per_s": 100.0, "method": "m"}}))
     assert clean["mfu"] == pytest.approx(0.5)
 
 
@@ -101,6 +101,6 @@ def test_the_command_prints_a_checked_reference():
     out = json.loads(proc.stdout)
     for name in ("fp32", "bf16"):
         m = out[name]
-        assert m["gflops"] > 0 and m["reps"] >= 3 and m["stop"] in ("stable", "time_cap")
+        assert m["gflop_per_s"] > 0 and m["reps"] >= 3 and m["stop"] in ("stable", "time_cap")
         assert isinstance(m["contended"], bool) and 1 <= m["attempts"] <= cpu_peak.ATTEMPTS
         assert "contention-checked" in m["method"]

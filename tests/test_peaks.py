@@ -38,7 +38,7 @@ def test_each_known_device_string_gets_its_row(name, platform, row):
     assert find_row(name, platform).row == row
     assert find_row(f"  {name.upper()} ", platform).row == row  # case and spacing aside
     peak = device_peak(name, platform, "bf16" if platform == "tpu" else "fp32")
-    assert peak["row"] == row and peak["kind"] == "dense" and peak["tflops"] > 0
+    assert peak["row"] == row and peak["kind"] == "dense" and peak["tflop_per_s"] > 0
 
 
 @pytest.mark.parametrize("name,platform", [
@@ -48,13 +48,13 @@ def test_each_known_device_string_gets_its_row(name, platform, row):
 def test_near_misses_get_no_peak(name, platform):
     assert find_row(name, platform) is None
     peak = device_peak(name, platform, "bf16")
-    assert peak["tflops"] is None and "not in the peak table" in peak["why"]
+    assert peak["tflop_per_s"] is None and "not in the peak table" in peak["why"]
 
 
 def test_variants_that_differ_get_different_peaks():
     """The substring rule gave the NVL and L40 parts the wrong part's peak."""
-    assert device_peak("NVIDIA H200 NVL", "cuda", "bf16")["tflops"] < device_peak("NVIDIA H200", "cuda", "bf16")["tflops"]
-    assert device_peak("NVIDIA L40", "cuda", "bf16")["tflops"] > device_peak("NVIDIA L4", "cuda", "bf16")["tflops"]
+    assert device_peak("NVIDIA H200 NVL", "cuda", "bf16")["tflop_per_s"] < device_peak("NVIDIA H200", "cuda", "bf16")["tflop_per_s"]
+    assert device_peak("NVIDIA L40", "cuda", "bf16")["tflop_per_s"] > device_peak("NVIDIA L4", "cuda", "bf16")["tflop_per_s"]
 
 
 def test_every_row_is_reachable_and_names_are_unique():
@@ -67,7 +67,7 @@ def test_every_row_is_reachable_and_names_are_unique():
 
 def test_precision_without_a_datasheet_number_says_so():
     peak = device_peak("TPU v4", "tpu", "fp32")
-    assert peak["tflops"] is None and peak["row"] == "TPU v4" and "no fp32 peak" in peak["why"]
+    assert peak["tflop_per_s"] is None and peak["row"] == "TPU v4" and "no fp32 peak" in peak["why"]
 
 
 def test_record_names_the_row_and_kind():
@@ -77,17 +77,17 @@ def test_record_names_the_row_and_kind():
 
 
 def test_cpu_peak_is_measured_and_says_so():
-    cpu = {"fp32": {"gflops": 100.0, "method": "measured: best torch.mm"}, "bf16": {"gflops": 50.0, "method": "m"}}
+    cpu = {"fp32": {"gflop_per_s": 100.0, "method": "measured: best torch.mm"}, "bf16": {"gflop_per_s": 50.0, "method": "m"}}
     peak = device_peak("x86_64", "cpu", "fp32", cpu)
-    assert peak == {"tflops": 0.1, "source": "measured: best torch.mm", "row": "measured CPU matmul",
+    assert peak == {"tflop_per_s": 0.1, "source": "measured: best torch.mm", "row": "measured CPU matmul",
                     "kind": "measured"}
-    assert device_peak("x86_64", "cpu", "bf16", cpu)["tflops"] == 0.05
-    assert device_peak("x86_64", "cpu", "fp32", None)["tflops"] is None
+    assert device_peak("x86_64", "cpu", "bf16", cpu)["tflop_per_s"] == 0.05
+    assert device_peak("x86_64", "cpu", "fp32", None)["tflop_per_s"] is None
 
 
 def test_mfu_above_one_is_flagged_not_reported():
     """Under load the CPU reference read 4.7 GFLOP/s instead of ~170 and gave MFU 2.2."""
-    peak = {"tflops": 4.7e-3, "source": "measured", "row": "measured CPU matmul", "kind": "measured"}
+    peak = {"tflop_per_s": 4.7e-3, "source": "measured", "row": "measured CPU matmul", "kind": "measured"}
     u = utilization(10.34, 1000.0, peak)  # 10.34 GFLOP/s achieved
     assert u["mfu"] is None and u["mfu_flagged"] == pytest.approx(2.2, rel=1e-3)
     assert "above 1" in u["mfu_why_null"]
