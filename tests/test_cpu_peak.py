@@ -5,7 +5,6 @@ re-measure when contended, and no MFU against a contended reference. Fake clocks
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 
 from bench.measure import cpu_peak
 from bench.measure.peaks import device_peak, utilization
-from bench.runner import worker_pythonpath
+from bench.child_process import child_env
 
 
 class FakeClocks:
@@ -94,7 +93,7 @@ def test_no_mfu_against_a_contended_reference():
 
 
 def test_the_command_prints_a_checked_reference():
-    env = {**os.environ, "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))}  # this checkout
+    env = child_env()  # this checkout
     proc = subprocess.run([sys.executable, "-P", "-m", "bench.measure.cpu_peak", "1"], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -145,11 +145,10 @@ def test_jax_matmul_precision_covers_every_dot_and_conv_of_the_jitted_step(preci
 def test_flags_work_after_other_code_used_torchs_newer_api():
     """torch >= 2.9 raises when its legacy allow_tf32 flags are read after the fp32_precision API was
     used; a step must still set, record and restore (in a child: the state is process-wide)."""
-    import os
     import subprocess
     import sys
 
-    from bench.runner import worker_pythonpath
+    from bench.child_process import child_env
 
     code = ("import torch; b = torch.backends\n"
             "b.cuda.matmul.fp32_precision = 'tf32'; b.cudnn.conv.fp32_precision = 'ieee'\n"
@@ -158,7 +157,7 @@ def test_flags_work_after_other_code_used_torchs_newer_api():
             "with p.step(): inside = read_flags()\n"
             "print(inside == {'matmul_tf32': False, 'cudnn_tf32': False, 'cudnn_benchmark': False},\n"
             "      read_flags()['matmul_tf32'], b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision)\n")
-    env = {**os.environ, "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", ""))}
+    env = child_env()
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True", "tf32", "ieee"]

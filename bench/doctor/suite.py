@@ -16,17 +16,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict:
-    from bench.runner import worker_pythonpath
+    from bench.child_process import child_env
 
-    return {**os.environ, "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH", "")),
-            "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    return child_env({**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
 
 
 def jax_step(device: str, timeout_s: float = 300) -> Result:
     spec = {"cuda": "cuda"}.get(device.split(":")[0], device)
     try:
-        proc = subprocess.run([sys.executable, "-P", "-m", "bench.doctor.jax_step", spec], capture_output=True,
-                              text=True, timeout=timeout_s, env=_env(), stdin=subprocess.DEVNULL)
+        from bench.child_process import python_child
+
+        cmd, env = python_child("bench.doctor.jax_step", spec, env={**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return Result("jax bf16 training step", False, f"did not finish in {timeout_s:g} s")
     lines = proc.stdout.strip().splitlines()
