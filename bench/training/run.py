@@ -54,12 +54,18 @@ def count_step_flops(case, entry, batch: int) -> dict:
 
 def training_data(train: dict, config, seed: int):
     """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped for the model
-    (bench.data.load_dataset; a video model's conditioning frames are the first frames of a clip)."""
+    (bench.data.load_dataset; a video model's conditioning frames are the first frames of a clip).
+    A multi-resolution model (x a list, highest first) gets the highest side; the process pools.
+    A token-conditioned model (context + context_mask) gets one drawn token sequence per example
+    (no text encoder is run, as when sampling): context is then {"context", "context_mask"}."""
+    from bench.backends.host import random_inputs, x_shape as model_x_shape
     from bench.data import load_dataset
 
     shapes = config.input_shapes(1)
-    x_shape = shapes["x"][0]
-    context_frames = shapes["context"][0][1] if "context" in shapes else 0
+    x_shape = model_x_shape(shapes)
+    x_shape = x_shape[0] if isinstance(x_shape, list) else x_shape
+    tokens = "context_mask" in shapes
+    context_frames = shapes["context"][0][1] if "context" in shapes and not tokens else 0
     frames = x_shape[1] + context_frames if len(x_shape) == 5 else None
     ds = load_dataset(train["dataset"], root=train["root"], resolution=x_shape[-2], channels=x_shape[-1],
                       frames=frames, seed=seed, limit=train["limit"])
@@ -75,6 +81,10 @@ def training_data(train: dict, config, seed: int):
         if int(y.max()) >= config.num_classes:
             raise ValueError(f"dataset {train['dataset']!r} has labels up to {int(y.max())}; the model has "
                              f"num_classes={config.num_classes}")
+    if tokens:
+        drawn = random_inputs({k: ((len(x), *shapes[k][0][1:]), shapes[k][1]) for k in ("context", "context_mask")},
+                              seed + 1, 0)
+        context = {k: drawn[k] for k in ("context", "context_mask")}
     return x, (y if config.num_classes > 0 else None), context
 
 
@@ -153,7 +163,10 @@ def _batch(rng, x, y, context, batch: int, process) -> dict:
     idx = rng.choice(len(x), batch, replace=len(x) < batch)
     out = {"x0": x[idx], **process.train_draws(rng, (batch, *x.shape[1:]))}
     out["y"] = None if y is None else y[idx]
-    out["context"] = None if context is None else context[idx]
+    if isinstance(context, dict):  # conditioning tokens and their mask
+        out.update({k: v[idx] for k, v in context.items()})
+    else:
+        out["context"] = None if context is None else context[idx]
     return out
 
 
