@@ -101,10 +101,10 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     opt, changed = resolve(train, recipe, steps)
     x, y, context = training_data(train, ctx.config, case.seed)
     built = ctx.built()
-    init = _start_from(train["init"], case.arch, adapter, built)
+    init, depth = _start_from(train["init"], case.arch, adapter, built)
     compile = True if case.backend == "jax" else (False if case.compile == "none" else case.compile)
     trainer = adapter.Trainer(built, opt=opt, compile=compile)
-    if init is not None and init.ema is not None and trainer.ema is not None:
+    if init is not None and depth == 0 and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
     curve, seconds, compile_s = _loop(trainer, adapter, built, (x, y, context), steps, batch, train["log_every"],
                                       case.seed)
@@ -120,18 +120,18 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
         "recipe": recipe.to_dict(), "recipe_changes": changed, "optim": opt.to_dict(),
         "dataset": {"name": train["dataset"], "root": train["root"], "examples": int(len(x))},
         "init": None if init is None else {"path": str(init.path), "step": init.meta.get("step"),
-                                           "backend": init.meta.get("backend")},
+                                           "backend": init.meta.get("backend"), "inner_depth": depth},
         "checkpoint": ckpt_path, "weights_after": "ema" if trainer.ema is not None else "trained",
     }
 
 
 def _start_from(path, arch: str, adapter, built):
+    """(checkpoint or None, depth): depth >= 1 when it set a nest's inner U-Net (bench.progressive)."""
     if path is None:
-        return None
-    ckpt = checkpoint.read(path)
-    checkpoint.check_compatible(ckpt, arch)
-    adapter.load_weights(built, ckpt.weights)
-    return ckpt
+        return None, 0
+    from bench import progressive
+
+    return progressive.start_from(built, path, arch)
 
 
 def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int):
