@@ -78,3 +78,18 @@ def test_train_init_from_a_smaller_model_sets_the_inner_unet(backend, tmp_path):
         _start_from(str(progressive.write_checkpoint(other, tmp_path / "o")), "nested_unet", adapter,
                     adapter.build(entry, cfg, seed=1))
 
+
+
+def test_quality_samples_and_reference_of_a_nest_are_its_highest_side():
+    """The quality measurement scores a nest's highest-resolution output against real images of
+    that side (drawn text tokens are conditioning, not frames)."""
+    from bench.quality.measure import reference_data
+    from bench.quality.sample import generate_samples
+    from bench.quality.settings import QualitySettings
+
+    adapter, entry = backends.get("torch"), registry.get("nested_unet")
+    built = adapter.build(entry, entry.preset("mdm-tiny").config, seed=0)
+    real = reference_data(QualitySettings(n=2, dataset="shapes"), built.config, 0, 4)
+    samples, info = generate_samples(adapter, built, 3, 2, steps=2)
+    assert real.shape == (4, 32, 32, 3) and samples.shape == (3, 32, 32, 3) and samples.dtype == np.uint8
+    assert info["nfe"] == 2

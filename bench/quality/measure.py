@@ -24,10 +24,12 @@ SAMPLES_FILE = "samples.npz"
 def reference_data(q: QualitySettings, config, seed: int, count: int) -> np.ndarray:
     """`count` real examples shaped like the model's full clip (conditioning + generated
     frames) or image, float32 in [-1, 1]."""
+    from bench.backends.host import x_shape as x_shape_of
     from bench.data import load_dataset
 
-    x_shape = config.input_shapes(1)["x"][0]
     shapes = config.input_shapes(1)
+    x_shape = x_shape_of(shapes)
+    x_shape = x_shape[0] if isinstance(x_shape, list) else x_shape  # a multi-resolution model: its highest side
     frames = None
     if len(x_shape) == 5:
         frames = x_shape[1] + (shapes["context"][0][1] if "context" in shapes else 0)
@@ -44,7 +46,7 @@ def reference_data(q: QualitySettings, config, seed: int, count: int) -> np.ndar
 def measure_quality(ctx) -> dict:
     q = ctx.case.quality or QualitySettings()
     built, shapes = ctx.built(), ctx.config.input_shapes(1)
-    cond = shapes["context"][0][1] if "context" in shapes else 0
+    cond = shapes["context"][0][1] if "context" in shapes and "context_mask" not in shapes else 0  # frames, not tokens
     real = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n)
     context = real[2 * q.n:, :cond] if cond else None
     samples, info = generate_samples(ctx.adapter, built, q.n, q.batch, steps=q.steps, seed=ctx.case.seed,
