@@ -52,6 +52,38 @@ def load_inner(built, path, depth: int = 1):
     return built
 
 
+def start_from(built, path, arch: str):
+    """A `train.init` checkpoint into `built`: the whole model when the checkpoint's config has the
+    model's levels (or the model does not nest), else, as ml-mdm's
+    `initialize_inner_with_pretrained`, the inner U-Net at the depth whose levels[depth:] the
+    checkpoint's levels equal (a smaller model of the nest). Returns (checkpoint, depth)."""
+    meta = checkpoint.read_meta(path)
+    checkpoint.check_compatible(checkpoint.Checkpoint(path, meta, {}, None), arch)
+    depth = inner_depth(built, checkpoint.Checkpoint(path, meta, {}, None))
+    if depth:
+        load_inner(built, path, depth)
+        return checkpoint.Checkpoint(path, meta, {}, None), depth
+    adapter = _adapter(built)
+    shapes = {k: v.shape for k, v in adapter.export_weights(built).items()}  # checked before reading
+    ckpt = checkpoint.read(path, expect=shapes, arch=arch)
+    adapter.load_weights(built, ckpt.weights)
+    return ckpt, depth
+
+
+def inner_depth(built, ckpt) -> int:
+    """0: the checkpoint is of this model; d >= 1: of the model built from levels[d:]."""
+    levels = getattr(built.config, "levels", None)
+    got = ckpt.meta.get("config", {}).get("levels")
+    if levels is None or got is None:
+        return 0
+    want = [_jsonish(dataclasses.asdict(lv)) for lv in levels]
+    for depth in range(len(want)):
+        if _jsonish(got) == want[depth:]:
+            return depth
+    raise checkpoint.CheckpointError(f"{ckpt.path}: its levels {got} are neither this nest's levels {want} nor "
+                                     "those of a smaller model of it (levels[d:], the inner U-Net at depth d)")
+
+
 def _jsonish(value):
     """Tuples as lists (meta.json round trip)."""
     if isinstance(value, (list, tuple)):

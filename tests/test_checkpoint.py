@@ -129,4 +129,5 @@ def test_a_suite_train_case_stops_within_its_flop_budget_and_leaves_a_checkpoint
 
     _, again = _run(tmp_path, f"{{dataset: shapes, budget: {{steps: 1}}, init: {run_dir / t['checkpoint']}, "
                               "limit: 8}", "second")
-    assert again["train"]["init"] == {"path": str(run_dir / t["checkpoint"]), "step": t["steps"], "backend": "torch"}
+    assert again["train"]["init"] == {"path": str(run_dir / t["checkpoint"]), "step": t["steps"], "backend": "torch",
+                                      "inner_depth": 0}

@@ -145,6 +145,12 @@ MDM1024 = LevelConfig(resolution=1024, channels=(32, 32, 64), num_resnets=(2, 2,
 _TEXT = dict(cond_dim=2048, cond_proj_dim=2048)  # flan-T5-XL tokens, projected 2048 -> 2048
 
 
+_TINY32 = LevelConfig(resolution=32, channels=(16, 32), num_resnets=(1, 1), temporal_dim=64)
+_TINY16 = LevelConfig(resolution=16, channels=(16, 32), num_resnets=(1, 1), attention_layers=(0, 1), attention_ffn=True,
+                      mid_blocks=True)
+_TINY = dict(cond_dim=24, cond_proj_dim=32, cond_tokens=4, masked_cross_attention=True, num_heads=2, norm_groups=4)
+
+
 def _proc(power: float, weights: tuple[float, ...] = (), steps: int = 250) -> MultiResConfig:
     return MultiResConfig(shift_power=power, weights=weights, sample_steps=steps)
 
@@ -159,11 +165,9 @@ PRESETS: dict[str, Preset] = {
     "mdm-imagenet64": Preset(NestedUNetConfig(levels=(MDM64,), num_classes=1000, process=_proc(1.0)),
                              "ours: the official 64x64 U-Net with a class embedding instead of text tokens "
                              "(the spec's class-label variant); no official class-conditional config"),
-    "mdm-tiny": Preset(NestedUNetConfig(
-        levels=(LevelConfig(resolution=32, channels=(16, 32), num_resnets=(1, 1), temporal_dim=64),
-                LevelConfig(resolution=16, channels=(16, 32), num_resnets=(1, 1), attention_layers=(0, 1),
-                            attention_ffn=True, mid_blocks=True)),
-        cond_dim=24, cond_proj_dim=32, cond_tokens=4, masked_cross_attention=True, num_heads=2, norm_groups=4,
-        process=_proc(1.0, weights=(4.0, 1.0), steps=20)),
-        "ours (tests and smoke runs): a 2-level nest 32 -> 16, widths 16/32"),
+    "mdm-tiny": Preset(NestedUNetConfig(levels=(_TINY32, _TINY16), **_TINY, process=_proc(1.0, weights=(4.0, 1.0), steps=20)),
+                       "ours (tests and smoke runs): a 2-level nest 32 -> 16, widths 16/32"),
+    "mdm-tiny-inner": Preset(NestedUNetConfig(levels=(_TINY16,), **_TINY, process=_proc(1.0, steps=20)),
+                             "ours: mdm-tiny's 16 px inner U-Net alone, stage 1 of progressive mdm-tiny "
+                             "(its checkpoint initializes mdm-tiny's inner U-Net through train.init)"),
 }

@@ -23,12 +23,14 @@ SAMPLES_FILE = "samples.npz"
 
 def reference_data(q: QualitySettings, config, seed: int, count: int, process=None) -> np.ndarray:
     """`count` real examples shaped like the model's full clip (conditioning + generated
-    frames) or image, with the process's data channels (the phase space's network sees twice
-    them), float32 in [-1, 1]."""
+    frames) or image with the process's data channels (the phase space's network sees twice them;
+    a multi-resolution model: its highest side), float32 in [-1, 1]."""
+    from bench.backends.host import x_shape as x_shape_of
     from bench.data import load_dataset
 
     shapes = config.input_shapes(1)
-    x_shape = shapes["x"][0] if process is None else process.data_shape(shapes["x"][0])
+    x_shape = x_shape_of(shapes) if process is None else process.data_shape(x_shape_of(shapes))
+    x_shape = x_shape[0] if isinstance(x_shape, list) else x_shape
     frames = None
     if len(x_shape) == 5:
         frames = x_shape[1] + (shapes["context"][0][1] if "context" in shapes else 0)
@@ -45,7 +47,7 @@ def reference_data(q: QualitySettings, config, seed: int, count: int, process=No
 def measure_quality(ctx) -> dict:
     q = ctx.case.quality or QualitySettings()
     built, shapes = ctx.built(), ctx.config.input_shapes(1)
-    cond = shapes["context"][0][1] if "context" in shapes else 0
+    cond = shapes["context"][0][1] if "context" in shapes and "context_mask" not in shapes else 0  # frames, not tokens
     real = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n, built.process)
     context = real[2 * q.n:, :cond] if cond else None
     samples, info = generate_samples(ctx.adapter, built, q.n, q.batch, steps=q.steps, seed=ctx.case.seed,

@@ -22,7 +22,8 @@ def generate_samples(adapter, built, n: int, batch: int, *, steps: int | None = 
     for i, start in enumerate(range(0, n, batch)):
         b = min(batch, n - start)
         ctx = None if context is None else np.asarray(context[start:start + b], np.float32)
-        x = np.asarray(adapter.generate(built, b, seed=seed * 100_003 + i, steps=steps, context=ctx))
+        x = adapter.generate(built, b, seed=seed * 100_003 + i, steps=steps, context=ctx)
+        x = np.asarray(x[0] if isinstance(x, list) else x)  # a multi-resolution model: its highest side
         if not np.isfinite(x).all():
             raise ValueError(f"non-finite samples in batch {i} (samples {start}..{start + b - 1})")
         out.append(to_uint8(np.concatenate([ctx, x], axis=1) if ctx is not None else x))

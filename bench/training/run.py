@@ -55,13 +55,19 @@ def count_step_flops(case, entry, batch: int) -> dict:
 
 def training_data(train: dict, config, seed: int, process=None):
     """(x, y or None, context or None), numpy channels-last in [-1, 1], shaped like the process's
-    data (bench.data.load_dataset; the phase space's network input [x, v] has twice the data's
-    channels; a video model's conditioning frames are the first frames of a clip)."""
+    data (the phase space's network input [x, v] has twice the data's channels) for the model
+    (bench.data.load_dataset; a video model's conditioning frames are the first frames of a clip).
+    A multi-resolution model (x a list, highest first) gets the highest side; the process pools.
+    A token-conditioned model (context + context_mask) gets one drawn token sequence per example
+    (no text encoder is run, as when sampling): context is then {"context", "context_mask"}."""
+    from bench.backends.host import random_inputs, x_shape as model_x_shape
     from bench.data import load_dataset
 
     shapes = config.input_shapes(1)
-    x_shape = shapes["x"][0] if process is None else process.data_shape(shapes["x"][0])
-    context_frames = shapes["context"][0][1] if "context" in shapes else 0
+    x_shape = model_x_shape(shapes) if process is None else process.data_shape(model_x_shape(shapes))
+    x_shape = x_shape[0] if isinstance(x_shape, list) else x_shape
+    tokens = "context_mask" in shapes
+    context_frames = shapes["context"][0][1] if "context" in shapes and not tokens else 0
     frames = x_shape[1] + context_frames if len(x_shape) == 5 else None
     ds = load_dataset(train["dataset"], root=train["root"], resolution=x_shape[-2], channels=x_shape[-1],
                       frames=frames, seed=seed, limit=train["limit"])
@@ -77,6 +83,10 @@ def training_data(train: dict, config, seed: int, process=None):
         if int(y.max()) >= config.num_classes:
             raise ValueError(f"dataset {train['dataset']!r} has labels up to {int(y.max())}; the model has "
                              f"num_classes={config.num_classes}")
+    if tokens:
+        drawn = random_inputs({k: ((len(x), *shapes[k][0][1:]), shapes[k][1]) for k in ("context", "context_mask")},
+                              seed + 1, 0)
+        context = {k: drawn[k] for k in ("context", "context_mask")}
     return x, (y if config.num_classes > 0 else None), context
 
 
@@ -93,9 +103,9 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     opt, changed = resolve(train, recipe, steps)
     built = ctx.built()
     x, y, context = training_data(train, ctx.config, case.seed, built.process)
-    init = _start_from(train["init"], case.arch, adapter, built)
+    init, depth = _start_from(train["init"], case.arch, adapter, built)
     trainer = adapter.Trainer(built, opt=opt, compile=compile_flag(case))
-    if init is not None and init.ema is not None and trainer.ema is not None:
+    if init is not None and depth == 0 and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
     curve, seconds, compile_s, timed = _loop(trainer, adapter, built, (x, y, context), steps, batch,
                                              train["log_every"], case.seed)
@@ -112,18 +122,18 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
         "recipe": recipe.to_dict(), "recipe_changes": changed, "optim": opt.to_dict(),
         "dataset": {"name": train["dataset"], "root": train["root"], "examples": int(len(x))},
         "init": None if init is None else {"path": str(init.path), "step": init.meta.get("step"),
-                                           "backend": init.meta.get("backend")},
+                                           "backend": init.meta.get("backend"), "inner_depth": depth},
         "checkpoint": ckpt_path, "weights_after": "ema" if trainer.ema is not None else "trained",
     }
 
 
 def _start_from(path, arch: str, adapter, built):
+    """(checkpoint or None, depth): depth >= 1 when it set a nest's inner U-Net (bench.progressive)."""
     if path is None:
-        return None
-    shapes = {k: v.shape for k, v in adapter.export_weights(built).items()}  # checked before reading
-    ckpt = checkpoint.read(path, expect=shapes, arch=arch)
-    adapter.load_weights(built, ckpt.weights)
-    return ckpt
+        return None, 0
+    from bench import progressive
+
+    return progressive.start_from(built, path, arch)
 
 
 def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int):
@@ -161,7 +171,10 @@ def _batch(rng, x, y, context, batch: int, process) -> dict:
     idx = rng.choice(len(x), batch, replace=len(x) < batch)
     out = {"x0": x[idx], **process.train_draws(rng, (batch, *x.shape[1:]))}
     out["y"] = None if y is None else y[idx]
-    out["context"] = None if context is None else context[idx]
+    if isinstance(context, dict):  # conditioning tokens and their mask
+        out.update({k: v[idx] for k, v in context.items()})
+    else:
+        out["context"] = None if context is None else context[idx]
     return out
 
 
