@@ -41,6 +41,15 @@ def reference_data(q: QualitySettings, config, seed: int, count: int) -> np.ndar
     return np.asarray(ds.x[:count], np.float32)
 
 
+def sampling_gflop(entry, config, nfe: int) -> dict:
+    """What sampling one example cost: the analytic forward FLOPs of one image (2 x MACs, the
+    headline convention) x the NFE the sampler really spent (not the preset's steps)."""
+    from bench.measure.flops import analytic
+
+    per_image = 2 * analytic(entry, config, 1)["macs"] / 1e9
+    return {"gflop_per_image": per_image, "gflop_per_sample": per_image * nfe}
+
+
 def measure_quality(ctx) -> dict:
     q = ctx.case.quality or QualitySettings()
     built, shapes = ctx.built(), ctx.config.input_shapes(1)
@@ -49,6 +58,7 @@ def measure_quality(ctx) -> dict:
     context = real[2 * q.n:, :cond] if cond else None
     samples, info = generate_samples(ctx.adapter, built, q.n, q.batch, steps=q.steps, seed=ctx.case.seed,
                                      context=context)
+    info.update(sampling_gflop(ctx.entry, ctx.config, info["nfe"]))
     # the `train` measurement (when the case has one) runs first and trains ctx.built() in place
     weights = "trained by this case's train measurement" if "train" in ctx.case.measure else ctx.weights
     out = {"settings": q.to_dict(), "weights": weights, "sampling": info}

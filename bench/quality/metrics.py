@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from bench.quality import fd, features
+from bench.quality import fd, features, uncertainty
 from bench.quality.settings import METRICS, PROXIES
 from bench.quality.weights import MetricError
 
@@ -33,10 +33,13 @@ def check_metric(name: str, video: bool) -> str:
 
 
 def _statistic(kind: str, a: np.ndarray, b: np.ndarray, seed: int) -> dict:
+    """The score of `a` against the reference `b`, with its bootstrap 95% CI (bench.quality.uncertainty)."""
     if kind == "fd":
-        return {"value": fd.fd_from_features(a, b)}
-    k = fd.kid(a, b, seed=seed)
-    return {"value": k["mean"], "std": k["std"], "subsets": k["subsets"], "subset_size": k["subset_size"]}
+        out = {"value": fd.fd_from_features(a, b)}
+    else:
+        k = fd.kid(a, b, seed=seed)
+        out = {"value": k["mean"], "std": k["std"], "subsets": k["subsets"], "subset_size": k["subset_size"]}
+    return {**out, **uncertainty.bootstrap(kind, out["value"], a, b, seed=seed)}
 
 
 def score(samples: np.ndarray, reference: np.ndarray, metrics, *, seed: int = 0, extractors=None) -> list[dict]:
@@ -60,7 +63,7 @@ def score(samples: np.ndarray, reference: np.ndarray, metrics, *, seed: int = 0,
         row = {"metric": m, **_statistic(kind, fs, fa, seed), "n": n, "n_reference": n,
                "feature_space": name, "proxy": m in PROXIES, "feature_seconds": round(seconds, 3)}
         floor = _statistic(kind, fb, fa, seed)
-        row["floor"] = floor["value"]
+        row["floor"], row["floor_ci95"] = floor["value"], floor["ci95"]
         if "std" in floor:
             row["floor_std"] = floor["std"]
         out.append(row)
