@@ -28,6 +28,7 @@ class Context:
     run_dir: str | None = None  # where `train` writes its checkpoint (None: not written)
     artifacts: Any = None  # directory for files the case keeps (samples), or None
     weights: str = "initial"  # what ctx.built() holds: "initial" (seeded init) or where trained weights came from
+    quality_cache: dict = field(default_factory=dict)  # real data and reference features, shared by quality scorings
     _built: Any = None
 
     def built(self):

@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.training import checkpoint
 from bench.training.recipes import DEFAULT_RECIPE, find_recipe
-from bench.training.spec import resolve
+from bench.training.spec import eval_steps, resolve
 
 COUNTER = {"torch": "bench.measure.torch_count", "jax": "bench.measure.xla_count"}
 
@@ -96,8 +96,9 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     trainer = adapter.Trainer(built, opt=opt, compile=compile)
     if init is not None and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
-    curve, seconds, compile_s = _loop(trainer, adapter, built, (x, y, context), steps, batch, train["log_every"],
-                                      case.seed)
+    evaluate = _evaluator(ctx, trainer, count["flops"])
+    curve, seconds, compile_s, points = _loop(trainer, adapter, built, (x, y, context), steps, batch,
+                                              train["log_every"], case.seed, evaluate, eval_steps(train, steps))
     ckpt_path = _save(trainer, adapter, built, run_dir, checkpoint_name, case, opt, recipe, train, steps, count)
     spent = None if count["flops"] is None else steps * count["flops"]
     return {
@@ -112,7 +113,26 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
         "init": None if init is None else {"path": str(init.path), "step": init.meta.get("step"),
                                            "backend": init.meta.get("backend")},
         "checkpoint": ckpt_path, "weights_after": "ema" if trainer.ema is not None else "trained",
+        **({"quality_curve": points} if points else {}),
     }
+
+
+def _evaluator(ctx, trainer, step_flops: int | None):
+    """evaluate(step, wall_s) -> one learning-curve point: the EMA (else current) weights are
+    sampled and scored by the case's `quality` settings, then the training weights are put back."""
+    from bench.quality.measure import score_now
+
+    def evaluate(step: int, wall_s: float) -> dict:
+        built, adapter = ctx.built(), ctx.adapter
+        current = trainer.weights()
+        adapter.load_weights(built, trainer.weights(ema=True) if trainer.ema is not None else current)
+        try:
+            point = score_now(ctx, ctx.quality_cache)
+        finally:
+            adapter.load_weights(built, current)
+        return {"step": step, "train_gflop": None if step_flops is None else step * step_flops / 1e9,
+                "wall_s": wall_s, "weights": "ema" if trainer.ema is not None else "trained", **point}
+    return evaluate
 
 
 def _start_from(path, arch: str, adapter, built):
@@ -124,9 +144,12 @@ def _start_from(path, arch: str, adapter, built):
     return ckpt
 
 
-def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int):
+def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int, evaluate=None,
+          at: list[int] = ()):
     """steps updates on batches drawn with replacement across steps; the mean loss of each
-    `every` steps. jax compiles before the clock starts (compile time reported apart)."""
+    `every` steps. jax compiles before the clock starts (compile time reported apart). After
+    each step in `at` (0: before the first), evaluate(step, training wall s so far) gives a
+    learning-curve point; its time is kept off the training clock."""
     x, y, context = data
     rng = np.random.default_rng(seed + 2)
     draw = lambda: _batch(rng, x, y, context, batch, built.process)
@@ -135,7 +158,9 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
         first = adapter.device_arrays(built, draw())
         trainer.compile_step({k: v for k, v in first.items() if v is not None})
         compile_s, rng = trainer.compile_seconds, np.random.default_rng(seed + 2)
-    curve, window = {"every": every, "step": [], "loss": []}, []
+    curve, window, points, paused = {"every": every, "step": [], "loss": []}, [], [], 0.0
+    if 0 in at:
+        points.append(evaluate(0, 0.0))
     start = time.perf_counter()
     for s in range(steps):
         a = adapter.device_arrays(built, draw())
@@ -144,8 +169,13 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
             curve["step"].append(s + 1)
             curve["loss"].append(float(np.mean([float(v) for v in window])))
             window = []
+        if s + 1 in at:
+            adapter.sync(trainer.params)
+            t0 = time.perf_counter()
+            points.append(evaluate(s + 1, t0 - start - paused))
+            paused += time.perf_counter() - t0
     adapter.sync(trainer.params)
-    return curve, time.perf_counter() - start, compile_s
+    return curve, time.perf_counter() - start - paused, compile_s, points
 
 
 def _batch(rng, x, y, context, batch: int, process) -> dict:
