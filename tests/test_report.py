@@ -53,6 +53,9 @@ def test_markdown_marks_non_converged_lists_spread_and_failures(written):
     bad = next(r for r in recs.values() if r["status"] == "ok" and r["timing"]["sample_step"]["stop_reason"] != "converged")
     t = bad["timing"]["sample_step"]
     row = next(line for line in text.splitlines() if line.startswith("| rin | rin_a | jax") and "| 64 |" in line)
+    assert f"| {table.significant(t['median_ms'] * 50 / 2, 4)} {table.UNRELIABLE_MARK} |" in row  # ms/sample
+    chosen = build.markdown(build.assemble([run], columns="arch,preset,backend,resolution,sample_ms"))
+    row = next(line for line in chosen.splitlines() if line.startswith("| rin | rin_a | jax | 64 |"))
     assert f"{table.significant(t['median_ms'], 3)} [{table.significant(t['ci95_ms'][0], 3)}, " in row
     assert table.UNRELIABLE_MARK in row
     listed = text.split("## Timings that did not converge")[1].split("##")[0]
@@ -157,5 +160,5 @@ def test_cli_report_errors_are_one_line_and_out_suffix_picks_the_format(written,
         assert needle in err and len(err.strip().splitlines()) == 1
     assert main(["report", str(run), "--out", str(tmp_path / "x.csv")]) == 0
     text = (tmp_path / "x.csv").read_text()
-    assert text.startswith("arch,preset,") and "|" not in text
+    assert text.startswith("case,arch,preset,") and "|" not in text  # CSV keeps every column, the case id too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
