@@ -11,7 +11,8 @@ from bench.report.columns import DEFAULT_HIDDEN, Column, available, with_data
 # the efficiency table's standard set (besides the label columns that vary and the quality values)
 STANDARD = ("arch", "preset", "resolution", "params", "gflops_image", "nfe_sample", "gflops_sample", "ms_per_sample",
             "train_img_s")
-NOT_IN_MAIN = ("sampler",)  # NFE/sample says it; the quality table names the sampler
+NOT_IN_MAIN = ("sampler", "contended")  # NFE/sample says it, the quality table names the sampler; ‡ marks contention
+MEASURED_LABELS = ("flop_check",)  # None there means "not measured": a constant among the cases that measured it
 PROVENANCE = ("weights", "train_steps", "train_gflop", "train_s", "sampler", "nfe_sample", "gflops_sample",
               "quality_n")
 
@@ -20,6 +21,8 @@ def constant(column: Column, records) -> bool:
     """One value (not None) in every successful record (failed ones have no measurements), and
     more than one record."""
     ok = [r for r in records if r.get("status") == "ok"] or records
+    if column.name in MEASURED_LABELS:
+        ok = [r for r in ok if column.get(r) is not None] or ok
     values = {repr(column.get(r)) for r in ok} | {repr(v) for r in records if r not in ok
                                                   for v in [column.get(r)] if v is not None}
     return len(records) > 1 and len(values) == 1 and column.get(ok[0]) is not None
@@ -67,4 +70,7 @@ def constants_line(columns: list[Column], records) -> str:
     from bench.report.table import cell
 
     ok = [r for r in records if r.get("status") == "ok"] or records
-    return " · ".join(f"{c.header} {cell(c, ok[0])}" for c in columns)
+
+    def first(c):
+        return next((r for r in ok if c.get(r) is not None), ok[0])
+    return " · ".join(f"{c.header} {cell(c, first(c))}" for c in columns)

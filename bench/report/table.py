@@ -144,9 +144,8 @@ def contended_timings(records) -> list[dict]:
 
 def contended_line(c: dict) -> str:
     ratio = c["wall_over_cpu"]
-    why = c["why"] if isinstance(c["why"], str) else "; ".join(str(v) for v in c["why"].values()) \
-        if isinstance(c["why"], dict) else str(c["why"])
-    return f"{c['case']} {c['step']}: " + (f"wall/CPU {ratio:.2f}; " if ratio else "") + why
+    why = c["why"] if isinstance(c["why"], str) else str(c["why"])
+    return f"{c['case']} {c['step']}: {why}" + (f" (wall/CPU {ratio:.2f})" if ratio and "wall/CPU" not in why else "")
 
 
 def disagreements(records) -> list[dict]:
