@@ -66,3 +66,18 @@ def test_records_sharing_a_reference_draw_the_same_reference_indices():
     a = uncertainty.replicates("fd", rng.standard_normal((N, D)), ref, resamples=30, seed=3)
     b = uncertainty.replicates("fd", rng.standard_normal((N, D)), ref, resamples=30, seed=3)
     assert np.corrcoef(a - a.mean(), b - b.mean())[0, 1] > 0.2  # both move with the shared reference draw
+
+
+@pytest.mark.parametrize("n,m,d", [(12, 9, 20), (30, 30, 7), (9, 14, 5)])
+def test_gathered_replicates_equal_recomputing_on_the_resampled_features(n, m, d):
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((n, d)) + 0.2, rng.standard_normal((m, d))
+    for kind in ("fd", "kid"):
+        fast = uncertainty.replicates(kind, x, y, resamples=15, seed=5)
+        rng_ref, rng_gen = uncertainty._rngs(5)
+        slow = []
+        for _ in range(15):
+            ix, iy = rng_gen.integers(0, n, n), rng_ref.integers(0, m, m)
+            k = min(n, m)
+            slow.append(fd.fd_from_features(x[ix], y[iy]) if kind == "fd" else fd.mmd2_unbiased(x[ix[:k]], y[iy[:k]]))
+        assert fast == pytest.approx(slow, rel=1e-6)  # eigvalsh of C C^T: ~1e-8 on the zero eigenvalues

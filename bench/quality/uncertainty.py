@@ -30,19 +30,52 @@ def _rngs(seed: int):
 
 
 def replicates(kind: str, generated, reference, *, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
-    """`resamples` values of the statistic (`fd` or `kid`) on resampled sets."""
+    """`resamples` values of the statistic (`fd` or `kid`) on resampled sets. Below the feature
+    dimension (FD) and up to GRAM_MAX points (KID), the Gram matrices are computed once and each
+    replicate only gathers from them (the same numbers as recomputing from the resampled features)."""
     x, y = np.asarray(generated, np.float64), np.asarray(reference, np.float64)
     rng_ref, rng_gen = _rngs(seed)
-    out = np.empty(resamples)
-    for b in range(resamples):
-        iy = rng_ref.integers(0, len(y), len(y))
-        ix = rng_gen.integers(0, len(x), len(x))
-        if kind == "fd":
-            out[b] = fd.fd_from_features(x[ix], y[iy])
-        else:
-            m = min(len(x), len(y), KID_MAX_SUBSET)
-            out[b] = fd.mmd2_unbiased(x[ix[:m]], y[iy[:m]])
-    return out
+    draws = [(rng_gen.integers(0, len(x), len(x)), rng_ref.integers(0, len(y), len(y))) for _ in range(resamples)]
+    if max(len(x), len(y)) > GRAM_MAX:  # recompute from the resampled features
+        m = min(len(x), len(y), KID_MAX_SUBSET)
+        stat = fd.fd_from_features if kind == "fd" else lambda a, b: fd.mmd2_unbiased(a[:m], b[:m])
+        return np.array([stat(x[ix], y[iy]) for ix, iy in draws])
+    if kind == "fd":
+        return np.array([_fd_gram(*g, ix, iy) for g in [_grams(x, y)] for ix, iy in draws])
+    m = min(len(x), len(y), KID_MAX_SUBSET)
+    d = x.shape[1]
+    kxx, kyy, kxy = ((g / d + 1) ** 3 for g in _grams(x, y))
+    return np.array([_mmd2_gathered(kxx, kyy, kxy, ix[:m], iy[:m]) for ix, iy in draws])
+
+
+GRAM_MAX = 4096  # Gram matrices up to 4096^2 float64 (128 MiB each) are kept in memory
+
+
+def _grams(x, y):
+    return x @ x.T, y @ y.T, x @ y.T
+
+
+def _fd_gram(gxx, gyy, gxy, ix, iy) -> float:
+    """fd.fd_from_features(x[ix], y[iy]) from the Gram matrices: with centred rows, ||mu1 - mu2||^2,
+    tr S and tr sqrt(S1 S2) = ||A^T B||_* (any N and dim) are all inner products; the nuclear norm
+    is the sum of the square roots of the eigenvalues of C C^T on the smaller side."""
+    a, b, c = gxx[np.ix_(ix, ix)], gyy[np.ix_(iy, iy)], gxy[np.ix_(ix, iy)]
+    n, m = len(ix), len(iy)
+    mean_diff = a.mean() + b.mean() - 2.0 * c.mean()
+    tr1, tr2 = (np.trace(a) - n * a.mean()) / (n - 1), (np.trace(b) - m * b.mean()) / (m - 1)
+    centred = c - c.mean(axis=1, keepdims=True) - c.mean(axis=0, keepdims=True) + c.mean()
+    small = centred @ centred.T if n <= m else centred.T @ centred
+    eig = np.linalg.eigvalsh((small + small.T) / 2)
+    nuclear = np.sqrt(np.clip(eig, 0.0, None)).sum() / np.sqrt((n - 1) * (m - 1))
+    return float(max(mean_diff + tr1 + tr2 - 2.0 * nuclear, 0.0))
+
+
+def _mmd2_gathered(kxx, kyy, kxy, ix, iy) -> float:
+    """fd.mmd2_unbiased(x[ix], y[iy]) from the kernel matrices."""
+    m = len(ix)
+    sxx, syy = kxx[np.ix_(ix, ix)], kyy[np.ix_(iy, iy)]
+    off = (sxx.sum() - np.trace(sxx) + syy.sum() - np.trace(syy)) / (m * (m - 1))
+    return float(off - 2.0 * kxy[np.ix_(ix, iy)].sum() / (m * m))
 
 
 def interval(value: float, reps, level: float = LEVEL) -> tuple[float, float]:
