@@ -139,7 +139,7 @@ class Cluster:
                     log = None
                 record["worker"].update(attempts=attempt, lost_attempts=losses)
                 write(case, record, log)
-                bar.finish(case.id, record["status"])
+                bar.finish(case.id, record["status"], record.get("error"))
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -163,7 +163,7 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
                         bar.start(case.id)
                         record = execute_case(case, suite, run_dir, meta["run_id"])
                         write(case, record)
-                        bar.finish(case.id, record["status"])
+                        bar.finish(case.id, record["status"], record.get("error"))
                 else:
                     cluster.run(todo, suite, meta["run_id"], write, bar)
         except KeyboardInterrupt:
