@@ -45,49 +45,11 @@ def cmd_list(args) -> int:
     return 0
 
 
-def describe_entry(name: str) -> dict:
-    """An architecture by name, or the architecture owning a preset of that name."""
-    from architectures import registry
-
-    try:
-        entry = registry.get(name)
-    except registry.RegistryError:
-        try:
-            entry = registry.find_preset(name)
-        except registry.RegistryError:
-            known = [*registry.names(), *registry.all_presets()]
-            raise registry.RegistryError(f"unknown architecture or preset {name!r}{registry.did_you_mean(name, known)}; "
-                                         f"allowed: {', '.join(registry.names())} or a preset `diffbench list` prints"
-                                         f"{registry.plugin_hint(missing=True)}") from None
-    presets = {}
-    for preset_name, preset in entry.load_presets().items():
-        config = preset.config
-        dims = config.key_dims() if hasattr(config, "key_dims") else dataclasses.asdict(config)
-        presets[preset_name] = {"provenance": preset.provenance, "modality": config.modality, "key_dims": dims}
-    return {
-        "name": entry.name,
-        "description": entry.description,
-        "backends": dict(entry.backends),
-        "process": entry.process,
-        "modalities": list(entry.modalities),
-        "extras": list(entry.extras),
-        "presets": presets,
-    }
-
-
 def cmd_describe(args) -> int:
+    from bench.describe import describe_entry, format_describe
+
     info = describe_entry(args.name)
-    if args.json:
-        print(json.dumps(info, indent=1, default=str))
-        return 0
-    print(f"{info['name']}: {info['description']}")
-    print(f"  process: {info['process']}   modalities: {', '.join(info['modalities'])}   "
-          f"extras: {', '.join(info['extras']) or '-'}")
-    for backend, ref in info["backends"].items():
-        print(f"  {backend:5s} {ref}")
-    for name, preset in info["presets"].items():
-        dims = ", ".join(f"{k}={v}" for k, v in preset["key_dims"].items() if not isinstance(v, dict))
-        print(f"  - {name} [{preset['modality']}] {dims}\n      provenance: {preset['provenance']}")
+    print(json.dumps(info, indent=1, default=str) if args.json else format_describe(info))
     return 0
 
 
