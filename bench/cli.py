@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="conformance kit on one architecture's tiny preset (exit 1 on a failed check)")
     s.add_argument("name")
-    s.add_argument("--preset", help="default: the architecture's '-tiny' preset")
+    s.add_argument("--preset", help="check this preset only (default: every check on the '-tiny' preset, "
+                                    "contract and params on every other preset)")
     s.add_argument("--backend", nargs="+", choices=["torch", "jax"], help="default: every registered backend")
     s.add_argument("--only", nargs="+", metavar="CHECK", help="run these checks only (see docs/adding-an-architecture.md)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
