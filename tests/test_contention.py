@@ -42,3 +42,12 @@ def test_shipped_suites_run_one_thread_per_cpu_case():
         for case in spec.load(path).cases:
             if case.device == "cpu":
                 assert case.threads == 1, (path.name, case.id)
+
+
+def test_fast_subset_names_existing_test_modules():
+    from pathlib import Path
+
+    from tests.conftest import FAST_MODULES
+
+    present = {p.stem for p in Path("tests").glob("test_*.py")}
+    assert FAST_MODULES <= present, FAST_MODULES - present
