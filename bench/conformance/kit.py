@@ -68,7 +68,8 @@ class Report:
 def tiny_preset(entry) -> str:
     tiny = sorted(p for p in entry.load_presets() if p.endswith("-tiny"))
     if not tiny:
-        raise registry.RegistryError(f"{entry.name!r} has no '-tiny' preset; presets: {sorted(entry.load_presets())}")
+        raise registry.RegistryError(f"{entry.name!r} has no '-tiny' preset; allowed: --preset with one of "
+                                     f"{', '.join(sorted(entry.load_presets()))}")
     return tiny[0]
 
 
