@@ -127,8 +127,8 @@ LEGEND = ("Times are medians per step in ms with their 95% bootstrap CI in brack
 QUALITY_LEGEND = ("Each score with its 95% bootstrap CI over samples (generated and reference sets resampled; "
                   "docs/quality.md) and its floor (the same statistic between two disjoint real sets of the same N). "
                   "vs best: against the best score measured on the same reference set (dataset, N, seed, "
-                  "resolution), `≈ best` when the paired-bootstrap 95% CI of the difference holds 0 (the two are "
-                  "not distinguishable at this N), `worse` when it does not. Training GFLOPs: the `train` "
+                  "resolution), \"≈ best\" when the paired-bootstrap 95% CI of the difference holds 0 (the two are "
+                  "not distinguishable at this N), \"worse\" when it does not. Training GFLOPs: the train "
                   "measurement's counted FLOPs (0: the seeded initialization).")
 
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # no pyplot: no global figure state, no di
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.report.columns import RESOLUTION_KEYS, dig, not_converged, resolution, timing
-from bench.report.quality_plots import (model_label, pareto_front, plain_log_ticks,  # noqa: F401
+from bench.report.quality_plots import (pareto_front, plain_log_ticks,  # noqa: F401 (pareto_front: re-exported)
                                         quality_vs_flops, quality_vs_nfe, quality_vs_time, quality_vs_train_flops)
 
 
