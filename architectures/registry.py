@@ -59,12 +59,13 @@ class Entry:
     def preset(self, name: str) -> Preset:
         presets = self.load_presets()
         if name not in presets:
-            raise RegistryError(f"unknown preset {name!r} for {self.name!r}; valid: {sorted(presets)}")
+            raise RegistryError(f"unknown preset {name!r} of {self.name!r}{did_you_mean(name, presets)}; allowed: "
+                                f"{', '.join(sorted(presets))}{plugin_hint(missing=True)}")
         return presets[name]
 
     def load_model_class(self, backend: str):
         if backend not in self.backends:
-            raise RegistryError(f"{self.name!r} has no {backend!r} backend; valid: {sorted(self.backends)}")
+            raise RegistryError(f"{self.name!r} has no {backend!r} backend; allowed: {', '.join(sorted(self.backends))}")
         return resolve(self.backends[backend])
 
     def load_flops(self):
@@ -112,7 +113,8 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Entry:
     if name not in _TABLE:
-        raise RegistryError(f"unknown architecture {name!r}; valid: {names()}{_failure_hint()}")
+        raise RegistryError(f"unknown architecture {name!r}{did_you_mean(name, names())}; allowed: "
+                            f"{', '.join(names())}{plugin_hint(missing=True)}")
     return _TABLE[name]
 
 
@@ -142,10 +144,26 @@ def load_plugins(modules=()) -> list[str]:
     return [m for m in dict.fromkeys([*modules, *plugins.env_modules()]) if m in report.loaded]
 
 
-def _failure_hint() -> str:
+def plugin_hint(missing: bool = False) -> str:
+    """Plugins that failed to import; with `missing`, else a reminder that plugins must be loaded."""
     from architectures import plugins
 
-    return plugins.failure_hint()
+    hint = plugins.failure_hint()
+    if hint or not missing:
+        return hint
+    return "; a name from a plugin needs it loaded: --plugins MODULE or DIFFBENCH_PLUGINS"
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """' (did you mean 'rin-tiny'?)' for a near miss, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def all_presets() -> list[str]:
+    return sorted({p for e in entries(include_test_only=True) for p in e.load_presets()})
 
 
 def find_preset(preset: str) -> Entry:
@@ -153,7 +171,8 @@ def find_preset(preset: str) -> Entry:
     for entry in entries(include_test_only=True):
         if preset in entry.load_presets():
             return entry
-    raise RegistryError(f"no architecture has a preset {preset!r}{_failure_hint()}")
+    raise RegistryError(f"unknown preset {preset!r}{did_you_mean(preset, all_presets())}: no architecture has it; "
+                        f"allowed: the presets `diffbench list` prints{plugin_hint(missing=True)}")
 
 
 register(Entry(

@@ -28,56 +28,29 @@ def cmd_list(args) -> int:
     from architectures import registry
 
     pattern = args.pattern or "*"
+    rows = [("architecture", "modalities", "backends", "process", "presets")]
     for entry in registry.entries():
         presets = entry.load_presets()
         if not (fnmatch.fnmatch(entry.name, pattern) or fnmatch.filter(presets, pattern)):
             continue
-        print(f"{entry.name:10s} {'/'.join(entry.modalities):12s} {','.join(sorted(entry.backends)):10s} "
-              f"{entry.process:9s} {', '.join(presets)}")
+        rows.append((entry.name, "/".join(entry.modalities), ",".join(sorted(entry.backends)), entry.process,
+                     ", ".join(presets)))
+    if len(rows) == 1:
+        print(f"diffbench: no architecture or preset matches {pattern!r}; allowed: a glob over the names "
+              f"`diffbench list` prints{registry.did_you_mean(pattern, [*registry.names(), *registry.all_presets()])}",
+              file=sys.stderr)
+        return 1
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
     return 0
 
 
-def describe_entry(name: str) -> dict:
-    """An architecture by name, or the architecture owning a preset of that name."""
-    from architectures import registry
-
-    try:
-        entry = registry.get(name)
-    except registry.RegistryError:
-        try:
-            entry = registry.find_preset(name)
-        except registry.RegistryError:
-            raise registry.RegistryError(f"unknown architecture or preset {name!r}; architectures: {registry.names()}; "
-                                         "presets: see `diffbench list`") from None
-    presets = {}
-    for preset_name, preset in entry.load_presets().items():
-        config = preset.config
-        dims = config.key_dims() if hasattr(config, "key_dims") else dataclasses.asdict(config)
-        presets[preset_name] = {"provenance": preset.provenance, "modality": config.modality, "key_dims": dims}
-    return {
-        "name": entry.name,
-        "description": entry.description,
-        "backends": dict(entry.backends),
-        "process": entry.process,
-        "modalities": list(entry.modalities),
-        "extras": list(entry.extras),
-        "presets": presets,
-    }
-
-
 def cmd_describe(args) -> int:
+    from bench.describe import describe_entry, format_describe
+
     info = describe_entry(args.name)
-    if args.json:
-        print(json.dumps(info, indent=1, default=str))
-        return 0
-    print(f"{info['name']}: {info['description']}")
-    print(f"  process: {info['process']}   modalities: {', '.join(info['modalities'])}   "
-          f"extras: {', '.join(info['extras']) or '-'}")
-    for backend, ref in info["backends"].items():
-        print(f"  {backend:5s} {ref}")
-    for name, preset in info["presets"].items():
-        dims = ", ".join(f"{k}={v}" for k, v in preset["key_dims"].items() if not isinstance(v, dict))
-        print(f"  - {name} [{preset['modality']}] {dims}\n      provenance: {preset['provenance']}")
+    print(json.dumps(info, indent=1, default=str) if args.json else format_describe(info))
     return 0
 
 
@@ -202,9 +175,31 @@ def cmd_check(args) -> int:
 
 
 def _plugin_args(args) -> list[str]:
-    """--plugins given before or after the command, comma- or space-separated."""
+    """--plugins values (comma-separated, repeatable), wherever they stood on the command line."""
     given = [*getattr(args, "plugins_global", []), *getattr(args, "plugins", [])]
     return list(dict.fromkeys(m.strip() for item in given for m in item.split(",") if m.strip()))
+
+
+def pull_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(argv without them, the --plugins values): `--plugins M` or `--plugins=M` anywhere before `--`,
+    so `diffbench run --plugins mymod suite.yaml` and `diffbench run suite.yaml --plugins mymod` agree."""
+    rest, values, i = [], [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest += argv[i:]
+            break
+        if token.startswith("--plugins="):
+            values.append(token.split("=", 1)[1])
+        elif token == "--plugins":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                raise UserError("--plugins needs a value; allowed: MODULE[,MODULE...] (dotted module names)")
+            values.append(argv[i + 1])
+            i += 1
+        else:
+            rest.append(token)
+        i += 1
+    return rest, values
 
 
 def load_plugins(args) -> None:
@@ -233,8 +228,9 @@ def cmd_doctor(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffbench", description="Benchmark harness for diffusion architectures")
     p.add_argument("--plugins", dest="plugins_global", action="append", default=[], metavar="MODULE[,MODULE...]",
-                   help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
-    p.add_argument("--version", action="version", version=f"diffbench {_version()}")
+                   help="modules that register architectures, anywhere on the command line, repeatable "
+                        "(also: DIFFBENCH_PLUGINS, entry points)")
+    p.add_argument("--version", action=_VersionAction, nargs=0, help="show the version (and git sha in a checkout)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="registered architectures and their presets")
@@ -297,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="conformance kit on one architecture's tiny preset (exit 1 on a failed check)")
     s.add_argument("name")
-    s.add_argument("--preset", help="default: the architecture's '-tiny' preset")
+    s.add_argument("--preset", help="check this preset only (default: every check on the '-tiny' preset, "
+                                    "contract and params on every other preset)")
     s.add_argument("--backend", nargs="+", choices=["torch", "jax"], help="default: every registered backend")
     s.add_argument("--only", nargs="+", metavar="CHECK", help="run these checks only (see docs/adding-an-architecture.md)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -309,23 +306,42 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(default: reports/example/gpu/<device>)")
     s.add_argument("--results", default="results", help="results root for the gpu-validate run (default: results)")
     s.set_defaults(fn=cmd_doctor)
-    for s in sub.choices.values():  # every command takes --plugins after its name too
-        s.add_argument("--plugins", nargs="+", action="extend", default=[], metavar="MODULE",
-                       help="modules that register architectures (also: DIFFBENCH_PLUGINS, entry points)")
     return p
 
 
+class _VersionAction(argparse.Action):
+    """--version, computed only when asked (it runs git)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"diffbench {_version()}")
+        parser.exit()
+
+
 def _version() -> str:
+    """The package version, and the git sha (+dirty) when the code runs from a checkout."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from bench.provenance import REPO, git_state
+
     try:
-        return version("diffbench")
+        text = version("diffbench")
     except PackageNotFoundError:
-        return "unknown (not installed)"
+        text = "unknown (not installed)"
+    if (REPO / ".git").exists():  # a checkout (a .git folder, or a worktree's .git file), not site-packages
+        git = git_state(REPO)
+        if git.get("sha"):
+            text += f" (git {git['sha'][:10]}{', dirty' if git.get('dirty') else ''})"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        argv, plugin_values = pull_plugins(list(sys.argv[1:] if argv is None else argv))
+    except UserError as exc:
+        print(f"diffbench: error: {_printable(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     args = build_parser().parse_args(argv)
+    args.plugins_global = [*args.plugins_global, *plugin_values]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)  # like Ctrl-C: a clean message, no traceback
     try:

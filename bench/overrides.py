@@ -99,7 +99,10 @@ class _Applier:
             self.fail(keys, f"expected a mapping of {type(config).__name__} fields, got {show(overrides)}",
                       _field_names(config))
         hints = self.hints(type(config), keys)
-        changes, normalized = {}, {}
+        changes, normalized, aliased = {}, {}, {}
+        if not keys:  # `resolution`, `channels`, `frames` work for every family (bench/aliases.py), set last
+            aliased = {k: v for k, v in overrides.items() if self.is_alias(config, k)}
+            overrides = {k: v for k, v in overrides.items() if k not in aliased}
         for key, value in overrides.items():
             here = (*keys, key)
             if key not in _field_names(config):
@@ -110,10 +113,33 @@ class _Applier:
             else:
                 changes[key], normalized[key] = self.coerce(value, hints[key], here)
         try:
-            return dataclasses.replace(config, **changes), normalized
+            config = dataclasses.replace(config, **changes)
         except Exception as exc:  # the config's own __post_init__ check, whatever it raises
             self.fail(keys, f"invalid {type(config).__name__}: {exc}",
                       f"values {type(config).__name__} accepts together (see its docstring)")
+        return self.aliases(config, aliased), {**normalized, **aliased}
+
+    @staticmethod
+    def is_alias(config, key) -> bool:
+        from bench.aliases import ALIASES
+
+        return key in ALIASES and key not in _field_names(config)
+
+    def aliases(self, config, used: dict):
+        """The config with the alias keys applied (after the real fields: `{resolution: 32,
+        attention_resolutions: [16]}` is checked as a whole)."""
+        from bench import aliases
+
+        for key, value in used.items():
+            try:
+                config = aliases.apply(config, key, value)
+            except aliases.AliasError as exc:
+                self.fail((key,), str(exc), "resolution, channels, frames where the family has them, or "
+                                            f"{type(config).__name__} fields")
+            except Exception as exc:  # the config's own __post_init__ check
+                self.fail((key,), f"invalid {type(config).__name__}: {exc}",
+                          f"values {type(config).__name__} accepts together (see its docstring)")
+        return config
 
     def hints(self, cls, keys: tuple) -> dict:
         try:

@@ -97,7 +97,7 @@ class Cluster:
 
         pinned = sorted({c.device for c in cases if c.device.startswith(("cuda:", "tpu:"))})
         if pinned:
-            raise RunError(f"--executor ray: device {pinned[0]!r} pins an accelerator index; use 'cuda' or 'tpu' "
+            raise RunError(f"--executor ray: device {pinned[0]!r} pins an accelerator index; allowed: 'cuda' or 'tpu' "
                            "(Ray assigns one accelerator per case)")
         ray = import_ray()
         if not ray.is_initialized():

@@ -166,7 +166,7 @@ def run_suite(suite, results_root: Path = Path("results"), resume: Path | None =
                         bar.round_done(job.label, record["status"])
                     else:
                         recorded[0] += 1
-                        bar.finish(job.case.id, merged["status"])
+                        bar.finish(job.case.id, merged["status"], merged.get("error"))
 
                 for wave in rounds.waves(todo, partial):  # round 1 of every case, then round 2, ...
                     if cluster is None:

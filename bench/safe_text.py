@@ -82,7 +82,8 @@ _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"
           # cell as the rule's width, LaTeX as the row's extra space): braces end that reading
           "[": "{[}", "]": "{]}",
           "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-          "\u2020": r"$^\dagger$"}
+          "\u2020": r"$^\dagger$", "\u2021": r"$^\ddagger$", "\u2717": r"$^\times$",
+          "\u2248": r"$\approx$", "\u00b7": r"$\cdot$"}
 # accented Latin letters pdflatex's default UTF-8 input maps in the default (OT1) font encoding;
 # any other non-ASCII character is written as its \\uXXXX escape rather than break the document
 _LATIN = frozenset("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝßàáâãäåæçèéêëìíîïñòóôõöøùúûüýÿ")

@@ -231,7 +231,8 @@ class _CaseReader:
         if self.arch is not None:
             presets = _load_presets(self.arch, self.source, path)
             if preset not in presets:
-                raise SpecError(self.source, path, f"unknown preset {preset!r} of {self.arch.name!r}", sorted(presets))
+                raise SpecError(self.source, path, f"unknown preset {preset!r} of {self.arch.name!r}"
+                                f"{registry.did_you_mean(preset, presets)}", sorted(presets))
             return self.arch
         owners = [e for e in registry.entries(include_test_only=True) if preset in _try_presets(e)]
         if len(owners) != 1:
@@ -241,7 +242,9 @@ class _CaseReader:
             if broken and not owners:
                 problem += f" (the presets of {broken} could not be loaded: name the arch to see why)"
             if not owners:
-                problem += plugins.failure_hint()
+                problem += registry.did_you_mean(preset, self._presets_allowed()) + (
+                    plugins.failure_hint() or "; a preset from a plugin needs it in `plugins:`, --plugins or "
+                                              "DIFFBENCH_PLUGINS")
             raise SpecError(self.source, path, problem, self._presets_allowed())
         return owners[0]
 

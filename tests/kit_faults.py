@@ -97,3 +97,12 @@ for _bug in BUGS:
             name=f"kitfault-{_bug}", config=f"{__name__}:KitConfig", presets=f"{__name__}:PRESETS_{_bug.upper()}",
             backends={"torch": f"{__name__}:KitTorch", "jax": f"{__name__}:KitFlax"}, process="gaussian",
             flops=f"{__name__}:forward_macs", test_only=True))
+
+# two presets, the second one broken (a label input without classes): `diffbench check` must see it
+PRESETS_TWO = {"kitfault-two-tiny": registry.Preset(KitConfig(), "ours: test-only"),
+               "kitfault-two-big": registry.Preset(KitConfig(num_classes=0, size=8), "ours: test-only")}
+if "kitfault-two" not in registry.names(include_test_only=True):
+    registry.register(registry.Entry(
+        name="kitfault-two", config=f"{__name__}:KitConfig", presets=f"{__name__}:PRESETS_TWO",
+        backends={"torch": f"{__name__}:KitTorch", "jax": f"{__name__}:KitFlax"}, process="gaussian",
+        flops=f"{__name__}:forward_macs", test_only=True))

@@ -11,12 +11,61 @@ from bench.measure.count_job import CountJob
 from bench.progress import Progress
 
 
-def test_version(capsys):
+def test_version_shows_the_git_sha_in_a_checkout(capsys):
+    import subprocess
+
     try:
         main(["--version"])
     except SystemExit as exc:
         assert exc.code == 0
-    assert capsys.readouterr().out.strip() == f"diffbench {version('diffbench')}"
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"diffbench {version('diffbench')} (git {sha[:10]}")
+
+
+def test_list_has_a_header_aligned_columns_and_exits_1_when_nothing_matches(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["architecture", "modalities", "backends", "process", "presets"]
+    starts = {line.index(line.split()[1]) for line in lines}  # the second column starts at one offset
+    assert len(starts) == 1
+    assert main(["list", "nope*"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no architecture or preset matches 'nope*'" in captured.err
+
+
+def test_unknown_preset_suggests_the_near_miss_and_mentions_plugins(capsys):
+    assert main(["describe", "rin-tinny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did you mean 'rin-tiny'?" in err and "--plugins MODULE" in err and "; allowed: " in err
+    import pytest
+
+    from bench.spec import SpecError
+    with pytest.raises(SpecError, match=r"unknown preset 'unet2d-tyni' \(did you mean 'unet2d-tiny'\?\); a preset "
+                                        r"from a plugin needs it in `plugins:`"):
+        spec.loads("name: x\ncases:\n  - preset: unet2d-tyni\n")
+    with pytest.raises(registry.RegistryError, match="did you mean 'unet2d'.*allowed: dit, "):
+        registry.get("unet2")
+
+
+def test_plugins_anywhere_on_the_command_line(capsys, monkeypatch, tmp_path):
+    import sys
+
+    from bench.cli import pull_plugins
+
+    monkeypatch.setenv("DIFFBENCH_PLUGINS", "")
+    assert pull_plugins(["run", "--plugins", "a.b", "suite.yaml", "--plugins=c,d", "--", "--plugins"]) == \
+        (["run", "suite.yaml", "--", "--plugins"], ["a.b", "c,d"])
+    suite = tmp_path / "p.yaml"
+    suite.write_text("name: p\ncases: [{preset: plugnet-tiny, backend: jax}]\n")
+    try:
+        assert main(["plan", "--plugins", "tests.plugin_arch", str(suite)]) == 0  # before the positional
+        assert "plugnet/plugnet-tiny/jax" in capsys.readouterr().out
+    finally:
+        registry.unregister("plugnet")
+        sys.modules.pop("tests.plugin_arch", None)
+    assert main(["run", "--plugins"]) == 2
+    assert "--plugins needs a value" in capsys.readouterr().err
 
 
 def test_describe_takes_a_preset_name(capsys):
@@ -63,6 +112,19 @@ def test_one_line_per_finished_case_when_not_a_tty(capsys):
     with Progress(total=1, enabled=False) as bar:  # --quiet
         bar.finish("x", "ok")
     assert capsys.readouterr().err == ""
+
+
+def test_a_failed_case_line_carries_its_error_and_the_eta_comes_from_finished_cases(capsys, monkeypatch):
+    with Progress(total=2) as bar:
+        bar.finish("c/d/jax/cpu/b1", "failed", {"type": "DeviceError", "message": "device 'cuda' unavailable\ntrace"})
+    line = capsys.readouterr().err.strip()
+    assert line.endswith(": DeviceError: device 'cuda' unavailable") and "trace" not in line
+    clock = iter([100.0, 160.0, 220.0])
+    monkeypatch.setattr("bench.progress.time.monotonic", lambda: next(clock))
+    bar = Progress(total=5, done=1, enabled=False)  # one case from an earlier run (--resume): not timed here
+    assert bar.eta() == ""
+    bar.done = 2  # one case finished in 60 s; three left
+    assert bar.eta() == "ETA 3 min"
 
 
 ONLY_SUITE = """

@@ -55,3 +55,15 @@ def test_check_command_lines_json_and_exit_status(capsys):
     assert report["ok"] and [r["check"] for r in report["results"]] == ["forward:torch", "forward:jax"]
     assert main(["check", "kitfault-ok", "--only", "nope"]) == 2
     assert "unknown check" in capsys.readouterr().err
+
+
+def test_check_covers_every_preset_of_the_entry():
+    report = run("kitfault-two", only=["contract", "params"])
+    results = {r.check: r for r in report.results}
+    assert set(results) == {"contract", "params", "contract@kitfault-two-big", "params@kitfault-two-big"}
+    assert results["contract"].status == "pass"
+    bad = results["contract@kitfault-two-big"]
+    assert bad.status == "fail" and "num_classes=0" in bad.detail and not report.ok
+    assert "contract, params on its 1 other preset(s)" in report.text().splitlines()[0]
+    one = run("kitfault-two", preset="kitfault-two-tiny", only=["contract"])  # --preset: that one only
+    assert [r.check for r in one.results] == ["contract"] and one.ok

@@ -78,3 +78,11 @@ def test_quality_measurement_end_to_end_through_the_runner(tmp_path):
     rows = {r["metric"]: r for r in q["metrics"]}
     assert rows["fd-effnet"]["n"] == 8 and rows["fd-effnet"]["proxy"] and "efficientnet" in rows["fd-effnet"]["feature_space"]
     assert rows["fd-effnet"]["value"] > rows["fd-effnet"]["floor"] > 0 and "floor_std" in rows["kid"]
+    # sampling cost at the NFE really spent (2 steps), not the preset's sample_steps
+    from bench.measure.flops import analytic
+    entry = registry.get("unet2d")
+    per_image = 2 * analytic(entry, entry.preset("unet2d-tiny").config, 1)["macs"] / 1e9
+    assert q["sampling"]["gflop_per_image"] == pytest.approx(per_image)
+    assert q["sampling"]["gflop_per_sample"] == pytest.approx(2 * per_image)
+    for row in rows.values():  # every score and floor carries its bootstrap CI
+        assert row["ci95"][0] <= row["value"] <= row["ci95"][1] and len(row["floor_ci95"]) == 2

@@ -62,3 +62,34 @@ def test_report_html_renders_the_table_in_chromium(browser, html, tmp_path):
     assert pixels.std() > 0.05  # not a blank page: text, rules and table on white
     dark = (pixels.mean(axis=2) < 0.5).mean()
     assert 0.005 < dark < 0.5
+
+
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const out = document.createElement("pre");
+  out.id = "measured";
+  const tables = [...document.querySelectorAll("table")].map(t => [t.id, Math.ceil(t.getBoundingClientRect().right)]);
+  out.textContent = JSON.stringify({inner: window.innerWidth, scroll: document.documentElement.scrollWidth, tables});
+  document.body.appendChild(out);
+});
+</script></body>"""
+
+
+def test_mixed_suite_report_fits_1400px_without_horizontal_scroll(browser, tmp_path):
+    """The done-when of issue 25: the default columns of a mixed suite's report (several
+    architectures, a trained and an untrained model, a quality-vs-NFE sweep) fit a 1400 px window."""
+    import json
+
+    from tests.report_records import mixed_run
+
+    build.write([mixed_run(tmp_path)], tmp_path / "out", formats=("html",))
+    page = tmp_path / "measure.html"  # a copy with a measuring script; the report itself has none
+    page.write_text((tmp_path / "out" / "report.html").read_text().replace("</body>", MEASURE))
+    dom = _chromium(browser, tmp_path, "--virtual-time-budget=5000", "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    measured = json.loads(re.search(r'<pre id="measured">(.*?)</pre>', dom.stdout, re.S).group(1).replace("&quot;", '"'))
+    ids = [t[0] for t in measured["tables"]]
+    assert "results" in ids and "quality" in ids
+    assert measured["inner"] == 1400
+    assert measured["scroll"] <= measured["inner"], measured  # no horizontal scroll
+    assert all(right <= measured["inner"] for _, right in measured["tables"]), measured

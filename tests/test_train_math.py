@@ -198,6 +198,10 @@ def _load(train, measure="train", preset="rin-tiny"):
      "one of them"),
     ("{dataset: shapes, budget: {steps: 50}, recipe: paper}", "cases[0].train", "warms up over 10000 steps"),
     ("{dataset: shapes, budget: {steps: 5}, init: /nonexistent/ckpt}", "cases[0].train.init", "no diffbench checkpoint"),
+    ("{dataset: shapes, budget: {steps: 5}, eval_every: 0}", "cases[0].train.eval_every", "an integer number of steps"),
+    ("{dataset: shapes, budget: {steps: 5}, eval_at: [0.5, 1.5]}", "cases[0].train.eval_at", "fractions of the budget"),
+    ("{dataset: shapes, budget: {steps: 5}, eval_at: [0.5], eval_every: 2}", "cases[0].train.eval_at", "one of them"),
+    ("{dataset: shapes, budget: {steps: 5}, eval_every: 2}", "cases[0].train.eval_every", "measure listing 'quality'"),
 ])
 def test_bad_train_mappings_are_one_error_naming_the_key(train, where, allowed):
     with pytest.raises(SpecError) as err:
@@ -258,3 +262,15 @@ def test_loading_a_train_suite_imports_neither_torch_nor_jax():
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_learning_curve_points_and_case_ids_without_them_unchanged():
+    from bench.training.spec import eval_steps
+
+    plain = _load("{dataset: shapes, budget: {steps: 10}}").cases[0]
+    assert "eval_every" not in plain.train and "eval_at" not in plain.train  # ids of existing cases stay
+    curve = _load("{dataset: shapes, budget: {steps: 10}, eval_at: [0.5, 0, 1.0]}", measure="train, quality").cases[0]
+    assert curve.train["eval_at"] == (0, 0.5, 1.0) and curve.id != plain.id
+    assert eval_steps(curve.train.to_dict(), 10) == [0, 5]  # the end is the case's own quality measurement
+    assert eval_steps({"eval_every": 3}, 10) == [3, 6, 9] and eval_steps({"eval_every": 5}, 10) == [5]
+    assert eval_steps({}, 10) == []

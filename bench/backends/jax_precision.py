@@ -35,7 +35,7 @@ class Policy:
     def make(cls, precision: str, attention: str, memory_format: str, device, donate: bool = True) -> Policy:
         if precision == "tf32" and device.platform != "gpu":
             raise DeviceError(f"precision 'tf32' needs an NVIDIA GPU (XLA's tensorfloat32 matmul precision), not "
-                              f"{device.platform}; use fp32 or bf16 there")
+                              f"{device.platform}; allowed there: fp32 or bf16")
         if precision == "fp16" and device.platform == "cpu":
             raise DeviceError("precision 'fp16' with jax is not supported on CPU (XLA:CPU has no float16 dot_general "
                               "with float32 accumulation, 'F16_F16_F32'); use bf16 on CPU, or a GPU")

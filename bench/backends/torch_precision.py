@@ -39,7 +39,7 @@ class Policy:
         if precision == "tf32":
             if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] < 8:
                 raise DeviceError(f"precision 'tf32' needs an NVIDIA GPU of compute capability >= 8.0 (Ampere or "
-                                  f"newer), not {device}; use fp32 or bf16 there")
+                                  f"newer), not {device}; allowed there: fp32 or bf16")
         if precision in ("bf16", "bf16-pure") and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise DeviceError(f"precision {precision!r}: {torch.cuda.get_device_name(device)} has no bfloat16 support")
         if memory_format == "channels_last" and device.type not in ("cuda", "cpu"):

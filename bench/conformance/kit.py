@@ -38,7 +38,7 @@ class Result:
     seconds: float = 0.0
 
     def line(self) -> str:
-        return f"  {self.status.upper():4s}  {self.check:<17s} {self.detail}"
+        return f"  {self.status.upper():4s}  {self.check:<17s} {self.detail}"  # check@preset: another preset
 
 
 @dataclass
@@ -55,7 +55,9 @@ class Report:
 
     def text(self) -> str:
         counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "fail", "skip")}
-        head = f"{self.arch} (preset {self.preset}; backends {', '.join(self.backends)}; process {self.process})"
+        others = sorted({r.check.partition("@")[2] for r in self.results if "@" in r.check})
+        head = (f"{self.arch} (preset {self.preset}; backends {', '.join(self.backends)}; process {self.process})"
+                + (f"; {', '.join(PER_PRESET)} on its {len(others)} other preset(s)" if others else ""))
         tail = f"{len(self.results)} checks: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
         return "\n".join([head, *(r.line() for r in self.results), tail])
 
@@ -66,7 +68,8 @@ class Report:
 def tiny_preset(entry) -> str:
     tiny = sorted(p for p in entry.load_presets() if p.endswith("-tiny"))
     if not tiny:
-        raise registry.RegistryError(f"{entry.name!r} has no '-tiny' preset; presets: {sorted(entry.load_presets())}")
+        raise registry.RegistryError(f"{entry.name!r} has no '-tiny' preset; allowed: --preset with one of "
+                                     f"{', '.join(sorted(entry.load_presets()))}")
     return tiny[0]
 
 
@@ -197,8 +200,13 @@ def _to_numpy(adapter, out):
     return adapter.to_numpy(out)
 
 
+PER_PRESET = ("contract", "params")  # cheap (no weights materialized): run on every other preset too
+
+
 def run(name: str, preset: str | None = None, backends=None, only=None, plugins=()) -> Report:
-    """`diffbench check`: every check (or `only` those, by name or base name) on one entry."""
+    """`diffbench check`: every check (or `only` those, by name or base name) on one entry's
+    preset (`preset`, default its '-tiny' one); without `preset`, every other preset of the entry
+    also gets the checks that build no weights (PER_PRESET), named `check@preset`."""
     entry = registry.get(name)
     kit = Kit(entry, preset, backends, plugins)
     report = Report(entry.name, kit.preset, kit.backends, entry.process)
@@ -210,4 +218,14 @@ def run(name: str, preset: str | None = None, backends=None, only=None, plugins=
         selected = [n for n in selected if n in only or n.partition(":")[0] in only]
     for check in selected:
         report.results.append(kit.run(check))
+    if preset is None:
+        sweep = [c for c in PER_PRESET if not only or c in only]
+        for other in entry.load_presets():
+            if other == kit.preset or not sweep:
+                continue
+            other_kit = Kit(entry, other, backends, plugins)
+            for check in sweep:
+                result = other_kit.run(check)
+                result.check = f"{check}@{other}"
+                report.results.append(result)
     return report

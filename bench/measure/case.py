@@ -29,6 +29,7 @@ class Context:
     run_dir: str | None = None  # where `train` writes its checkpoint (None: not written)
     artifacts: Any = None  # directory for files the case keeps (samples), or None
     weights: str = "initial"  # what ctx.built() holds: "initial" (seeded init) or where trained weights came from
+    quality_cache: dict = field(default_factory=dict)  # real data and reference features, shared by quality scorings
     _built: Any = None
 
     def built(self):
@@ -166,22 +167,35 @@ def _platform(device: dict) -> str:
     return {"gpu": "cuda", "cuda": "cuda", "tpu": "tpu"}.get(name, "cpu")
 
 
-CONTENTION_RATIO = 1.2  # wall / CPU time above this, on one CPU thread, means the CPU was shared
+CONTENTION_RATIO = 1.2  # wall / CPU time above this means the step did not get even one full core
 
 
-def cpu_record(wall_s: list[float], cpu_s: list[float], threads: int, device: dict) -> dict:
-    """Process CPU time per step next to wall time, and a contention flag: with one thread on the
-    CPU, wall time well above CPU time means the core was shared (or the process waited)."""
+def cpu_record(wall_s: list[float], cpu_s: list[float], threads: int, device: dict, load=None) -> dict:
+    """Process CPU time per step next to wall time, and a contention flag for any thread count:
+    (a) wall / CPU > 1.2: the step's threads together got less than one core's time; or (b) the
+    run queue (1-minute load, where the OS reports it) holds more runnable work than logical CPUs
+    while the step used under 1 / 1.2 of its threads' capacity (CPU time < wall x threads / 1.2)."""
+    import os
+
     import numpy as np
 
     if not cpu_s:
         return {}
     wall, cpu = np.median(wall_s), np.median(cpu_s)
     ratio = float(wall / cpu) if cpu > 0 else None
-    on_cpu = _platform(device) == "cpu"
+    used = float(cpu / (wall * threads)) if wall > 0 and threads else None
+    if load is None and hasattr(os, "getloadavg"):
+        load = os.getloadavg()[0]
+    cpus = os.cpu_count()
+    why = None
+    if _platform(device) == "cpu":
+        if ratio is not None and ratio > CONTENTION_RATIO:
+            why = f"wall/CPU {ratio:.2f} > {CONTENTION_RATIO} with {threads} thread(s)"
+        elif load is not None and cpus and load > cpus and used is not None and used < 1 / CONTENTION_RATIO:
+            why = f"run-queue load {load:.1f} > {cpus} CPUs while the step used {used:.0%} of {threads} thread(s)"
     return {"cpu_median_ms": float(cpu * 1e3), "cpu_samples_ms": [float(v * 1e3) for v in cpu_s],
-            "wall_over_cpu": ratio,
-            "contended": bool(on_cpu and threads == 1 and ratio is not None and ratio > CONTENTION_RATIO)}
+            "wall_over_cpu": ratio, "cpu_utilization": used, "load_1m": load, "cpu_count": cpus,
+            "contended": why is not None, "contention": why}
 
 
 def measure_train(ctx: Context) -> dict:

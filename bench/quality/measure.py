@@ -44,14 +44,43 @@ def reference_data(q: QualitySettings, config, seed: int, count: int, process=No
     return np.asarray(ds.x[:count], np.float32)
 
 
-def measure_quality(ctx) -> dict:
+def sampling_gflop(entry, config, nfe: int) -> dict:
+    """What sampling one example cost: the analytic forward FLOPs of one image (2 x MACs, the
+    headline convention) x the NFE the sampler really spent (not the preset's steps)."""
+    from bench.measure.flops import analytic
+
+    per_image = 2 * analytic(entry, config, 1)["macs"] / 1e9
+    return {"gflop_per_image": per_image, "gflop_per_sample": per_image * nfe}
+
+
+def _sample(ctx, cache: dict):
+    """(settings, uint8 samples, sampling info, uint8 real set of 2N, conditioning frames) for the
+    weights ctx.built() holds now; the real data is loaded once per case (kept in `cache`)."""
     q = ctx.case.quality or QualitySettings()
-    built, shapes = ctx.built(), ctx.config.input_shapes(1)
+    shapes = ctx.config.input_shapes(1)
     cond = shapes["context"][0][1] if "context" in shapes and "context_mask" not in shapes else 0  # frames, not tokens
-    real = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n, built.process)
+    if "real" not in cache:
+        cache["real"] = reference_data(q, ctx.config, ctx.case.seed, (3 if cond else 2) * q.n, ctx.built().process)
+    real = cache["real"]
     context = real[2 * q.n:, :cond] if cond else None
-    samples, info = generate_samples(ctx.adapter, built, q.n, q.batch, steps=q.steps, seed=ctx.case.seed,
+    samples, info = generate_samples(ctx.adapter, ctx.built(), q.n, q.batch, steps=q.steps, seed=ctx.case.seed,
                                      context=context)
+    info.update(sampling_gflop(ctx.entry, ctx.config, info["nfe"]))
+    return q, samples, info, to_uint8(real[:2 * q.n]), cond
+
+
+def score_now(ctx, cache: dict) -> dict:
+    """One learning-curve point: sample and score the weights ctx.built() holds now (nothing kept
+    on disk; the reference features are extracted once per case and reused from `cache`)."""
+    q, samples, info, real, _ = _sample(ctx, cache)
+    started = time.perf_counter()
+    rows = metrics.score(samples, real, q.metrics, seed=ctx.case.seed, reference_cache=cache.setdefault("features", {}))
+    return {"metrics": rows, "sampling_s": info["duration_s"], "scoring_s": time.perf_counter() - started}
+
+
+def measure_quality(ctx) -> dict:
+    cache = ctx.quality_cache
+    q, samples, info, real, cond = _sample(ctx, cache)
     # the `train` measurement (when the case has one) runs first and trains ctx.built() in place
     weights = "trained by this case's train measurement" if "train" in ctx.case.measure else ctx.weights
     out = {"settings": q.to_dict(), "weights": weights, "sampling": info}
@@ -60,7 +89,8 @@ def measure_quality(ctx) -> dict:
         save_samples(path, samples, info)
         out["samples_file"] = str(Path(path.parent.parent.name) / path.parent.name / path.name)
     started = time.perf_counter()
-    out["metrics"] = metrics.score(samples, to_uint8(real[:2 * q.n]), q.metrics, seed=ctx.case.seed)
+    out["metrics"] = metrics.score(samples, real, q.metrics, seed=ctx.case.seed,
+                                   reference_cache=cache.setdefault("features", {}))
     out["scoring_s"] = time.perf_counter() - started
     out["reference"] = {"dataset": q.dataset, "n": q.n, "floor_n": q.n, "conditioning_clips": q.n if cond else 0}
     return out

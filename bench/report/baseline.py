@@ -48,6 +48,16 @@ def _condition(record: dict, sel) -> tuple:
     return tuple(_BY_NAME[k].get(record) for k in MATCH_ON if k not in named)
 
 
+def no_baseline_reason(record: dict, selector: str) -> str:
+    """Why a case has no ratio: it failed, or no successful baseline case ran under its conditions."""
+    if record.get("status") != "ok":
+        return "none: the case failed"
+    sel = parse(selector)
+    named = {k for k, _ in sel} if not isinstance(sel, str) else set()
+    cond = ", ".join(f"{k}={_BY_NAME[k].get(record)}" for k in MATCH_ON if k not in named)
+    return f"none: no successful {selector} case with {cond}"
+
+
 def key(record: dict) -> tuple:
     return str(record.get("run_id")), str(record.get("case_id"))
 
@@ -124,5 +134,6 @@ def columns(records: list[dict], selector: str) -> list[Column]:
         Column("ms_per_sample_ratio", "ms/sample ÷ base", per_sample, "sig3", ci=per_sample_ci,
                unreliable=unreliable("sample_step")),
         Column("train_ratio", "train step ÷ base", train_get, "sig3", ci=train_ci, unreliable=unreliable("train_step")),
-        Column("baseline", "baseline", lambda r: None if b(r) is None else b(r).get("case_id"), kind="label"),
+        Column("baseline", "baseline", lambda r: no_baseline_reason(r, selector) if b(r) is None else b(r).get("case_id"),
+               kind="label"),
     ]

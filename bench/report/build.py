@@ -10,7 +10,7 @@ from bench import results, safe_text
 from bench.report import baseline as baseline_mod
 from bench.report import columns as cols
 from bench.records import write_text
-from bench.report import plots, table
+from bench.report import plots, selection, table
 
 FORMATS = ("md", "html", "csv", "latex")
 FILES = {"md": "report.md", "html": "report.html", "csv": "table.csv", "latex": "table.tex"}
@@ -26,6 +26,8 @@ class Report:
     records: list[dict]
     main: table.Table
     ratios: table.Table | None = None
+    quality: table.Table | None = None  # one row per case with quality: what produced each score, CI, verdict
+    everything: table.Table | None = None  # every column with data (table.csv without --columns)
     baseline: str | None = None
     plots: list[dict] = field(default_factory=list)
     exponents: dict = field(default_factory=dict)
@@ -60,6 +62,7 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
         main_cols = cols.select(records, _names(columns))
     except ValueError as exc:
         raise ReportError(f"--columns: {exc}") from None
+    same = () if _names(columns) else tuple(selection.default_columns(records)[1])
     try:
         groups = cols.select(records, _names(group_by)) if group_by else []
     except ValueError as exc:
@@ -67,7 +70,12 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
     if groups:  # grouped columns head the table, rows sorted by them (stable)
         main_cols = groups + [c for c in main_cols if c.name not in {g.name for g in groups}]
         records = sorted(records, key=lambda r: tuple(str(g.get(r)) for g in groups))
-    report = Report(records, table.Table(records, main_cols, tuple(groups)), exponents=plots.exponents(records))
+    same = tuple(c for c in same if c.name not in {g.name for g in groups})
+    report = Report(records, table.Table(records, main_cols, tuple(groups), same), exponents=plots.exponents(records))
+    report.everything = report.main if _names(columns) else table.Table(records, cols.select(records, None, everything=True))
+    q_records, q_cols, q_same = selection.quality_columns(records)
+    if q_records:
+        report.quality = table.Table(q_records, q_cols, (), tuple(q_same))
     if baseline:
         try:
             ratio_cols = baseline_mod.columns(records, baseline)
@@ -110,9 +118,23 @@ def provenance(report: Report) -> list[dict]:
 
 LEGEND = ("Times are medians per step in ms with their 95% bootstrap CI in brackets; "
           f"{table.UNRELIABLE_MARK} = the timing did not converge (stopped by the repetition or time cap, "
-          "listed below). GFLOP = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
-          "per forward pass; /img divides by the batch; /sample multiplies by the NFE per sample. "
-          "ms/sample = sample-step median x steps per sample / batch.")
+          f"listed below); {table.CONTENDED_MARK} = timed while the CPU was shared (listed below); "
+          f"{table.FAILED_MARK} = a measurement inside the case failed (reason below). "
+          "GFLOPs = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
+          "per forward pass; /img divides by the batch; NFE/sample is what the case's quality measurement "
+          "sampled with (else the preset's sampler) and GFLOPs/sample = NFE/sample x GFLOPs/img. "
+          "ms/sample = sample-step median x steps per sample / batch. Quality values carry a 95% bootstrap CI "
+          "over samples.")
+QUALITY_LEGEND = ("Each score with its 95% bootstrap CI over samples (generated and reference sets resampled; "
+                  "docs/quality.md) and its floor (the same statistic between two disjoint real sets of the same N). "
+                  "vs best: against the best score measured on the same reference set (dataset, N, seed, "
+                  "resolution), \"≈ best\" when the paired-bootstrap 95% CI of the difference holds 0 (the two are "
+                  "not distinguishable at this N), \"worse\" when it does not. Training GFLOPs: the train "
+                  "measurement's counted FLOPs (0: the seeded initialization).")
+
+
+def constants_text(t: table.Table) -> str:
+    return f"Every case: {selection.constants_line(list(t.constants), t.records)}." if t.constants else ""
 
 
 def markdown(report: Report, plot_dir: str = "") -> str:
@@ -122,8 +144,16 @@ def markdown(report: Report, plot_dir: str = "") -> str:
                      f"{p['suite_sha256']}; {p['host']}; accelerators: {p['accelerators']}; devices: {p['devices']}; "
                      f"threads {p['threads']}; precision {p['precision']}; {p['versions']}; "
                      f"{p['cases']} case(s), {p['failed']} failed")
-    lines += ["", "## Results", "", *table.markdown_table(report.main), LEGEND]
-    lines += table.markdown_notes(report.records)
+    lines += ["", "## Results", ""]
+    if report.main.constants:
+        lines += [constants_text(report.main), ""]
+    lines += [*table.markdown_table(report.main), LEGEND]
+    if report.quality is not None:
+        lines += ["", "## Quality: what produced each score", ""]
+        if report.quality.constants:
+            lines += [constants_text(report.quality), ""]
+        lines += [*table.markdown_table(report.quality), QUALITY_LEGEND]
+    lines += table.markdown_notes(report.records, cols.available(report.records))
     if report.ratios is not None:
         lines += ["", f"## Ratios against the baseline `{report.baseline}`", "",
                   "Each case divided by the baseline case with the same backend, device, precision, resolution, "
@@ -170,8 +200,8 @@ def write(paths, out: Path, formats=FORMATS, columns=None, group_by=None, baseli
 
         write_text(target["html"], safe_text.lines(render(report)))
     if "csv" in formats:
-        write_text(target["csv"], safe_text.csv(table.to_csv(report.main)))
+        write_text(target["csv"], safe_text.csv(table.to_csv(report.everything or report.main)))
     if "latex" in formats:
-        caption = f"diffbench: {', '.join(report.suites)}"
+        caption = " ".join(x for x in (f"diffbench: {', '.join(report.suites)}.", constants_text(report.main), LEGEND) if x)
         write_text(target["latex"], safe_text.lines(table.to_latex(report.main, caption=caption)))
     return [target[f] for f in formats] + written

@@ -25,6 +25,8 @@ class Column:
     ci: Callable[[dict], Any] | None = None  # (lo, hi) shown after the value, CSV gets _lo/_hi columns
     unreliable: Callable[[dict], bool] | None = None  # marks the cell (timing that did not converge)
     kind: str = "number"  # "label" columns identify the case; "number" columns are measurements
+    why: Callable[[dict], str | None] | None = None  # why a sub-measurement of an ok case failed (marks the cell)
+    contended: Callable[[dict], bool] | None = None  # marks a timing taken while the CPU was shared
 
 
 def timing(record: dict, step: str) -> dict | None:
@@ -68,22 +70,32 @@ def precision(record: dict):
     return None
 
 
-def _size(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+RESOLUTION_KEYS = ("image_size", "resolution", "input_size", "size", "resolutions")
+
+
+def _sizes(node) -> list[int]:
+    """Every resolution field at the shallowest depth that has one (nested configs: a NestedUNet's
+    levels, a phase-space model's backbone `network`)."""
+    if isinstance(node, list):
+        return [s for item in node for s in _sizes(item)]
+    if not isinstance(node, dict):
+        return []
+    here = [v for k in RESOLUTION_KEYS for v in (node.get(k) if isinstance(node.get(k), list) else [node.get(k)])
+            if isinstance(v, int) and not isinstance(v, bool)]
+    if here:
+        return here
+    return [s for k, v in node.items() if k != "process" for s in _sizes(v)]
 
 
 def resolution(record: dict):
-    config = record.get("config") or {}
-    for key in ("image_size", "resolution", "input_size", "size"):
-        if _size(config.get(key)):
-            return config[key]
-    sizes = config.get("resolutions")  # multi-resolution models (NestedUNet): the highest
-    return max(sizes) if isinstance(sizes, (list, tuple)) and sizes and all(map(_size, sizes)) else None
+    """The model's (largest) input resolution, wherever its config keeps it."""
+    sizes = _sizes(record.get("config") or {})
+    return max(sizes) if sizes else None
 
 
 def frames(record: dict):
     f = dig(record, "config", "frames")
-    return f if _size(f) else None
+    return f if isinstance(f, int) and not isinstance(f, bool) and f > 0 else None
 
 
 def nfe_per_step(record: dict):
@@ -92,9 +104,35 @@ def nfe_per_step(record: dict):
     return (t or {}).get("nfe") or 1
 
 
+def nfe_sample(record: dict):
+    """NFE per generated sample: what the case's quality measurement really sampled with, else
+    the preset's sampler (the flops record)."""
+    return dig(record, "quality", "sampling", "nfe") or dig(record, "flops", "nfe_per_sample")
+
+
+def gflop_image(record: dict):
+    """GFLOPs of one forward pass (one NFE) per image."""
+    return dig(record, "flops", "gflop_per_image") or dig(record, "quality", "sampling", "gflop_per_image")
+
+
+def gflop_sample(record: dict):
+    """GFLOPs to generate one sample at nfe_sample: the quality measurement's own count, else
+    NFE/sample x GFLOPs/img."""
+    sampled = dig(record, "quality", "sampling", "gflop_per_sample")
+    if sampled is not None:
+        return sampled
+    if dig(record, "quality", "sampling", "nfe") and gflop_image(record):
+        return nfe_sample(record) * gflop_image(record)
+    return dig(record, "flops", "gflop_per_sample")
+
+
+def cpu_contended(record: dict, step: str) -> bool:
+    return bool(dig(record, "timing", step, "contended"))
+
+
 def ms_per_sample(record: dict):
     """Wall clock to generate one sample: step median x steps per sample / batch."""
-    t, nfe, batch = timing(record, "sample_step"), dig(record, "flops", "nfe_per_sample"), dig(record, "case", "batch")
+    t, nfe, batch = timing(record, "sample_step"), nfe_sample(record), dig(record, "case", "batch")
     if t is None or not nfe or not batch:
         return None
     return t["median_ms"] * (nfe / nfe_per_step(record)) / batch
@@ -112,6 +150,25 @@ def samples_per_s(record: dict):
 def _flop_check(record: dict):
     ok = dig(record, "flops", "agreement", "ok")
     return None if ok is None else ("agree" if ok else "DISAGREE")
+
+
+def _counter_errors(record: dict):
+    """Traced FLOP counters that failed (the check then stands on the ones that ran)."""
+    bad = {n: c.get("error") for n, c in (dig(record, "flops", "counters") or {}).items()
+           if isinstance(c, dict) and c.get("error")}
+    return "; ".join(f"{n} failed: {str(e).splitlines()[0]}" for n, e in bad.items()) or None
+
+
+def _train_flops_error(record: dict):
+    t = dig(record, "flops", "train_step")
+    return None if not isinstance(t, dict) or t.get("gflop") is not None else (t.get("error") or "not counted")
+
+
+def _mfu_why(step: str):
+    def why(record):
+        u = dig(timing(record, step) or {}, "utilization")
+        return None if not isinstance(u, dict) or u.get("mfu") is not None else u.get("mfu_why_null")
+    return why
 
 
 def _mb(*keys):
@@ -150,22 +207,26 @@ STATIC = [
     Column("batch", "batch", lambda r: dig(r, "case", "batch"), kind="label"),
     Column("params", "params (M)", lambda r: None if r.get("params") is None else r["params"] / 1e6, "sig3"),
     Column("gflop_nfe", "GFLOP/NFE", lambda r: dig(r, "flops", "gflop"), "sig4"),
-    Column("gflop_image", "GFLOP/img", lambda r: dig(r, "flops", "gflop_per_image"), "sig4"),
-    Column("nfe_sample", "NFE/sample", lambda r: dig(r, "flops", "nfe_per_sample"), "{}"),
-    Column("gflop_sample", "GFLOP/sample", lambda r: dig(r, "flops", "gflop_per_sample"), "sig4"),
-    Column("gflop_train", "train GFLOP/img", lambda r: dig(r, "flops", "train_step", "gflop_per_image"), "sig4"),
-    Column("flop_check", "FLOP check", _flop_check, kind="label"),
+    Column("gflop_image", "GFLOP/img", gflop_image, "sig4"),
+    Column("nfe_sample", "NFE/sample", nfe_sample, "{}"),
+    Column("gflop_sample", "GFLOP/sample", gflop_sample, "sig4"),
+    Column("gflop_train", "train GFLOP/img", lambda r: dig(r, "flops", "train_step", "gflop_per_image"), "sig4",
+           why=_train_flops_error),
+    Column("flop_check", "FLOP check", _flop_check, kind="label", why=_counter_errors),
     Column("sample_ms", "sample ms/step", _timing_value("sample_step", "median_ms"), "sig3", ci=_ci("sample_step"),
-           unreliable=lambda r: not_converged(r, "sample_step")),
+           unreliable=lambda r: not_converged(r, "sample_step"), contended=lambda r: cpu_contended(r, "sample_step")),
     Column("ms_per_sample", "ms/sample", ms_per_sample, "sig4",
-           unreliable=lambda r: not_converged(r, "sample_step")),
-    Column("samples_per_s", "samples/s", samples_per_s, "sig3", unreliable=lambda r: not_converged(r, "sample_step")),
+           unreliable=lambda r: not_converged(r, "sample_step"), contended=lambda r: cpu_contended(r, "sample_step")),
+    Column("samples_per_s", "samples/s", samples_per_s, "sig3", unreliable=lambda r: not_converged(r, "sample_step"),
+           contended=lambda r: cpu_contended(r, "sample_step")),
     Column("train_ms", "train ms/step", _timing_value("train_step", "median_ms"), "sig3", ci=_ci("train_step"),
-           unreliable=lambda r: not_converged(r, "train_step")),
+           unreliable=lambda r: not_converged(r, "train_step"), contended=lambda r: cpu_contended(r, "train_step")),
     Column("train_img_s", "train img/s", _timing_value("train_step", "image_steps_per_s"), "sig3",
-           unreliable=lambda r: not_converged(r, "train_step")),
-    Column("sample_mfu", "sample MFU", lambda r: mfu(r, "sample_step"), "{:.1%}"),
-    Column("train_mfu", "train MFU", lambda r: mfu(r, "train_step"), "{:.1%}"),
+           unreliable=lambda r: not_converged(r, "train_step"), contended=lambda r: cpu_contended(r, "train_step")),
+    Column("sample_mfu", "sample MFU", lambda r: mfu(r, "sample_step"), "{:.1%}",
+           why=_mfu_why("sample_step")),
+    Column("train_mfu", "train MFU", lambda r: mfu(r, "train_step"), "{:.1%}",
+           why=_mfu_why("train_step")),
     Column("contended", "CPU shared", lambda r: "yes" if any(
         dig(r, "timing", s, "contended") for s in ("sample_step", "train_step")) else None, kind="label"),
     Column("peak_rss_mb", "peak RSS (MB)", _mb("memory", "peak_rss_bytes"), "{:.0f}"),
@@ -202,16 +263,9 @@ def quality_entries(record: dict) -> dict[str, dict]:
 
 
 def quality_columns(records) -> list[Column]:
-    metrics = dict.fromkeys(m for r in records for m in quality_entries(r))
-    out = []
-    for m in metrics:
-        def field(key, metric=m):
-            return lambda r: quality_entries(r).get(metric, {}).get(key)
-        out += [Column(f"quality.{m}", m, field("value"), "sig4"),
-                Column(f"quality.{m}.n", f"{m} N", field("n"), "{}"),
-                Column(f"quality.{m}.feature_space", f"{m} features", field("feature_space"), kind="label"),
-                Column(f"quality.{m}.floor", f"{m} floor", field("floor"), "sig4")]
-    return out
+    from bench.report.quality_columns import metric_columns
+
+    return metric_columns(records)
 
 
 def _varying(records) -> list[Column]:
@@ -225,11 +279,15 @@ def _varying(records) -> list[Column]:
 
 
 def available(records) -> list[Column]:
-    """Every column these records could fill, in display order (labels, overrides, measures, quality, status)."""
+    """Every column these records could fill, in display order (labels, overrides, measures,
+    training and sampling provenance, quality, status)."""
+    from bench.report.quality_columns import provenance_columns
+
     static = STATIC[:-1]
     labels = [c for c in static if c.kind == "label" and c.name not in ("flop_check", "threads")]
     rest = [c for c in static if c not in labels]
-    return labels + _varying(records) + override_columns(records) + rest + quality_columns(records) + [STATIC[-1]]
+    return (labels + _varying(records) + override_columns(records) + rest + provenance_columns()
+            + quality_columns(records) + [STATIC[-1]])
 
 
 DEFAULT_HIDDEN = ("case",)  # the readable columns identify a case; --columns case brings the id back
@@ -241,13 +299,16 @@ def with_data(columns: list[Column], records) -> list[Column]:
     return [c for c in columns if any(c.get(r) is not None for r in records)]
 
 
-def select(records, names: list[str] | None, extra: list[Column] = ()) -> list[Column]:
-    """The requested columns (all with data when `names` is None; `extra` go before status);
-    unknown names raise ValueError naming the allowed ones."""
+def select(records, names: list[str] | None, extra: list[Column] = (), everything: bool = False) -> list[Column]:
+    """The requested columns (`extra` go before status); without names, every column with data
+    (`everything`, for CSV) or the default table's (default_columns). Unknown names raise
+    ValueError naming the allowed ones."""
     cols = available(records)
     cols = cols[:-1] + list(extra) + cols[-1:]
     if not names:
-        return with_data([c for c in cols if c.name not in DEFAULT_HIDDEN], records)
+        from bench.report.selection import default_columns
+
+        return with_data(cols, records) if everything else default_columns(records, cols)[0]
     by_name = {c.name: c for c in cols}
     names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in by_name]

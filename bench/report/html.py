@@ -15,11 +15,11 @@ TEMPLATE = """<!DOCTYPE html>
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1em; }
-th, td { border-bottom: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
-th { border-bottom: 2px solid #444; background: #f4f4f4; }
+th, td { border-bottom: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { border-bottom: 2px solid #444; background: #f4f4f4; white-space: normal; vertical-align: bottom; }
 td.label, th.label { text-align: left; }
 tr.failed td { background: #fde8e8; }
-td.unreliable { background: #fff4d6; }
+td.unreliable { background: #fff4d6; } td.contended { color: #8a4b00; } td.missing { background: #fde8e8; }
 .scroll { overflow-x: auto; }
 .legend, .prov { font-size: 12px; color: #555; max-width: 70em; }
 figure { margin: 1em 0; } figcaption { font-size: 12px; color: #555; }
@@ -39,8 +39,19 @@ threads {{ p.threads }}; precision {{ p.precision }}; {{ p.versions }}; {{ p.cas
 <thead><tr>{% for h, kind in headers %}<th class="{{ kind }}">{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in rows %}<tr class="{{ row.status }}">{% for c in row.cells %}<td class="{{ c.cls }}">{{ c.text }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>{% endfor %}{% endmacro %}
+{% if main_constants %}<p class="prov">{{ main_constants }}</p>{% endif %}
 {{ render(main, main_headers, "results") }}
 <p class="legend">{{ legend }}</p>
+{% if quality %}<h2>Quality: what produced each score</h2>
+{% if quality_constants %}<p class="prov">{{ quality_constants }}</p>{% endif %}
+{{ render(quality, quality_headers, "quality") }}
+<p class="legend">{{ quality_legend }}</p>{% endif %}
+{% if sub_failures %}<h2>Measurements that failed inside successful cases ({{ failed_mark }})</h2>
+<ul>{% for f in sub_failures %}<li><code>{{ f.case }}</code> {{ f.column }}: {{ f.why }}</li>{% endfor %}</ul>{% endif %}
+{% if contended %}<h2>Timings taken while the CPU was shared ({{ contended_mark }})</h2>
+<p class="legend">Wall time well above the CPU time the case's threads used, or more runnable work than CPUs: other
+processes took CPU time from the step, which then reads slower than on a quiet machine.</p>
+<ul>{% for c in contended %}<li><code>{{ c }}</code></li>{% endfor %}</ul>{% endif %}
 {% if unreliable %}<h2>Timings that did not converge ({{ mark }})</h2>
 <p class="legend">Stopped by the repetition or time cap with IQR/median above the target: the median is reported
 but the machine was too noisy for it to settle.</p>
@@ -75,8 +86,10 @@ def _rows(t: table.Table):
             for c in t.columns:
                 text = table.cell(c, r)
                 cls = "label" if c.kind == "label" else ""
-                if text.endswith(table.UNRELIABLE_MARK):
-                    cls += " unreliable"
+                for mark, name in ((table.UNRELIABLE_MARK, " unreliable"), (table.CONTENDED_MARK, " contended"),
+                                   (table.FAILED_MARK, " missing")):
+                    if mark in table.marks(c, r):
+                        cls += name
                 cells.append({"text": text, "cls": cls.strip()})
             rows.append({"status": "" if r.get("status") == "ok" else "failed", "cells": cells})
         out.append((title, rows))
@@ -88,13 +101,20 @@ def _headers(t: table.Table):
 
 
 def render(report) -> str:
-    from bench.report.build import LEGEND, provenance
+    from bench.report.build import LEGEND, QUALITY_LEGEND, constants_text, provenance
+    from bench.report.columns import available
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     plots = [{"caption": p["caption"], "data": base64.b64encode(p["png"].read_bytes()).decode()} for p in report.plots]
     return env.from_string(TEMPLATE).render(
         suites=", ".join(report.suites), provenance=provenance(report), legend=LEGEND, mark=table.UNRELIABLE_MARK,
-        main=_rows(report.main), main_headers=_headers(report.main),
+        main=_rows(report.main), main_headers=_headers(report.main), main_constants=constants_text(report.main),
+        quality=_rows(report.quality) if report.quality else None, quality_legend=QUALITY_LEGEND,
+        quality_headers=_headers(report.quality) if report.quality else [],
+        quality_constants=constants_text(report.quality) if report.quality else "",
+        sub_failures=table.sub_failures(report.records, available(report.records)), failed_mark=table.FAILED_MARK,
+        contended=[table.contended_line(c) for c in table.contended_timings(report.records)],
+        contended_mark=table.CONTENDED_MARK,
         ratios=_rows(report.ratios) if report.ratios else None,
         ratio_headers=_headers(report.ratios) if report.ratios else [], baseline=report.baseline,
         unreliable=[table.unreliable_line(u) for u in table.unreliable_timings(report.records)],

@@ -8,29 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no display backend
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bench.report.columns import dig, ms_per_sample, not_converged, quality_entries, resolution, timing
-
-HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall")
-
-
-def _label(r: dict) -> str:
-    return f"{dig(r, 'case', 'arch')}/{dig(r, 'case', 'backend')}"
-
-
-def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = False) -> list[int]:
-    """Indices of the points no other point beats on both cost (lower) and quality; sorted by cost."""
-    sign = -1.0 if higher_is_better else 1.0
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], sign * points[i][1]))
-    front, best = [], float("inf")
-    for i in order:
-        q = sign * points[i][1]
-        if q < best:
-            front.append(i)
-            best = q
-    return front
+from bench.report.columns import RESOLUTION_KEYS, dig, not_converged, resolution, timing
+from bench.report.quality_plots import (pareto_front, plain_log_ticks,  # noqa: F401 (pareto_front: re-exported)
+                                        quality_vs_flops, quality_vs_nfe, quality_vs_time, quality_vs_train_flops)
 
 
 def fit_exponent(x, y) -> float:
@@ -38,83 +23,56 @@ def fit_exponent(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
-def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool, label=_label, lines: bool = False):
-    """One panel per metric; points grouped into series by `label` (joined by lines when `lines`)."""
-    metrics = list(dict.fromkeys(m for r in records for m in quality_entries(r)))
-    panels = []
-    for m in metrics:
-        pts = [(x_of(r), quality_entries(r)[m].get("value"), r) for r in records if m in quality_entries(r)]
-        pts = [(x, y, r) for x, y, r in pts if x is not None and y is not None and x > 0]
-        if pts:
-            panels.append((m, pts))
-    if not panels:
-        return None
-    fig = Figure(figsize=(5 * len(panels), 4))
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (m, pts) in zip(axes[0], panels):
-        for name in dict.fromkeys(label(r) for _, _, r in pts):
-            sel = sorted((x, y) for x, y, r in pts if label(r) == name)
-            if lines:
-                ax.plot(*zip(*sel), "o-", label=name)
-            else:
-                ax.scatter(*zip(*sel), label=name)
-        if pareto and len(pts) > 1:
-            front = [pts[i] for i in pareto_front([(x, y) for x, y, _ in pts], m.lower() in HIGHER_IS_BETTER)]
-            ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
-        floors = [quality_entries(r)[m].get("floor") for _, _, r in pts]
-        floors = [f for f in floors if f is not None]
-        if floors:
-            ax.axhline(float(np.median(floors)), color="grey", lw=0.8, ls=":", label="floor (real vs real)")
-        ax.set_xscale("log" if logx else "linear")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(m)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig, f"{', '.join(m for m, _ in panels)} vs {xlabel}" + (" (dashed: Pareto front)" if pareto else "")
-
-
-def quality_vs_flops(records):
-    return _quality_plot(records, lambda r: dig(r, "flops", "gflop_per_sample"), "GFLOP per sample", True, True)
-
-
-def quality_vs_time(records):
-    return _quality_plot(records, ms_per_sample, "wall-clock ms per sample", True, True)
-
-
-def quality_nfe(r: dict):
-    """The NFE the scored samples cost (quality.sampling.nfe: a quality `steps:` setting changes it),
-    else the preset's (flops.nfe_per_sample)."""
-    return dig(r, "quality", "sampling", "nfe") or dig(r, "flops", "nfe_per_sample")
-
-
-def _model_label(r: dict) -> str:
-    """Architecture (hence process family), preset and backend: one curve per model against NFE."""
-    return f"{dig(r, 'case', 'arch')}:{dig(r, 'case', 'preset')}/{dig(r, 'case', 'backend')}"
-
-
-def quality_vs_nfe(records):
-    return _quality_plot(records, quality_nfe, "NFE per sample", True, False, label=_model_label, lines=True)
-
-
 def _per_image_step_ms(r: dict):
     t, batch = timing(r, "sample_step"), dig(r, "case", "batch")
     return None if t is None or not batch else t["median_ms"] / batch
 
 
-def resolution_series(records):
-    """{"GFLOP/img": {arch: [(res, value, reliable)]}, "sample ms/img": {arch/backend: [...]}} with
-    only the series that span two resolutions or more."""
-    series = {"GFLOP per image (1 NFE)": {}, "sample-step ms per image (1 step)": {}}
+def _without_resolution(node):
+    """The config with every resolution field removed (nested ones too): what must be equal for
+    two cases to be one model at two resolutions."""
+    if isinstance(node, dict):
+        return {k: _without_resolution(v) for k, v in node.items() if k not in RESOLUTION_KEYS}
+    if isinstance(node, list):
+        return [_without_resolution(v) for v in node]
+    return node
+
+
+def model_key(r: dict) -> tuple[str, str]:
+    import json
+
+    return str(dig(r, "case", "arch")), json.dumps(_without_resolution(r.get("config") or {}), sort_keys=True,
+                                                   default=str)
+
+
+def _series_names(records) -> dict[tuple, str]:
+    """model_key -> its label: the architecture, or arch/preset(s) when the architecture has
+    several models (configs that differ in more than the resolution)."""
+    presets: dict[tuple, list] = {}
     for r in records:
-        res = resolution(r)
-        if res is None or r.get("status") != "ok":
-            continue
+        presets.setdefault(model_key(r), []).append(str(dig(r, "case", "preset")))
+    per_arch: dict[str, int] = {}
+    for arch, _ in presets:
+        per_arch[arch] = per_arch.get(arch, 0) + 1
+    return {k: k[0] if per_arch[k[0]] == 1 else f"{k[0]}/{'+'.join(dict.fromkeys(p))}" for k, p in presets.items()}
+
+
+def resolution_series(records):
+    """{"GFLOP/img": {model: [(res, value, reliable)]}, "sample ms/img": {model/backend: [...]}}
+    with only the series that span two resolutions or more. A series is one architecture with one
+    config apart from the resolution (never two presets fitted as if one model)."""
+    series = {"GFLOPs per image (1 NFE)": {}, "sample-step ms per image (1 step)": {}}
+    ok = [r for r in records if r.get("status") == "ok" and resolution(r) is not None]
+    names = _series_names(ok)
+    for r in ok:
+        res, name = resolution(r), names[model_key(r)]
         g = dig(r, "flops", "gflop_per_image")
         if g and g > 0:  # log-log fit: a zero or negative value (a damaged record) has no place on it
-            series["GFLOP per image (1 NFE)"].setdefault(str(dig(r, "case", "arch")), {})[res] = (g, True)
+            series["GFLOPs per image (1 NFE)"].setdefault(name, {})[res] = (g, True)
         ms = _per_image_step_ms(r)
         if ms and ms > 0:
-            series["sample-step ms per image (1 step)"].setdefault(_label(r), {})[res] = (ms, not not_converged(r, "sample_step"))
+            key = f"{name}/{dig(r, 'case', 'backend')}"
+            series["sample-step ms per image (1 step)"].setdefault(key, {})[res] = (ms, not not_converged(r, "sample_step"))
     return {panel: {k: sorted((res, v, ok) for res, (v, ok) in pts.items()) for k, pts in s.items() if len(pts) >= 2}
             for panel, s in series.items()}
 
@@ -141,7 +99,10 @@ def cost_vs_resolution(records):
             if bad:
                 ax.scatter(*zip(*bad), facecolors="none", edgecolors=line.get_color(), s=60)
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ax.set_xticks(sorted({p[0] for pts in s.values() for p in pts}))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        plain_log_ticks(ax.yaxis)
         ax.set_xlabel("resolution (px)")
         ax.set_ylabel(panel)
         ax.legend(fontsize=7)
@@ -181,7 +142,7 @@ def backend_step_time(records):
                 if r[idx].get("stop_reason") != "converged":
                     bar.set_hatch("//")
         ax.set_xticks(x, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
-        ax.set_yscale("log")
+        _readable_y(ax, [v for r in rows for v in (r[1]["median_ms"], r[2]["median_ms"])])
         ax.set_ylabel(f"{step.replace('_', ' ')} ms (median, 95% CI)")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -189,10 +150,20 @@ def backend_step_time(records):
                  "hatched: timing did not converge)")
 
 
+def _readable_y(ax, values) -> None:
+    """Linear when the values span less than 30x; else log with plain-number ticks at 1, 2, 5 x 10^k."""
+    values = [v for v in values if v and v > 0]
+    if not values or max(values) / min(values) < 30:
+        ax.set_ylim(bottom=0)
+        return
+    plain_log_ticks(ax.yaxis)
+
+
 PLOTS = {
     "quality_vs_flops": quality_vs_flops,
     "quality_vs_time": quality_vs_time,
     "quality_vs_nfe": quality_vs_nfe,
+    "quality_vs_train_flops": quality_vs_train_flops,
     "cost_vs_resolution": cost_vs_resolution,
     "backend_step_time": backend_step_time,
 }
@@ -208,6 +179,7 @@ def write_all(records, out_dir: Path) -> list[dict]:
         fig, caption = drawn
         png, svg = Path(out_dir) / f"{name}.png", Path(out_dir) / f"{name}.svg"
         fig.savefig(png, dpi=120, metadata={"Software": None})
-        fig.savefig(svg, metadata={"Date": None})
+        with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: searchable, editable
+            fig.savefig(svg, metadata={"Date": None})
         written.append({"name": name, "caption": caption, "png": png, "svg": svg})
     return written

@@ -13,6 +13,8 @@ from bench import safe_text
 from bench.report.columns import MFU_FLAGGED, Column, TIMED_STEPS, dig, mfu, timing
 
 UNRELIABLE_MARK = "†"  # timing stopped by the repetition or time cap, not by the convergence rule
+CONTENDED_MARK = "‡"  # timing taken while the CPU was shared (bench/measure/case.py: cpu_record)
+FAILED_MARK = "✗"  # a sub-measurement of an ok case failed (FLOP counter, training-step count, MFU peak)
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Table:
     records: list[dict]
     columns: list[Column]
     group_by: tuple[Column, ...] = ()
+    constants: tuple[Column, ...] = ()  # columns every case shares, said once under the title
 
     def groups(self) -> list[tuple[str, list[dict]]]:
         """(title, records) per distinct value of the group-by columns, in first-seen order."""
@@ -54,15 +57,28 @@ def _number(col: Column, value) -> str:
         return str(value)
 
 
+def marks(col: Column, record: dict) -> str:
+    """The cell's marks: † did not converge, ‡ CPU shared, ✗ a sub-measurement failed."""
+    value, out = col.get(record), ""
+    if value is not None and col.unreliable and col.unreliable(record):
+        out += UNRELIABLE_MARK
+    if value is not None and col.contended and col.contended(record):
+        out += CONTENDED_MARK
+    if col.why and record.get("status") == "ok" and col.why(record):
+        out += FAILED_MARK
+    return out
+
+
 def cell(col: Column, record: dict) -> str:
-    """value [lo, hi] with the unreliable mark, as the Markdown, HTML and LaTeX tables show it."""
+    """value [lo, hi] with its marks, as the Markdown, HTML and LaTeX tables show it."""
     value = col.get(record)
     text = _number(col, value)
     ci = col.ci(record) if col.ci and value is not None else None
     if ci:
         text += f" [{_number(col, ci[0])}, {_number(col, ci[1])}]"
-    if value is not None and col.unreliable and col.unreliable(record):
-        text += " " + UNRELIABLE_MARK
+    mark = marks(col, record)
+    if mark:
+        text = mark if text == "-" else f"{text} {mark}"
     return text
 
 
@@ -114,6 +130,25 @@ def failures(records) -> list[dict]:
             for r in records if r.get("status") != "ok"]
 
 
+def sub_failures(records, columns) -> list[dict]:
+    """Measurements that failed inside ok cases, for the table's ✗ cells: case, column, reason."""
+    return [{"case": r.get("case_id"), "column": c.header, "why": str(c.why(r)).splitlines()[0]}
+            for r in records if r.get("status") == "ok" for c in columns if c.why and c.why(r)]
+
+
+def contended_timings(records) -> list[dict]:
+    """Timed steps taken while the CPU was shared: case, step, wall/CPU, load, reason."""
+    return [{"case": r.get("case_id"), "step": s, "wall_over_cpu": dig(r, "timing", s, "wall_over_cpu"),
+             "why": dig(r, "timing", s, "contention") or "wall time above CPU time"}
+            for r in records for s in TIMED_STEPS if dig(r, "timing", s, "contended")]
+
+
+def contended_line(c: dict) -> str:
+    ratio = c["wall_over_cpu"]
+    why = c["why"] if isinstance(c["why"], str) else str(c["why"])
+    return f"{c['case']} {c['step']}: {why}" + (f" (wall/CPU {ratio:.2f})" if ratio and "wall/CPU" not in why else "")
+
+
 def disagreements(records) -> list[dict]:
     """Traced FLOP counters off the analytic count by more than the tolerance."""
     return [{"case": r.get("case_id"), "ratios": dig(r, "flops", "agreement", "disagreeing") or {}}
@@ -152,8 +187,18 @@ def markdown_table(table: Table) -> list[str]:
     return out
 
 
-def markdown_notes(records) -> list[str]:
+def markdown_notes(records, columns=()) -> list[str]:
     out = []
+    subs = sub_failures(records, columns)
+    if subs:
+        out += ["", f"## Measurements that failed inside successful cases ({FAILED_MARK})", ""]
+        out += [f"- `{f['case']}` {f['column']}: {f['why']}" for f in subs]
+    busy = contended_timings(records)
+    if busy:
+        out += ["", f"## Timings taken while the CPU was shared ({CONTENDED_MARK})", "",
+                "Wall time well above the CPU time the case's threads used, or more runnable work than CPUs: "
+                "other processes took CPU time from the step, which then reads slower than on a quiet machine.", ""]
+        out += [f"- `{contended_line(c)}`" for c in busy]
     unreliable = unreliable_timings(records)
     if unreliable:
         out += ["", f"## Timings that did not converge ({UNRELIABLE_MARK})", "",

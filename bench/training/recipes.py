@@ -54,14 +54,14 @@ def find_recipe(entry, preset: str) -> Recipe:
     """The entry's recipe for `preset` (or its "*" recipe)."""
     ref = getattr(entry, "recipes", "")
     if not ref:
-        raise RecipeError(f"architecture {entry.name!r} declares no paper recipes; use recipe: default")
+        raise RecipeError(f"architecture {entry.name!r} declares no paper recipes; allowed: recipe: default")
     from architectures.registry import resolve
 
     table = resolve(ref)
     key = preset if preset in table else "*"
     if key not in table:
         raise RecipeError(f"architecture {entry.name!r} has no recipe for preset {preset!r} (recipes for: "
-                          f"{sorted(table)}); use recipe: default")
+                          f"{sorted(table)}); allowed: recipe: default")
     raw = dict(table[key])
     unknown = set(raw) - {"optim", "batch", "steps", "source", "notes"}
     if unknown or "optim" not in raw or "source" not in raw:

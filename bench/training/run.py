@@ -18,7 +18,7 @@ import numpy as np
 from bench.cases import compile_flag
 from bench.training import checkpoint
 from bench.training.recipes import DEFAULT_RECIPE, find_recipe
-from bench.training.spec import resolve
+from bench.training.spec import eval_steps, resolve
 
 COUNTER = {"torch": "bench.measure.torch_count", "jax": "bench.measure.xla_count"}
 
@@ -107,8 +107,9 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     trainer = adapter.Trainer(built, opt=opt, compile=compile_flag(case))
     if init is not None and depth == 0 and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
-    curve, seconds, compile_s, timed = _loop(trainer, adapter, built, (x, y, context), steps, batch,
-                                             train["log_every"], case.seed)
+    evaluate = _evaluator(ctx, trainer, count["flop"])
+    curve, seconds, compile_s, timed, points = _loop(trainer, adapter, built, (x, y, context), steps, batch,
+                                                     train["log_every"], case.seed, evaluate, eval_steps(train, steps))
     ckpt_path = _save(trainer, adapter, built, run_dir, checkpoint_name, case, opt, recipe, train, steps, count)
     spent = None if count["flop"] is None else steps * count["flop"]
     return {
@@ -124,7 +125,26 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
         "init": None if init is None else {"path": str(init.path), "step": init.meta.get("step"),
                                            "backend": init.meta.get("backend"), "inner_depth": depth},
         "checkpoint": ckpt_path, "weights_after": "ema" if trainer.ema is not None else "trained",
+        **({"quality_curve": points} if points else {}),
     }
+
+
+def _evaluator(ctx, trainer, step_flops: int | None):
+    """evaluate(step, wall_s) -> one learning-curve point: the EMA (else current) weights are
+    sampled and scored by the case's `quality` settings, then the training weights are put back."""
+    from bench.quality.measure import score_now
+
+    def evaluate(step: int, wall_s: float) -> dict:
+        built, adapter = ctx.built(), ctx.adapter
+        current = trainer.weights()
+        adapter.load_weights(built, trainer.weights(ema=True) if trainer.ema is not None else current)
+        try:
+            point = score_now(ctx, ctx.quality_cache)
+        finally:
+            adapter.load_weights(built, current)
+        return {"step": step, "train_gflop": None if step_flops is None else step * step_flops / 1e9,
+                "wall_s": wall_s, "weights": "ema" if trainer.ema is not None else "trained", **point}
+    return evaluate
 
 
 def _start_from(path, arch: str, adapter, built):
@@ -136,11 +156,14 @@ def _start_from(path, arch: str, adapter, built):
     return progressive.start_from(built, path, arch)
 
 
-def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int):
+def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, seed: int, evaluate=None,
+          at: list[int] = ()):
     """steps updates on batches drawn with replacement across steps; the mean loss of each
-    `every` steps. -> (curve, seconds of the timed steps, compile seconds, timed steps).
+    `every` steps. -> (curve, seconds of the timed steps, compile seconds, timed steps, curve points).
     Compile time stays out of the rate: jax compiles before the clock starts; torch.compile
-    compiles in the first step, which is timed apart (compile + one step) and not counted."""
+    compiles in the first step, which is timed apart (compile + one step) and not counted. After
+    each step in `at` (0: before the first), evaluate(step, training wall s so far) gives a
+    learning-curve point; its time is kept off the training clock."""
     x, y, context = data
     rng = np.random.default_rng(seed + 2)
     draw = lambda: _batch(rng, x, y, context, batch, built.process)
@@ -150,7 +173,9 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
         trainer.compile_step({k: v for k, v in first.items() if v is not None})
         compile_s, rng = trainer.compile_seconds, np.random.default_rng(seed + 2)
     lazy = getattr(trainer, "compiles_on_first_step", False)
-    curve, window = {"every": every, "step": [], "loss": []}, []
+    curve, window, points, paused = {"every": every, "step": [], "loss": []}, [], [], 0.0
+    if 0 in at:
+        points.append(evaluate(0, 0.0))
     start = time.perf_counter()
     for s in range(steps):
         a = adapter.device_arrays(built, draw())
@@ -162,8 +187,13 @@ def _loop(trainer, adapter, built, data, steps: int, batch: int, every: int, see
             curve["step"].append(s + 1)
             curve["loss"].append(float(np.mean([float(v) for v in window])))
             window = []
+        if s + 1 in at:
+            adapter.sync(trainer.params)
+            t0 = time.perf_counter()
+            points.append(evaluate(s + 1, t0 - start - paused))
+            paused += time.perf_counter() - t0
     adapter.sync(trainer.params)
-    return curve, time.perf_counter() - start, compile_s, steps - 1 if lazy else steps
+    return curve, time.perf_counter() - start - paused, compile_s, steps - 1 if lazy else steps, points
 
 
 def _batch(rng, x, y, context, batch: int, process) -> dict:

@@ -11,6 +11,8 @@
       warmup_fraction: null      # ... or set it to a fraction of the run's steps (one of the two)
       log_every: 10              # loss-curve stride (steps)
       init: null                 # a diffbench checkpoint directory to start from
+      eval_every: null           # learning curve: quality (the case's `quality:`) every N steps ...
+      eval_at: null              # ... or at these fractions of the budget, e.g. [0, 0.25, 0.5]
       # any OptimSpec field overrides the recipe: optimizer, lr, b1, b2, eps, weight_decay,
       # schedule, cosine_fraction, end_lr_factor, clip, ema, adapt_1d
 
@@ -30,8 +32,9 @@ RECIPES = ("paper", "default")
 BUDGET_KEYS = ("steps", "gflops")
 _OPTIM = ("optimizer", "lr", "b1", "b2", "eps", "weight_decay", "schedule", "cosine_fraction", "end_lr_factor",
           "clip", "ema", "adapt_1d")
+EVAL_KEYS = ("eval_every", "eval_at")  # present in the normalized mapping only when set (case ids stay as they were)
 KEYS = ("dataset", "root", "limit", "budget", "recipe", "batch", "warmup", "warmup_fraction", "log_every", "init",
-        *_OPTIM)
+        *_OPTIM, *EVAL_KEYS)
 MAX_STEPS = 10**8  # at 1 ms a step, 28 hours; DiT-XL/2 trained 7M steps
 MAX_GFLOPS = 1e12  # 1e21 FLOPs: ~4 months of a GPU sustaining 100 TFLOP/s
 MAX_BATCH = 1 << 20  # as a case's batch (bench.cases.MAX_BATCH)
@@ -115,7 +118,36 @@ def check(value, source: str, path: str) -> dict | None:
     if out["warmup"] is not None and out["warmup_fraction"] is not None:
         raise SpecError(source, child(path, "warmup_fraction"), "both warmup and warmup_fraction are set",
                         "one of them")
+    _check_eval(out, source, path)
     return {k: (float(v) if _num(v) and k in ("lr", "eps", "weight_decay", "clip", "ema") else v) for k, v in out.items()}
+
+
+def _check_eval(out: dict, source: str, path: str) -> None:
+    """eval_every (steps) or eval_at (budget fractions), not both; unset keys are dropped."""
+    for key in EVAL_KEYS:
+        if key in out and out[key] is None:
+            del out[key]
+    if "eval_every" in out and "eval_at" in out:
+        raise SpecError(source, child(path, "eval_at"), "both eval_every and eval_at are set", "one of them")
+    if "eval_every" in out and not (_int(out["eval_every"]) and out["eval_every"] >= 1):
+        raise SpecError(source, child(path, "eval_every"), f"bad eval_every {show(out['eval_every'])}",
+                        "an integer number of steps >= 1, or null")
+    if "eval_at" in out:
+        at = out["eval_at"]
+        if not isinstance(at, list) or not at or not all(_num(f) and 0 <= f <= 1 for f in at) or len(set(at)) < len(at):
+            raise SpecError(source, child(path, "eval_at"), f"bad eval_at {show(at)}",
+                            "a non-empty list of distinct fractions of the budget in [0, 1]")
+        out["eval_at"] = sorted(at)
+
+
+def eval_steps(train: dict, steps: int) -> list[int]:
+    """The training steps after which the learning curve scores the model (0 = before training);
+    the end of the budget is left out: the case's own `quality` measurement scores it."""
+    if train.get("eval_every"):
+        points = range(train["eval_every"], steps, train["eval_every"])
+    else:
+        points = (int(round(f * steps)) for f in train.get("eval_at") or ())
+    return sorted({s for s in points if 0 <= s < steps})
 
 
 def _budget(value, source: str, path: str) -> dict:
@@ -139,6 +171,10 @@ def check_for_case(train: dict, entry, preset: str, measure: tuple, source: str,
         raise SpecError(source, path, problem, "both or neither")
     if train is None:
         return
+    if any(k in train for k in EVAL_KEYS) and "quality" not in measure:
+        raise SpecError(source, child(path, next(k for k in EVAL_KEYS if k in train)),
+                        "a learning curve scores the model with the case's `quality` measurement, which measure does "
+                        "not list", "measure listing 'quality' (and a `quality:` mapping for its settings)")
     try:
         recipe = find_recipe(entry, preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
     except RecipeError as err:
