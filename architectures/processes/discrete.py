@@ -106,4 +106,3 @@ class Tables:
     def ratio(rows_t: dict, rows_s: dict):
         """log(gamma_t / gamma_s) from two rows' hi/lo pairs: exact for neighbouring steps."""
         return (rows_t["log_hi"] - rows_s["log_hi"]) + (rows_t["log_lo"] - rows_s["log_lo"])
-
