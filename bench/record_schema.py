@@ -176,13 +176,25 @@ def validate(data: dict, path, fields: dict, what: str = "record", required=()) 
         if isinstance(node, dict) and key in node:
             _check(node[key], kind, field, path, what)
     if what == "record":
-        metrics = (data.get("quality") or {}).get("metrics") if isinstance(data.get("quality"), dict) else None
-        for i, entry in enumerate(metrics if isinstance(metrics, list) else []):
+        for where, entry in _quality_entries(data.get("quality")):
             if not isinstance(entry, dict):
-                _fail(entry, "a JSON object", f"quality.metrics[{i}]", path, what)
+                _fail(entry, "a JSON object", where, path, what)
             for key, kind in QUALITY_FIELDS.items():
-                if key in entry:
-                    _check(entry[key], kind, f"quality.metrics[{i}].{key}", path, what)
+                if key in entry and (key != "metric" or where.endswith("]")):
+                    _check(entry[key], kind, f"{where}.{key}", path, what)
+
+
+def _quality_entries(q) -> list[tuple[str, object]]:
+    """(field name, metric entry) in every shape the report reads: a list of entries, or one
+    under `metrics`, or a mapping name -> entry (bench.report.columns.quality_entries)."""
+    prefix = "quality"
+    if isinstance(q, dict) and isinstance(q.get("metrics"), (list, dict)):
+        q, prefix = q["metrics"], "quality.metrics"
+    if isinstance(q, list):
+        return [(f"{prefix}[{i}]", e) for i, e in enumerate(q)]
+    if isinstance(q, dict):
+        return [(f"{prefix}.{k}", e) for k, e in q.items() if isinstance(e, dict) and "value" in e]
+    return []
 
 
 def _check(value, kind: str, field: str, path, what: str) -> None:

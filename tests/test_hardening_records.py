@@ -54,10 +54,10 @@ def _paths(value, prefix: str = "") -> list[str]:
     return out
 
 
-def _report_and_compare(run: Path, tmp_path, capsys, *needles, refused: bool = True) -> None:
+def _report_and_compare(run: Path, tmp_path, capsys, *needles, refused: bool = True, formats="csv,latex") -> None:
     """Both commands on the damaged run: exit 2 with one clean line holding every needle (the
     file, the field), or (refused=False) a report / a comparison instead."""
-    for argv in (["report", str(run), "--out", str(tmp_path / "out"), "--format", "csv,latex"],
+    for argv in (["report", str(run), "--out", str(tmp_path / "out"), "--format", formats],
                  ["compare", str(RUN), str(run)]):
         code, err = run_cli(argv, capsys)
         assert "Traceback" not in err, err
@@ -113,14 +113,15 @@ def test_a_bad_run_json_is_one_line(field, value, needle, tmp_path, capsys):
     {"config.image_size": False},  # a bool is not a resolution (it was 0: log(0) in the exponent fit)
     {"config.image_size": 32, "flops.gflop_per_image": -1.0},
     {"config.image_size": 32, "timing.sample_step.median_ms": 0.0},
-], ids=["bool resolution", "negative gflop", "zero median"])
+    {"timing.sample_step.iqr_ms": None},  # the notes under the table formatted None as a number
+], ids=["bool resolution", "negative gflop", "zero median", "no spread"])
 def test_odd_values_of_the_right_type_still_render(changes, tmp_path, capsys):
     run = _copy(tmp_path)
     data = json.loads((run / TORCH).read_text())
     for field, value in changes.items():
         _set(data, field, value)
     _write(run / TORCH, data)
-    _report_and_compare(run, tmp_path, capsys, refused=False)
+    _report_and_compare(run, tmp_path, capsys, refused=False, formats="md,csv,latex")
 
 
 def test_two_records_of_one_case_are_refused_not_merged(tmp_path, capsys):
@@ -142,20 +143,40 @@ hostile = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(which=st.integers(0, 3), field=st.data(), value=hostile, delete=st.booleans(),
-       depth=st.sampled_from([70, 2000, 100_000]))
-def test_property_hostile_records_never_crash_report_or_compare(which, field, value, delete, depth, tmp_path, capsys):
-    """One field of one record (or of run.json) replaced by a hostile value or deleted: report and
-    compare answer with a report or exit 2 and one clean line naming that file."""
+def _hostile_run(which, field, value, delete, depth, tmp_path) -> tuple[Path, Path]:
+    """The fixture run with one field of one record (which 0-2) or of run.json (3) replaced by a
+    hostile value or deleted."""
     run = _copy(tmp_path)
     target = run / records.RUN_FILE if which == 3 else records.record_paths(run)[which]
     data = json.loads(target.read_text())
-    path = field.draw(st.sampled_from([p for p in (RUN_FIELDS if which == 3 else FIELDS)
-                                       if _has(data, p)]), label="field")
+    path = field.draw(st.sampled_from([p for p in (RUN_FIELDS if which == 3 else FIELDS) if _has(data, p)]),
+                      label="field")
     _set(data, path, value, delete)
     _write(target, data, depth if value == DEEP and not delete else 0)
+    return run, target
+
+
+CASES = dict(which=st.integers(0, 3), field=st.data(), value=hostile, delete=st.booleans(),
+             depth=st.sampled_from([70, 2000, 100_000]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**CASES)
+def test_property_hostile_records_never_crash_report_or_compare(which, field, value, delete, depth, tmp_path, capsys):
+    """Report (tables) and compare answer a hostile field with a report or exit 2 and one clean
+    line naming that file."""
+    run, target = _hostile_run(which, field, value, delete, depth, tmp_path)
     _report_and_compare(run, tmp_path, capsys, str(target), refused=False)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**CASES)
+def test_property_hostile_records_never_crash_the_markdown_and_html_report(which, field, value, delete, depth,
+                                                                           tmp_path, capsys):
+    """The same through report.md and report.html (provenance, notes, plots): fewer examples, the
+    plots take seconds."""
+    run, target = _hostile_run(which, field, value, delete, depth, tmp_path)
+    _report_and_compare(run, tmp_path, capsys, str(target), refused=False, formats="md,html")
 
 
 def _has(data, path: str) -> bool:

@@ -137,7 +137,8 @@ def backend_step_time(records):
         for off, idx, name in ((-0.2, 1, "PyTorch"), (0.2, 2, "JAX")):
             med = np.array([r[idx]["median_ms"] for r in rows])
             ci = np.array([r[idx].get("ci95_ms") or [m, m] for r, m in zip(rows, med)], float)
-            bars = ax.bar(x + off, med, 0.4, yerr=[med - ci[:, 0], ci[:, 1] - med], capsize=3, label=name)
+            err = np.clip([med - ci[:, 0], ci[:, 1] - med], 0, None)  # an edited record's CI may miss its median
+            bars = ax.bar(x + off, med, 0.4, yerr=err, capsize=3, label=name)
             for bar, r in zip(bars, rows):
                 if r[idx].get("stop_reason") != "converged":
                     bar.set_hatch("//")

@@ -165,7 +165,8 @@ def flagged_mfu(records) -> list[dict]:
 def unreliable_line(u: dict) -> str:
     rel = "?" if u["rel_iqr"] is None else f"{u['rel_iqr']:.2f}"
     target = "" if u["target"] is None else f" (target {u['target']:g})"
-    return (f"{u['case']} {u['step']}: median {significant(u['median_ms'], 4)} ms, IQR {significant(u['iqr_ms'], 3)} ms, "
+    sig = lambda v, d: "?" if v is None else significant(v, d)  # a record may lack the spread (older, edited)
+    return (f"{u['case']} {u['step']}: median {sig(u['median_ms'], 4)} ms, IQR {sig(u['iqr_ms'], 3)} ms, "
             f"IQR/median {rel}{target}; stopped by {u['stop_reason']} after {u['reps']} reps")
 
 
