@@ -139,10 +139,9 @@ def ms_per_sample(record: dict):
 
 
 def samples_per_s(record: dict):
-    """Generated samples per second: the record's (schema 2), else batch / ms_per_sample."""
-    rate = (timing(record, "sample_step") or {}).get("samples_per_s")
-    if rate is not None:
-        return rate
+    """Generated samples per second at the NFE the column ms/sample uses (the quality measurement's
+    own NFE when the case sampled for quality, else the preset's sampler): 1000 / ms/sample. The
+    record's `timing.sample_step.samples_per_s` is at the preset's sampler steps."""
     ms = ms_per_sample(record)
     return 1e3 / ms if ms else None
 
