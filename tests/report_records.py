@@ -54,7 +54,11 @@ def write_run(root, suite: str, run_id: str, recs: list[dict], sha: str = "01234
         "provenance": {"git": {"sha": sha, "dirty": False}, "host": {"cpu_model": "TestCPU", "cpu_count": 2,
                                                                    "accelerators": {"nvidia": []}},
                        "versions": {"torch": "2.14.1", "jax": "0.10.2"}}})
+    seen = set()
     for rec in recs:
+        if rec["case_id"] in seen:  # a real run's ids differ by the settings' hashes (/q..., /tr...): so do these
+            rec["case_id"] = rec["case"]["id"] = f"{rec['case_id']}/q{rec['case']['index']:08x}"
+        seen.add(rec["case_id"])
         records.write_json_atomic(run / records.record_filename(rec["case"]["index"], rec["case_id"]), rec)
     return run
 
@@ -117,8 +121,8 @@ def quality_section(rng, fd_value, kid_value, steps: int, gflop_image: float, we
 
 
 def train_section(steps: int, gflop_per_step: float, seconds: float, curve=()) -> dict:
-    out = {"steps": steps, "batch": 16, "gflops_spent": steps * gflop_per_step, "seconds": seconds,
-           "weights_after": "trained", "init": None, "step_flops": {"flops": int(gflop_per_step * 1e9)}}
+    out = {"steps": steps, "batch": 16, "gflop_spent": steps * gflop_per_step, "duration_s": seconds,
+           "weights_after": "trained", "init": None, "step_flops": {"flop": int(gflop_per_step * 1e9)}}
     if curve:
         out["quality_curve"] = list(curve)
     return out
@@ -139,7 +143,7 @@ def mixed_run(root, run_id: str = "m1"):
                                             "process": {"resolutions": [32, 16], "sampler": "ddim"}}, 0.051)}
     for arch, (preset, config, g) in configs.items():
         for backend in ("torch", "jax"):
-            rec = record(run_id, i, arch, preset, backend, gflops=2 * g, steps=50,
+            rec = record(run_id, i, arch, preset, backend, gflop=2 * g, steps=50,
                          sample_ms=lognormal_ms(rng, 400 * g), train_ms=lognormal_ms(rng, 1200 * g))
             rec["config"], rec["worker"] = dict(config), {"threads": 1}
             if arch == "dit" and backend == "jax":

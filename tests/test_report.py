@@ -178,7 +178,7 @@ def test_quality_vs_nfe_draws_one_curve_per_model_at_the_nfe_the_samples_cost():
 
     fig, caption = quality_plots.quality_vs_nfe(recs)
     (ax,) = fig.axes
-    curves = {line.get_label(): line for line in ax.get_lines()}
+    curves = {c.get_label(): c.lines[0] for c in ax.containers}  # errorbar containers: data line first
     assert set(curves) == {"phase_space:agm-songunet-tiny/torch", "songunet:songunet-tiny/torch"}
     for i, name in enumerate(sorted(curves)):
         assert list(curves[name].get_xdata()) == [5, 10, 20]
@@ -211,9 +211,9 @@ def test_mfu_above_one_is_marked_never_printed_as_a_number(tmp_path):
     recs[2]["timing"]["sample_step"]["utilization"] = {"mfu": 0.25}
     run = write_run(tmp_path, "s", "r", recs)
     out = tmp_path / "out"
-    build.write([run], out)
+    build.write([run], out, columns="preset,sample_mfu")  # MFU is not a default column
     text = (out / "report.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| rin |")]
+    rows = [line for line in text.splitlines() if line.startswith("| p")]
     assert sum(columns.MFU_FLAGGED in r for r in rows) == 2 and any("25.0%" in r for r in rows)
     assert "220.0%" not in text and "170.0%" not in text
     listed = text.split("## MFU not reported")[1].split("##")[0]
@@ -243,9 +243,9 @@ def test_quality_rows_use_the_nfe_and_flops_they_sampled_with(mixed):
     nfe = sorted(columns.nfe_sample(r) for r in sweep)
     assert nfe == [5, 20, 50]  # not the preset's 50 for all three
     for r in sweep:
-        assert columns.gflops_sample(r) == pytest.approx(r["quality"]["sampling"]["nfe"] * 0.0345)
+        assert columns.gflop_sample(r) == pytest.approx(r["quality"]["sampling"]["nfe"] * 0.0345)
     rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
-    assert sorted(float(row["gflops_sample"]) for row in rows if row["sampler"].startswith("ddim")
+    assert sorted(float(row["gflop_sample"]) for row in rows if row["sampler"].startswith("ddim")
                   and row["backend"] == "torch" and row["weights"].startswith("trained")) == \
         pytest.approx([5 * 0.0345, 20 * 0.0345, 50 * 0.0345])
     fig, _ = plots.quality_vs_nfe(recs)
@@ -308,7 +308,7 @@ def test_default_table_keeps_varying_and_standard_columns_constants_in_one_line(
     rep = build.assemble([run])
     names = [c.name for c in rep.main.columns]
     assert names[:3] == ["arch", "preset", "backend"]
-    for name in ("resolution", "params", "gflops_image", "nfe_sample", "gflops_sample", "ms_per_sample",
+    for name in ("resolution", "params", "gflop_image", "nfe_sample", "gflop_sample", "ms_per_sample",
                  "train_img_s", "quality.fd-effnet", "quality.kid", "weights"):
         assert name in names
     for name in ("device", "precision", "threads", "status", "sample_ms", "peak_rss_mb", "sample_mfu"):
@@ -352,12 +352,12 @@ def test_failed_sub_measurement_and_contention_are_marked_and_listed(mixed):
 def test_resolution_exponent_is_fitted_only_within_one_model(tmp_path):
     recs, i = [], 0
     for preset, res, g in (("dit-s-2", 32, 6.0), ("dit-tiny", 8, 0.01), ("dit-tiny", 16, 0.04)):
-        r = record("r1", i, "dit", preset, gflops=2 * g, sample_ms=[1.0, 1.1, 1.2])
+        r = record("r1", i, "dit", preset, gflop=2 * g, sample_ms=[1.0, 1.1, 1.2])
         r["config"] = {"input_size": res, "hidden_size": 384 if preset == "dit-s-2" else 32}
         recs.append(r)
         i += 1
     loaded = results.load_records([write_run(tmp_path, "s", "r1", recs)])
-    exps = plots.exponents(loaded)["GFLOPs per image (1 NFE)"]
+    exps = plots.exponents(loaded)["GFLOP per image (1 NFE)"]
     assert exps == {"dit/dit-tiny": pytest.approx(2.0)}  # dit-s-2 at 32 px is another model: not in the fit
 
 

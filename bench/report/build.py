@@ -120,9 +120,9 @@ LEGEND = ("Times are medians per step in ms with their 95% bootstrap CI in brack
           f"{table.UNRELIABLE_MARK} = the timing did not converge (stopped by the repetition or time cap, "
           f"listed below); {table.CONTENDED_MARK} = timed while the CPU was shared (listed below); "
           f"{table.FAILED_MARK} = a measurement inside the case failed (reason below). "
-          "GFLOPs = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
+          "GFLOP = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
           "per forward pass; /img divides by the batch; NFE/sample is what the case's quality measurement "
-          "sampled with (else the preset's sampler) and GFLOPs/sample = NFE/sample x GFLOPs/img. "
+          "sampled with (else the preset's sampler) and GFLOP/sample = NFE/sample x GFLOP/img. "
           "ms/sample = sample-step median x steps per sample / batch. Quality values carry a 95% bootstrap CI "
           "over samples.")
 QUALITY_LEGEND = ("Each score with its 95% bootstrap CI over samples (generated and reference sets resampled; "

@@ -61,14 +61,14 @@ def resolution_series(records):
     """{"GFLOP/img": {model: [(res, value, reliable)]}, "sample ms/img": {model/backend: [...]}}
     with only the series that span two resolutions or more. A series is one architecture with one
     config apart from the resolution (never two presets fitted as if one model)."""
-    series = {"GFLOPs per image (1 NFE)": {}, "sample-step ms per image (1 step)": {}}
+    series = {"GFLOP per image (1 NFE)": {}, "sample-step ms per image (1 step)": {}}
     ok = [r for r in records if r.get("status") == "ok" and resolution(r) is not None]
     names = _series_names(ok)
     for r in ok:
         res, name = resolution(r), names[model_key(r)]
         g = dig(r, "flops", "gflop_per_image")
         if g and g > 0:  # log-log fit: a zero or negative value (a damaged record) has no place on it
-            series["GFLOPs per image (1 NFE)"].setdefault(name, {})[res] = (g, True)
+            series["GFLOP per image (1 NFE)"].setdefault(name, {})[res] = (g, True)
         ms = _per_image_step_ms(r)
         if ms and ms > 0:
             key = f"{name}/{dig(r, 'case', 'backend')}"

@@ -47,8 +47,8 @@ def provenance_columns() -> list[Column]:
     return [
         Column("weights", "weights", weights, kind="label"),
         Column("train_steps", "train steps", lambda r: dig(r, "train", "steps"), "{}"),
-        Column("train_gflop", "train GFLOPs", train_gflop, "sig3"),
-        Column("train_s", "train s", lambda r: dig(r, "train", "seconds"), "sig3"),
+        Column("train_gflop", "train GFLOP", train_gflop, "sig3"),
+        Column("train_s", "train s", lambda r: dig(r, "train", "duration_s"), "sig3"),
         Column("sampler", "sampler", sampler, kind="label"),
         Column("quality_n", "N", lambda r: dig(r, "quality", "sampling", "n"), "{}"),
     ]

@@ -81,7 +81,7 @@ def _quality_plot(records, x_of, xlabel: str, logx: bool, pareto: bool, label_of
 
 
 def quality_vs_flops(records):
-    return _quality_plot(records, gflop_sample, "sampling GFLOPs per sample", True, True)
+    return _quality_plot(records, gflop_sample, "sampling GFLOP per sample", True, True)
 
 
 def quality_vs_time(records):
@@ -143,9 +143,9 @@ def quality_vs_train_flops(records):
         floors = [e.get("floor") for _, pts in curves for _, _, e in pts if e.get("floor") is not None]
         if floors:
             ax.axhline(float(np.median(floors)), color="grey", lw=0.8, ls=":", label="floor (real vs real)")
-        ax.set_xlabel("training GFLOPs spent (0: the seeded initialization)")
+        ax.set_xlabel("training GFLOP spent (0: the seeded initialization)")
         ax.set_ylabel(m)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return fig, (f"{', '.join(m for m, _ in panels)} vs training GFLOPs: one curve per model (learning-curve points "
+    return fig, (f"{', '.join(m for m, _ in panels)} vs training GFLOP: one curve per model (learning-curve points "
                  "of its `train` measurement, then its final score), 95% bootstrap CI bars")
