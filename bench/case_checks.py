@@ -44,8 +44,9 @@ def check(train, quality, measure, config):
     key of that mapping or a (key, index) pair; or None."""
     try:
         shapes = config.input_shapes(1)
-        x_shape = tuple(shapes["x"][0])
-        context = shapes["context"][0][1] if "context" in shapes else 0
+        first = shapes["x"][0]  # (shape, dtype), or a multi-resolution model's [(shape, dtype), ...]
+        x_shape = tuple(first[0]) if isinstance(first[0], (tuple, list)) else tuple(first)  # its highest side
+        context = shapes["context"][0][1] if "context" in shapes and "context_mask" not in shapes else 0  # frames
     except Exception:  # a config without the usual input_shapes: its own checks report it
         return None
     if "train" in measure and train is not None:

@@ -67,8 +67,8 @@ def test_jax_without_donation_keeps_the_input_buffers_and_the_same_update():
     ("{backend: jax, fused_adamw: true}", "false with backend jax"),
     ("{donate: false}", "true with backend torch"),
     ("{fused_adamw: 1}", "true or false"),
-    ("{device: cuda, attention: flash}", "flash with bf16, fp16 or bf16-pure"),
-    ("{device: cuda, attention: flash, precision: tf32}", "flash with bf16, fp16 or bf16-pure"),
+    ("{device: cuda, attention: flash}", "bf16, fp16 or bf16-pure with attention 'flash'"),
+    ("{device: cuda, attention: flash, precision: tf32}", "bf16, fp16 or bf16-pure with attention 'flash'"),
 ])
 def test_switches_that_cannot_run_are_rejected_at_load(setting, allowed):
     with pytest.raises(spec.SpecError) as info:
