@@ -12,7 +12,6 @@ Ray is imported only here, only when `--executor ray` is chosen.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,9 +77,11 @@ def _watch_local_cluster(started: list) -> None:
     global _WATCHDOG
     if not started or _WATCHDOG is not None:
         return
-    script = Path(__file__).with_name("ray_watchdog.py")
-    _WATCHDOG = subprocess.Popen([sys.executable, "-P", str(script), *[f"{pid}:{t!r}" for pid, t in started]],
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    from bench.child_process import python_child
+
+    cmd, env = python_child("bench.ray_watchdog", *[f"{pid}:{t!r}" for pid, t in started])
+    _WATCHDOG = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL,
                                  start_new_session=True)  # not in the driver's process group: Ctrl-C spares it
 
 

@@ -214,4 +214,4 @@ def test_analytic_only_flops_runs_for_every_preset_of_every_entry(arch, capsys):
         r = json.loads(capsys.readouterr().out)
         nfe = _expected_nfe(entry, preset.config)
         assert r["nfe_per_sample"] == nfe, name
-        assert r["gflops_per_sample"] == pytest.approx(nfe * 2 * analytic(entry, preset.config, 1)["macs"] / 1e9), name
+        assert r["gflop_per_sample"] == pytest.approx(nfe * 2 * analytic(entry, preset.config, 1)["macs"] / 1e9), name

@@ -35,9 +35,9 @@ def test_learning_curve_points_do_not_disturb_training(tmp_path):
         assert a["value"] == pytest.approx(b["value"], rel=1e-6)
     points = t["quality_curve"]
     assert [p["step"] for p in points] == [0, 2]
-    step_gflop = t["step_flops"]["flops"] / 1e9
+    step_gflop = t["step_flops"]["flop"] / 1e9
     assert [p["train_gflop"] for p in points] == pytest.approx([0.0, 2 * step_gflop])
-    assert points[0]["wall_s"] == 0.0 and 0 < points[1]["wall_s"] <= t["seconds"]
+    assert points[0]["wall_s"] == 0.0 and 0 < points[1]["wall_s"] <= t["duration_s"]
     for p in points:
         assert p["weights"] == "ema" and {m["metric"] for m in p["metrics"]} == {"fd-effnet", "kid"}
         for m in p["metrics"]:

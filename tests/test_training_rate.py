@@ -67,7 +67,7 @@ class Built:
 def test_compile_time_is_apart_from_the_steps_per_second(trainer, compile_s, timed, monkeypatch):
     monkeypatch.setattr(run.time, "perf_counter", lambda: CLOCK[0])
     data = (np.zeros((8, 2, 2, 3), np.float32), None, None)
-    curve, seconds, compiling, counted = run._loop(trainer, FakeAdapter(), Built(), data, 5, 2, 10, 0)
+    curve, seconds, compiling, counted, _ = run._loop(trainer, FakeAdapter(), Built(), data, 5, 2, 10, 0)
     assert compiling == compile_s and counted == timed and seconds == timed * STEP
     assert curve["step"] == [5] and len(curve["loss"]) == 1
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from bench.doctor.result import Result
@@ -44,8 +43,10 @@ def pytest_cuda(timeout_s: float = 300) -> Result:
     if not tests.is_file():
         return Result("pytest tests/test_cuda.py", None, "skipped: not a source checkout (no tests/ folder)")
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-ra", "-p", "no:cacheprovider"],
-                              cwd=REPO, capture_output=True, text=True, timeout=timeout_s, env=_env(),
+        from bench.child_process import python_child
+
+        cmd, env = python_child("pytest", str(tests), "-ra", "-p", "no:cacheprovider", env=_env())
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s, env=env,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return Result("pytest tests/test_cuda.py", False, f"did not finish in {timeout_s:g} s")
