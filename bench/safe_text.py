@@ -60,7 +60,7 @@ def csv_cell(cell: str) -> str:
     """OWASP's rule against CSV injection: a cell a spreadsheet would run as a formula (starting
     with = + - @ tab or CR) gets a leading single quote. A plain number (-1.5, +3e-4) is a value,
     not a formula, and is left alone."""
-    cell = lines(cell).replace("\r", "\\r")  # a bare CR ends a row for readers but is not quoted by csv
+    cell = lines(cell)
     if cell.startswith(_FORMULA_START) and not _NUMBER.fullmatch(cell):
         return "'" + cell
     return cell

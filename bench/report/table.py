@@ -105,7 +105,9 @@ def values(records, columns: list[Column]) -> pd.DataFrame:
 
 def to_csv(table: Table) -> str:
     buf = io.StringIO()
-    values(table.records, table.columns).to_csv(buf, index=False)
+    # a bare CR is not quoted by the csv module (its line terminator is "\n") but ends a row for
+    # every reader: written as the two characters \r, like the sanitiser's other escapes
+    values(table.records, table.columns).replace("\r", r"\\r", regex=True).to_csv(buf, index=False)
     return buf.getvalue()
 
 
