@@ -166,7 +166,9 @@ def _train_flops_error(record: dict):
 def _mfu_why(step: str):
     def why(record):
         u = dig(timing(record, step) or {}, "utilization")
-        return None if not isinstance(u, dict) or u.get("mfu") is not None else u.get("mfu_why_null")
+        if not isinstance(u, dict) or u.get("mfu") is not None or u.get("mfu_flagged") is not None:
+            return None  # a flagged MFU is listed under "MFU not reported" (flagged_mfu), not as a failure
+        return u.get("mfu_why_null")
     return why
 
 
