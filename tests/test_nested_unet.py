@@ -18,7 +18,8 @@ from architectures.nested_unet.config import NestedUNetConfig
 from architectures.processes import schedules
 from architectures.processes.multires import MultiResProcess, avg_pool, shift_gamma
 from architectures.processes.multires_config import MultiResConfig
-from bench import convert, progressive
+from bench import convert
+from bench.training import progressive
 from bench.backends import host
 from bench.backends import jax_backend as jb
 from bench.backends import torch_backend as tb

@@ -53,7 +53,7 @@ def test_train_init_from_a_smaller_model_sets_the_inner_unet(backend, tmp_path):
     """`train.init` with a checkpoint of levels[1:] (a stage-1 model) sets the nest's inner U-Net to
     its weights, the outer level keeps its init (ml-mdm initialize_inner_with_pretrained); a
     checkpoint of the nest loads whole; one of another nest names the levels."""
-    from bench import progressive
+    from bench.training import progressive
     from bench.training.checkpoint import CheckpointError
     from bench.training.run import _start_from
 

@@ -148,10 +148,10 @@ def _evaluator(ctx, trainer, step_flops: int | None):
 
 
 def _start_from(path, arch: str, adapter, built):
-    """(checkpoint or None, depth): depth >= 1 when it set a nest's inner U-Net (bench.progressive)."""
+    """(checkpoint or None, depth): depth >= 1 when it set a nest's inner U-Net (bench.training.progressive)."""
     if path is None:
         return None, 0
-    from bench import progressive
+    from bench.training import progressive
 
     return progressive.start_from(built, path, arch)
 
