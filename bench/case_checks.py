@@ -14,6 +14,7 @@ from bench.data.suite_checks import check_count, check_model
 from bench.overrides import apply_overrides, dotted
 from bench.quality.settings import METRICS, WEIGHTS_ENV, QualitySettings
 from bench.strict_yaml import SpecError, child
+from bench.training.stage_spec import nest_problem
 
 FVD_FRAMES = 16  # the I3D reads 16 frames (bench.quality.features.FVD_FRAMES; that module imports torch)
 
@@ -50,7 +51,8 @@ def check(train, quality, measure, config):
     except Exception:  # a config without the usual input_shapes: its own checks report it
         return None
     if "train" in measure and train is not None:
-        problem = check_model(train["dataset"], x_shape, getattr(config, "num_classes", 0) or 0)
+        problem = check_model(train["dataset"], x_shape, getattr(config, "num_classes", 0) or 0) or \
+            nest_problem(train, config)
         if problem:
             return ("train", *problem)
     if "quality" in measure:

@@ -29,6 +29,7 @@ class CountJob:
     plugins: tuple = ()  # registry plugin modules (tests register architectures this way)
     train: bool = True  # also count one training step (forward + backward)
     compile: bool = True  # jax: compile the forward for XLA's post-optimization count (else lowered only)
+    levels: int = 0  # > 0: a nest's innermost `levels` U-Nets alone (a stage, bench.training.stages)
 
 
 def resolve(job: CountJob):
@@ -41,6 +42,10 @@ def resolve(job: CountJob):
     config = entry.preset(job.preset).config
     if job.overrides:
         config = apply_overrides(config, job.overrides, f"{job.arch}/{job.preset}", dotted("override"))[0]
+    if job.levels:
+        from bench.training.stages import stage_config
+
+        config = stage_config(config, job.levels)
     return entry, config
 
 

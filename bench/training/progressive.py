@@ -27,17 +27,7 @@ def load_inner(built, path, depth: int = 1):
     """Set the level-`depth` inner U-Net of the nest `built` from the checkpoint at `path`. The
     checkpoint must be of the same architecture with levels equal to the nest's levels[depth:]; every
     parameter must match by name and shape (one error lists all mismatches). Returns `built`."""
-    if built.backend == "torch":
-        module = built.model
-        for _ in range(depth):
-            module = module.inner
-        shapes = {k: v.shape for k, v in convert.torch_to_canonical(module.state_dict()).items()}
-    else:
-        params, keys = built.params["params"], ["inner"] * depth
-        node = params
-        for key in keys:
-            node = node[key]
-        shapes = {k: v.shape for k, v in convert.flax_to_canonical(node).items()}
+    shapes = {k: v.shape for k, v in _inner_weights(built, depth).items()}
     meta = checkpoint.read_meta(path)
     checkpoint.check_compatible(checkpoint.Checkpoint(path, meta, {}, None), built.entry.name)
     want = [dataclasses.asdict(lv) for lv in built.config.levels[depth:]]
@@ -45,11 +35,38 @@ def load_inner(built, path, depth: int = 1):
     if got is not None and _jsonish(got) != _jsonish(want):
         raise checkpoint.CheckpointError(f"{path}: its levels {got} are not this nest's levels[{depth}:] {want}")
     ckpt = checkpoint.read(path, expect=shapes)  # every array's shape checked before it is read
+    return set_inner(built, ckpt.weights, depth)
+
+
+def set_inner(built, weights: dict, depth: int = 1):
+    """Set the level-`depth` inner U-Net of the nest `built` to `weights` (canonical keys: the
+    export_weights of the model built from its levels[depth:]). Returns `built`."""
     if built.backend == "torch":
-        module.load_state_dict(convert.canonical_to_torch(ckpt.weights, module))
+        module = built.model
+        for _ in range(depth):
+            module = module.inner
+        module.load_state_dict(convert.canonical_to_torch(weights, module))
         return built
-    built.params = {**built.params, "params": _replace(params, keys, convert.canonical_to_flax(ckpt.weights, node))}
+    params, keys = built.params["params"], ["inner"] * depth
+    node = _node(params, keys)
+    built.params = {**built.params, "params": _replace(params, keys, convert.canonical_to_flax(weights, node))}
     return built
+
+
+def _inner_weights(built, depth: int) -> dict:
+    """The canonical weights of the nest's level-`depth` inner U-Net."""
+    if built.backend == "torch":
+        module = built.model
+        for _ in range(depth):
+            module = module.inner
+        return convert.torch_to_canonical(module.state_dict())
+    return convert.flax_to_canonical(_node(built.params["params"], ["inner"] * depth))
+
+
+def _node(tree: dict, path: list[str]):
+    for key in path:
+        tree = tree[key]
+    return tree
 
 
 def start_from(built, path, arch: str):

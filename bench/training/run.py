@@ -37,17 +37,21 @@ def steps_for_budget(budget: dict, step_flops: int | None) -> int:
     return steps
 
 
-def count_step_flops(case, entry, batch: int) -> dict:
+def count_step_flops(case, entry, batch: int, levels: int = 0) -> dict:
     """FLOPs of one training step at `batch`, counted in a child process by the backend's own
-    counter (bench.measure.flops.train_record: 2 x MACs of loss + backward)."""
+    counter (bench.measure.flops.train_record: 2 x MACs of loss + backward); levels > 0: of the
+    nest's innermost `levels` U-Nets alone (a stage, bench.training.stages)."""
     from bench.measure.count_job import CountJob, run_counter
     from bench.measure.flops import analytic, train_record
     from bench.spec import resolve_config
 
     module = COUNTER[case.backend]
+    from bench.training.stages import stage_config
+
     job = CountJob(case.arch, case.preset, case.overrides.to_dict(), batch, case.seed,
-                   (entry.config.partition(":")[0],), train=True, compile=False)
-    forward = 2 * analytic(entry, resolve_config(case), batch)["macs"] / 1e9
+                   (entry.config.partition(":")[0],), train=True, compile=False, levels=levels)
+    config = resolve_config(case)
+    forward = 2 * analytic(entry, stage_config(config, levels) if levels else config, batch)["macs"] / 1e9
     rec = train_record({module: run_counter(module, job, case.timeout_s / 3)}, forward, batch)
     flop = None if rec["gflop"] is None else int(round(rec["gflop"] * 1e9))
     return {**rec, "flop": flop}
@@ -91,11 +95,22 @@ def training_data(train: dict, config, seed: int, process=None):
 
 
 def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
-    """Run the case's `train:` budget; ctx.built() ends holding the trained (EMA) weights."""
+    """Run the case's `train:` budget (or its stages); ctx.built() ends holding the trained (EMA) weights."""
+    train = ctx.case.train.to_dict()
+    if "stages" in train:
+        from bench.training.stages import train_stages
+
+        return train_stages(ctx, run_dir, checkpoint_name)
+    count = count_step_flops(ctx.case, ctx.entry, train["batch"] or ctx.case.batch)
+    start = lambda built: _start_from(train["init"], ctx.case.arch, ctx.adapter, built)  # noqa: E731
+    return train_model(ctx, train, count, start, run_dir, checkpoint_name)[0]
+
+
+def train_model(ctx, train: dict, count: dict, start, run_dir: str | None, checkpoint_name: str):
+    """Train the model ctx.built() holds for `train`'s budget, from start(built) -> (checkpoint or
+    None, inner depth). -> (record, trainer); ctx.built() ends holding the trained (EMA) weights."""
     case, entry, adapter = ctx.case, ctx.entry, ctx.adapter
-    train = case.train.to_dict()
     batch = train["batch"] or case.batch
-    count = count_step_flops(case, entry, batch)
     if count["flop"] is None and "gflops" in train["budget"]:
         raise ValueError(f"a FLOP budget needs the training step's FLOP count, which failed: {count['error']}")
     steps = steps_for_budget(train["budget"], count["flop"])
@@ -103,7 +118,7 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
     opt, changed = resolve(train, recipe, steps)
     built = ctx.built()
     x, y, context = training_data(train, ctx.config, case.seed, built.process)
-    init, depth = _start_from(train["init"], case.arch, adapter, built)
+    init, depth = start(built)
     trainer = adapter.Trainer(built, opt=opt, compile=compile_flag(case))
     if init is not None and depth == 0 and init.ema is not None and trainer.ema is not None:
         trainer.load_ema(init.ema)
@@ -112,7 +127,7 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
                                                      train["log_every"], case.seed, evaluate, eval_steps(train, steps))
     ckpt_path = _save(trainer, adapter, built, run_dir, checkpoint_name, case, opt, recipe, train, steps, count)
     spent = None if count["flop"] is None else steps * count["flop"]
-    return {
+    record = {
         "steps": steps, "batch": batch, "examples_seen": steps * batch,
         "budget": train["budget"],
         "gflop_spent": None if spent is None else spent / 1e9,
@@ -127,6 +142,7 @@ def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
         "checkpoint": ckpt_path, "weights_after": "ema" if trainer.ema is not None else "trained",
         **({"quality_curve": points} if points else {}),
     }
+    return record, trainer
 
 
 def _evaluator(ctx, trainer, step_flops: int | None):

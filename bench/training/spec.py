@@ -5,6 +5,8 @@
       root: null                 # directory of a real dataset
       limit: null                # use the first N examples
       budget: {steps: 200}       # or {gflops: 5000}: an amount, 5000 GFLOP in all (counted train step)
+      stages: null               # instead of budget: progressive training of a nest (stage_spec.py)
+      eval_after_stages: null    # with stages: score each stage's model (but the last) after it
       recipe: paper              # paper (the family's recipe for the preset) | default
       batch: null                # training batch; null: the case's batch
       warmup: 20                 # override the recipe's warmup steps ...
@@ -25,6 +27,7 @@ import math
 from pathlib import Path
 
 from bench.strict_yaml import SpecError, child, show
+from bench.training import stage_spec
 from bench.training.optim import OPTIMIZERS, SCHEDULES, OptimSpec
 from bench.training.recipes import DEFAULT_RECIPE, RecipeError, find_recipe
 
@@ -33,8 +36,9 @@ BUDGET_KEYS = ("steps", "gflops")
 _OPTIM = ("optimizer", "lr", "b1", "b2", "eps", "weight_decay", "schedule", "cosine_fraction", "end_lr_factor",
           "clip", "ema", "adapt_1d")
 EVAL_KEYS = ("eval_every", "eval_at")  # present in the normalized mapping only when set (case ids stay as they were)
+STAGE_KEYS = ("stages", "eval_after_stages")  # like EVAL_KEYS: in the normalized mapping only when set
 KEYS = ("dataset", "root", "limit", "budget", "recipe", "batch", "warmup", "warmup_fraction", "log_every", "init",
-        *_OPTIM, *EVAL_KEYS)
+        *_OPTIM, *EVAL_KEYS, *STAGE_KEYS)
 MAX_STEPS = 10**8  # at 1 ms a step, 28 hours; DiT-XL/2 trained 7M steps
 MAX_GFLOPS = 1e12  # 1e21 FLOPs: ~4 months of a GPU sustaining 100 TFLOP/s
 MAX_BATCH = 1 << 20  # as a case's batch (bench.cases.MAX_BATCH)
@@ -98,10 +102,19 @@ def check(value, source: str, path: str) -> dict | None:
     for key in value:
         if key not in KEYS:
             raise SpecError(source, child(path, key), f"unknown key {key!r}", KEYS)
-    for key in ("dataset", "budget"):
-        if key not in value:
-            raise SpecError(source, path, f"missing key {key!r}", KEYS)
-    out = {**DEFAULTS, **value, "budget": _budget(value["budget"], source, child(path, "budget"))}
+    if "dataset" not in value:
+        raise SpecError(source, path, "missing key 'dataset'", KEYS)
+    value = {k: v for k, v in value.items() if not (k in STAGE_KEYS and v is None)}
+    if "budget" in value and "stages" in value:
+        raise SpecError(source, child(path, "stages"), "both budget and stages are set",
+                        "one of them: budget (one model) or stages (progressive training of a nest)")
+    if "budget" not in value and "stages" not in value:
+        raise SpecError(source, path, "missing key 'budget'", "budget: {steps: N} or {gflops: X}, or stages: [...]")
+    out = {**DEFAULTS, **value}
+    if "budget" in value:
+        out["budget"] = _budget(value["budget"], source, child(path, "budget"))
+    else:
+        out["stages"] = stage_spec.check_stages(value["stages"], source, child(path, "stages"), _budget, _CHECKS)
     for key, (ok, allowed) in _CHECKS.items():
         if not ok(out[key]):
             raise SpecError(source, child(path, key), f"bad {key} {show(out[key])}", allowed or dataset_names())
@@ -119,6 +132,7 @@ def check(value, source: str, path: str) -> dict | None:
         raise SpecError(source, child(path, "warmup_fraction"), "both warmup and warmup_fraction are set",
                         "one of them")
     _check_eval(out, source, path)
+    stage_spec.check_options(out, source, path)
     return {k: (float(v) if _num(v) and k in ("lr", "eps", "weight_decay", "clip", "ema") else v) for k, v in out.items()}
 
 
@@ -179,6 +193,8 @@ def check_for_case(train: dict, entry, preset: str, measure: tuple, source: str,
         recipe = find_recipe(entry, preset) if train["recipe"] == "paper" else DEFAULT_RECIPE
     except RecipeError as err:
         raise SpecError(source, child(path, "recipe"), str(err), RECIPES) from None
+    if "stages" in train:
+        return stage_spec.check_for_case(train, entry, preset, measure, recipe, source, path)
     steps = train["budget"].get("steps")
     if steps is not None:
         try:
