@@ -12,6 +12,7 @@ from bench import backends, spec
 from bench.measure.case import Context
 from bench.strict_yaml import SpecError
 from bench.training import checkpoint, progressive, run, stages
+from tests import test_record_schema
 
 TRAIN = "dataset: shapes, limit: 8, warmup: 0, log_every: 1"
 SUITE = """
@@ -39,7 +40,7 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("backend", ["torch", pytest.param("jax", marks=pytest.mark.slow)])  # jax: 4 XLA compiles
 def test_two_stages_equal_the_inner_case_then_the_chained_nest_case(backend, tmp_path, monkeypatch):
     uncounted = {"flop": None, "gflop": None, "error": "not counted here"}
     monkeypatch.setattr(run, "count_step_flops", lambda *a, **k: uncounted)
@@ -72,6 +73,10 @@ def test_two_stages_equal_the_inner_case_then_the_chained_nest_case(backend, tmp
     assert _same(adapter.export_weights(staged_ctx.built()), adapter.export_weights(chained_ctx.built()))
     assert staged["steps"] == 5 and staged["checkpoint"] == two["checkpoint"]
     assert staged["final_loss"] == two["final_loss"] and staged["examples_seen"] == 10
+    documented = test_record_schema._documented()
+    fields = test_record_schema.flat({"train": staged, "case": {"train": staged_case.train.to_dict()}})
+    missing = [f for f in sorted(fields) if not any(p.fullmatch(f) for p in documented)]
+    assert missing == [], missing
 
 
 def test_a_stage_is_counted_as_the_smaller_preset(tmp_path):
