@@ -43,7 +43,9 @@ def test_discrete_cosine_schedule_equals_the_official_product():
 @settings(deadline=None, max_examples=40)
 @given(st.integers(0, 4), st.integers(1, 3), st.sampled_from([0.0, 1.0, 2.0, 1.5]), st.floats(1e-4, 1 - 1e-4))
 def test_schedule_shift_divides_snr_by_scale_power(lowest_log2, levels, power, gamma):
-    """SNR_r = SNR / s^p with s = side / lowest side (Gu et al. 2024, Sec. 3.2)."""
+    """SNR_r = SNR / s^p with s = side / lowest side (Gu et al. 2024, Sec. 3.2); the closed form is
+    ml-mdm's samplers.get_schedule_shifted: 1 / (1 + 1 / (snr / scale^schedule_shifted_power)), its
+    scales the nest ratios to the lowest side (diffusion.NestedDiffusion.get_loss)."""
     sides = tuple(2 ** (lowest_log2 + 2 * i) for i in reversed(range(levels)))
     process = MultiResProcess(MultiResConfig(shift_power=power, resolutions=sides))
     t = np.array([0.3])
@@ -67,7 +69,9 @@ def _numpy_denoise(xs, time, y, latents):
 
 
 def test_training_loss_is_weighted_eps_mse_from_v():
-    """Targets: pooled x0; one t for all resolutions; eps_hat = sqrt(1-g) x_t + sqrt(g) v."""
+    """Targets: pooled x0; one t for all resolutions; eps_hat = sqrt(1-g) x_t + sqrt(g) v; the sum
+    over resolutions weighted as ml-mdm's NestedDiffusion.get_loss with multi_res_weights (w_i times
+    each resolution's MSE, use_double_loss)."""
     process = MultiResProcess(MultiResConfig(resolutions=(8, 4), weights=(3.0, 0.5), shift_power=1.0))
     rng = np.random.default_rng(1)
     x0 = rng.uniform(-1, 1, (2, 8, 8, 3))

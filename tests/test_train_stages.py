@@ -89,7 +89,29 @@ def test_a_stage_is_counted_as_the_smaller_preset(tmp_path):
     inner = _case(tmp_path, "torch", "mdm-tiny-inner", f"{TRAIN}, budget: {{steps: 1}}")
     got, want = run.count_step_flops(case, entry, 2, levels=1), run.count_step_flops(inner, entry, 2)
     assert got["flop"] == want["flop"] > 0 and got["gflop"] == want["gflop"]
-    assert run.count_step_flops(case, entry, 2)["flop"] > got["flop"]
+
+
+def test_eval_after_stages_scores_the_stage_model_at_its_own_side(tmp_path, monkeypatch):
+    """Stage 1's model (its final weights, 16 px) is scored after its stage; the last stage is
+    left to the case's `quality` measurement."""
+    from bench.quality import measure
+
+    monkeypatch.setattr(run, "count_step_flops", lambda *a, **k: {"flop": None, "gflop": None, "error": "-"})
+    scored = []
+
+    def score_now(ctx, cache):
+        scored.append((ctx.config.levels[0].resolution, ctx.adapter.export_weights(ctx.built())))
+        return {"metrics": [], "sampling_s": 0.0, "scoring_s": 0.0}
+    monkeypatch.setattr(measure, "score_now", score_now)
+    text = SUITE.replace("measure: [train]", "measure: [train, quality]").format(
+        backend="torch", preset="mdm-tiny", train=f"{TRAIN}, eval_after_stages: true, "
+        "stages: [{levels: 1, budget: {steps: 2}}, {levels: 2, budget: {steps: 1}}]")
+    ctx, staged = _train(spec.loads(text, "s.yaml").cases[0], tmp_path / "r")
+    one, two = staged["stages"]
+    assert len(scored) == 1 and scored[0][0] == 16 and "quality" not in two
+    assert one["quality"] == {"resolution": 16, "weights": "trained", "metrics": [], "sampling_s": 0.0, "scoring_s": 0.0}
+    assert _same(scored[0][1], checkpoint.read(tmp_path / "r" / one["checkpoint"]).weights)
+    assert ctx.config.levels[0].resolution == 32  # the case's own context still holds the whole nest
 
 
 STAGES = "[{levels: 1, budget: {steps: 2}}, {levels: 2, budget: {steps: 2}}]"
