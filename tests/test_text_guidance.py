@@ -11,12 +11,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from architectures import registry
 from architectures.nested_unet.config import NestedUNetConfig
 from bench import convert
 from bench.backends import host
 from bench.backends import jax_backend as jb
+from bench.backends import null_text
 from bench.backends import torch_backend as tb
 
 torch = pytest.importorskip("torch")
@@ -97,6 +99,19 @@ def test_flop_accounting_counts_the_guided_pass():
     from bench.measure.flops import nfe_per_sample
 
     assert nfe_per_sample(_config(), ENTRY.process) == 8 and nfe_per_sample(TINY, ENTRY.process) == TINY.process.sample_steps
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.lists(st.booleans(), min_size=1, max_size=6), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_null_text_replaces_exactly_the_dropped_rows(keep, length, seed):
+    rng = np.random.default_rng(seed)
+    context = rng.standard_normal((len(keep), length, 3)).astype(np.float32)
+    mask = (rng.uniform(size=(len(keep), length)) < 0.5).astype(np.float32)
+    tokens, got_mask = null_text.apply(context, mask, np.asarray(keep, np.float32))
+    for i, k in enumerate(keep):
+        want_mask = mask[i] if k else (np.arange(length) == 0).astype(np.float32)
+        np.testing.assert_array_equal(tokens[i], context[i] if k else np.zeros_like(context[i]))
+        np.testing.assert_array_equal(got_mask[i], want_mask)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
