@@ -98,7 +98,8 @@ def test_torch_and_flax_guided_samplers_agree(pair):
 def test_flop_accounting_counts_the_guided_pass():
     from bench.measure.flops import nfe_per_sample
 
-    assert nfe_per_sample(_config(), ENTRY.process) == 8 and nfe_per_sample(TINY, ENTRY.process) == TINY.process.sample_steps
+    assert nfe_per_sample(_config(), ENTRY.process) == 8  # 4 guided steps
+    assert nfe_per_sample(TINY, ENTRY.process) == TINY.process.sample_steps
 
 
 @settings(deadline=None, max_examples=30)
@@ -163,7 +164,8 @@ def test_condition_dropout_needs_a_condition():
 def test_a_guided_token_nest_runs_sample_step_and_quality_with_doubled_nfe(tmp_path):
     from bench import runner, spec
 
-    suite = spec.loads("name: t\ncases:\n  - preset: mdm-tiny\n    measure: [sample_step, quality]\n    threads: 1\n    rounds: 1\n"
+    suite = spec.loads("name: t\ncases:\n  - preset: mdm-tiny\n    measure: [sample_step, quality]\n"
+                       "    threads: 1\n    rounds: 1\n"
                        "    override: {process: {guidance_scale: 1.5}}\n"
                        "    quality: {metrics: [kid], n: 4, steps: 2, batch: 2, dataset: shapes}\n")
     run_dir = runner.run_suite(suite, tmp_path)

@@ -22,7 +22,7 @@ class MultiResConfig:
     sample_steps: int = 250  # respaced as ml-mdm set_timesteps (steps = T walks every step)
     guidance_scale: float = 0.0  # w of (1 + w) pred_c - w pred_u (ml-mdm's guidance_scale is 1 + w)
     guidance_mode: str = "batched"  # "batched": one batch-2B call; "two_calls": two batch-B calls (guidance.py)
-    cond_drop_prob: float = 0.0  # training: P(an example's condition is replaced by the null); ml-mdm's released trainer: 0
+    cond_drop_prob: float = 0.0  # training: P(an example's condition becomes the null); ml-mdm's trainer: 0
     null_label: int = -1  # filled by the model config: its null class label (num_classes); -1 = none or tokens
 
     def __post_init__(self):
