@@ -193,11 +193,12 @@ def test_jaxpr_count_of_a_strided_conv_input_gradient_is_its_forward_cost():
 
 def _expected_nfe(entry, config) -> int:
     """NFE per sample of each process family, written out here (not asked of the process):
-    gaussian and multires: steps x (2 with classifier-free guidance of a conditional model);
-    phase space: one force evaluation per step."""
+    gaussian and multires: steps x (2 with classifier-free guidance of a conditional model: class
+    labels or, NestedUNet, text tokens); phase space: one force evaluation per step."""
     p = config.process
+    conditional = config.num_classes > 0 or getattr(config, "cond_dim", 0) > 0
     if entry.process in ("gaussian", "multires"):
-        return p.sample_steps * (2 if p.guidance_scale > 0 and config.num_classes > 0 else 1)
+        return p.sample_steps * (2 if p.guidance_scale > 0 and conditional else 1)
     return {"phase_space": p.sample_steps}[entry.process]
 
 

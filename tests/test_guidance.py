@@ -19,8 +19,12 @@ ADAPTERS = {"torch": backends.get("torch"), "jax": backends.get("jax")}
 
 
 def _config(case: str, **process):
-    """dit-tiny (learned variance, 3 guided channels), RIN with latents, and a RIN video model
-    whose context frames must follow x into the batch-2B call."""
+    """dit-tiny (learned variance, 3 guided channels), RIN with latents, a RIN video model
+    whose context frames must follow x into the batch-2B call, and a token-conditioned nest
+    (mdm-tiny: [tokens; null text], bench/backends/null_text.py)."""
+    if case == "nest":
+        cfg = registry.get("nested_unet").preset("mdm-tiny").config
+        return "nested_unet", dataclasses.replace(cfg, process=dataclasses.replace(cfg.process, **process))
     if case == "dit":
         cfg = registry.get("dit").preset("dit-tiny").config
         return "dit", dataclasses.replace(cfg, depth=1, process=dataclasses.replace(cfg.process, **process))
@@ -45,8 +49,11 @@ def _perturbed(adapter, entry, cfg):
     return built
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-@pytest.mark.parametrize("case", ["dit", "rin", "rin-video"])
+# The nest runs in torch only: its Flax sampler's agreement with torch is test_text_guidance.py's.
+PAIRS = [(b, c) for c in ("dit", "rin", "rin-video") for b in ("torch", "jax")] + [("torch", "nest")]
+
+
+@pytest.mark.parametrize("backend, case", PAIRS, ids=[f"{c}-{b}" for b, c in PAIRS])
 def test_batched_guidance_equals_two_calls(backend, case):
     a, outs = ADAPTERS[backend], {}
     for mode in ("batched", "two_calls"):
@@ -60,7 +67,8 @@ def test_batched_guidance_equals_two_calls(backend, case):
         outs[mode] = [a.to_numpy(o) for o in a.sync(step.fn()) if o is not None] + [run.x]
     assert len(outs["batched"]) == (3 if arch == "rin" else 2)  # RIN: the conditional half's latents too
     for got, want in zip(outs["batched"], outs["two_calls"]):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        for g, w in zip(*((x if isinstance(x, list) else [x]) for x in (got, want))):  # a nest: per resolution
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])

@@ -70,3 +70,16 @@ def mix(cond, uncond, w: float, channels: int = 0, channel_axis: int = -1):
     head, tail = [slice(None)] * cond.ndim, [slice(None)] * cond.ndim
     head[axis], tail[axis] = slice(0, channels), slice(channels, None)
     return array_namespace(cond).concat([guided[tuple(head)], cond[tuple(tail)]], axis=axis)
+
+
+def dropped(y, keep, null_label: int):
+    """The training condition with dropout (Ho & Salimans 2022, Sec. 3.2: the model learns the
+    unconditional prediction through the null): keep flags (1 = keep) per example. Labels become
+    null_label where keep is 0; without labels (a token-conditioned model) the flags themselves
+    are the call's y, and the backend puts the null text there (bench/backends/null_text.py)."""
+    if keep is None:
+        return y
+    if y is None:
+        return keep
+    xp = array_namespace(y)
+    return xp.where(keep > 0, y, xp.full_like(y, null_label))

@@ -22,6 +22,8 @@ class MultiResConfig:
     sample_steps: int = 250  # respaced as ml-mdm set_timesteps (steps = T walks every step)
     guidance_scale: float = 0.0  # w of (1 + w) pred_c - w pred_u (ml-mdm's guidance_scale is 1 + w)
     guidance_mode: str = "batched"  # "batched": one batch-2B call; "two_calls": two batch-B calls (guidance.py)
+    cond_drop_prob: float = 0.0  # training: P(an example's condition becomes the null); ml-mdm's trainer: 0
+    null_label: int = -1  # filled by the model config: its null class label (num_classes); -1 = none or tokens
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -31,6 +33,8 @@ class MultiResConfig:
         if self.steps < 2 or not 1 <= self.sample_steps <= self.steps:
             raise ValueError(f"process.steps={self.steps}, sample_steps={self.sample_steps}; allowed: "
                              "steps >= 2 and 1 <= sample_steps <= steps")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"process.cond_drop_prob={self.cond_drop_prob!r}; allowed: [0, 1)")
         if self.shift_power < 0 or self.guidance_scale < 0:
             raise ValueError("process.shift_power, process.guidance_scale; allowed: >= 0")
         if any(w < 0 for w in self.weights) or (self.weights and self.resolutions

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench.backends.threads import thread_env  # re-exported: the one definition
+from bench.backends import null_text
 
 DEVICE_KINDS = ("cpu", "cuda", "tpu", "auto")
 # AdamW in both backends (torch.optim.AdamW, optax.adamw), decoupled weight decay on matrices
@@ -113,6 +114,9 @@ def call_kwargs(extras: tuple[str, ...], y, context, latents, context_mask=None)
         kwargs["context"] = repeat_rows(context, None if y is None else y.shape[0])
     if "context_mask" in extras and context_mask is not None:  # NestedUNet: which conditioning tokens are real
         kwargs["context_mask"] = repeat_rows(context_mask, None if y is None else y.shape[0])
+        if y is not None and "context" in kwargs:  # tokens: y holds keep flags, 0 = the null text (null_text.py)
+            kwargs["context"], kwargs["context_mask"] = null_text.apply(kwargs["context"], kwargs["context_mask"],
+                                                                        kwargs.pop("y"))
     if "latents" in extras:
         kwargs["latents"] = latents
     return kwargs
@@ -204,6 +208,22 @@ def null_labels(y: np.ndarray | None, num_classes: int) -> np.ndarray | None:
     return None if y is None else np.full_like(y, num_classes)
 
 
+def conditional(config) -> bool:
+    """The model has a condition guidance can drop: class labels, or conditioning tokens (their
+    mask marks them; the null is null_text.py's)."""
+    return config.num_classes > 0 or "context_mask" in config.input_shapes(1)
+
+
+def guidance_labels(config, y: np.ndarray | None, batch: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(y, y_null) of a sampler: class labels and the null label; a token-conditioned model under
+    guidance (guidance_scale > 0): keep flags 1 and 0 (its drawn tokens and the null text)."""
+    if config.num_classes > 0 or not conditional(config):
+        return y, null_labels(y, config.num_classes)
+    if getattr(config.process, "guidance_scale", 0) <= 0:
+        return None, None
+    return null_text.keep_flags(batch), null_text.keep_flags(batch, keep=False)
+
+
 def sampling_draws(config, process, batch: int, seed: int, steps: int, labels=None, context=None) -> dict[str, Any]:
     """Everything random a full sampling run needs, canonical layout: x_init ~ N(0, I), the
     process's draws for each step (`step_draws`, e.g. DDPM noise), labels (uniform unless given)
@@ -219,9 +239,10 @@ def sampling_draws(config, process, batch: int, seed: int, steps: int, labels=No
         rng.standard_normal(xs).astype(np.float32)
     if context is None and "context_mask" in shapes:  # conditioning tokens, not data: drawn like the inputs
         context = drawn["context"]
+    y, y_null = guidance_labels(config, y, batch)  # tokens under guidance: keep flags (null_text.py)
     return {"x": x,
             "step_draws": process.sample_step_draws(rng, xs, steps),
-            "y": y, "y_null": null_labels(y, config.num_classes) if getattr(config.process, "guidance_scale", 0) > 0 else None,
+            "y": y, "y_null": y_null if getattr(config.process, "guidance_scale", 0) > 0 else None,
             "latents": np.zeros(shapes["latents"][0], np.float32) if "latents" in shapes else None,
             "context": None if "context" not in shapes else np.asarray(context, np.float32),
             "context_mask": drawn.get("context_mask")}

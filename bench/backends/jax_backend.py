@@ -271,7 +271,8 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     t_now, t_next = process.time_grid()[k]
     draws = process.sample_step_draws(np.random.default_rng(seed + 1), host.shape_tree(arrays["x"]),
                                       cfg.process.sample_steps, only=k)[0]
-    arrays.update(draws, y_null=host.null_labels(arrays.get("y"), cfg.num_classes),
+    y, y_null = host.guidance_labels(cfg, arrays.get("y"), batch)  # tokens under guidance: keep flags (null_text.py)
+    arrays.update(draws, y=y, y_null=y_null,
                   t_now=np.full((batch,), t_now, np.float32), t_next=np.full((batch,), t_next, np.float32))
     a = device_arrays(built, arrays)
     a["carry"] = process.initial_carry(a["x"])  # sampler state beyond x (gDDIM: force history), as zeros
@@ -283,7 +284,7 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
         return out.x, out.latents
 
     run, seconds = _aot(step, (built.params, a), compile, policy=built.policy)
-    out = Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(cfg.num_classes > 0),
+    out = Step(lambda: run(built.params, a), a, process.nfe_per_sample_step(host.conditional(cfg)),
                compile is not False, seconds)
     out.info["cache_state"] = _LAST_CACHE_STATE[0]
     if compile is not False:

@@ -269,7 +269,8 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
     rng = np.random.default_rng(seed + 1)
     draws = process.sample_step_draws(rng, host.x_shape(cfg.input_shapes(batch)), cfg.process.sample_steps,
                                       only=k)[0]
-    extra = {**draws, "y_null": host.null_labels(None if a.get("y") is None else a["y"].cpu().numpy(), cfg.num_classes)}
+    y, y_null = host.guidance_labels(cfg, None if a.get("y") is None else a["y"].cpu().numpy(), batch)
+    extra = {**draws, "y": y, "y_null": y_null}  # tokens under guidance: keep flags (null_text.py)
     a.update(device_arrays(built, extra))
     a["t_now"] = torch.full((batch,), t_now, device=built.device)
     a["t_next"] = torch.full((batch,), t_next, device=built.device)
@@ -286,7 +287,7 @@ def make_sample_step(built: Built, batch: int, *, seed: int = 0, compile: bool |
                                       y_null=a["y_null"], carry=a["carry"], **{k: a[k] for k in draws})
         return out.x, out.latents
 
-    step = Step(fn, a, process.nfe_per_sample_step(cfg.num_classes > 0), bool(compile))
+    step = Step(fn, a, process.nfe_per_sample_step(host.conditional(cfg)), bool(compile))
     if compile:
         step = _first_call_seconds(step)
     if cuda_graphs:

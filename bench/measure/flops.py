@@ -31,8 +31,9 @@ def nfe_per_sample(config, process: str) -> int:
     """Network evaluations to generate one sample, as the entry's process family (`entry.process`)
     counts them (gaussian: steps x (2 with classifier-free guidance); phase space: steps)."""
     from architectures import registry
+    from bench.backends import host
 
-    return registry.process_class(process)(config.process).nfe_per_sample(config.num_classes > 0)
+    return registry.process_class(process)(config.process).nfe_per_sample(host.conditional(config))
 
 
 def _entry(method, version, convention, gflop, reference, **extra) -> dict:
