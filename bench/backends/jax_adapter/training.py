@@ -27,7 +27,8 @@ class Trainer:
     `donate` is off); after each step the built model holds the new parameters (the donated ones
     are invalid), as a torch model is updated in place. `step(arrays)` takes device arrays (x0,
     t, eps, keep, y / context) and returns the loss (not synchronized). Without `opt` it is AdamW
-    at framework_free.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and EMA."""
+    at framework_free.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and
+    EMA."""
 
     def __init__(self, built: Built, *, compile: bool | None = True, opt=None, **adamw):
         self.built, self.compile, self.opt = built, compile, opt

@@ -22,7 +22,8 @@ class Trainer:
 
     `step(arrays)` takes device arrays from `device_arrays`: x0, t, eps, keep, and y / context
     when the model uses them; it returns the loss tensor (not synchronized). Without `opt` it is
-    AdamW at framework_free.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule, clipping and EMA.
+    AdamW at framework_free.ADAMW (timing); with an OptimSpec, its optimizer, lr schedule,
+    clipping and EMA.
     """
 
     def __init__(self, built: Built, *, compile: bool | None = False, opt=None, **adamw):
