@@ -24,7 +24,7 @@ def main() -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from bench.backends import jax_backend
+    from bench.backends import jax_adapter
     from bench.measure.timing import TimingPolicy, time_step
 
     def chain(x):
@@ -44,7 +44,7 @@ def main() -> None:
             jax.block_until_ready(compiled(x))
             ref.append(time.perf_counter() - t0)
         rounds["reference"].append(float(np.median(ref)))
-        rounds["synced"].append(float(np.median(time_step(lambda: compiled(x), jax_backend.sync, policy)[0])))
+        rounds["synced"].append(float(np.median(time_step(lambda: compiled(x), jax_adapter.sync, policy)[0])))
         unsynced, _, last = time_step(lambda: compiled(x), lambda o: None, policy)
         jax.block_until_ready(last)
         rounds["unsynced"].append(float(np.median(unsynced)))

@@ -7,7 +7,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/prng_cost.py [--rounds 3] [--preset rin-cifar10] [--json]
 
-The backend's choice (bench/backends/jax_backend.py INIT_PRNG_IMPL, PRNG_IMPL) follows from this.
+The backend's choice (bench/backends/jax_adapter/device.py INIT_PRNG_IMPL, PRNG_IMPL) follows from this.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ def init_child(arch: str, preset: str, impl: str) -> float:
     import jax.numpy as jnp
 
     from architectures import registry
-    from bench.backends import host
-    from bench.backends.jax_backend import FAST_COMPILE
+    from bench.backends import framework_free
+    from bench.backends.jax_adapter import FAST_COMPILE
 
     entry = registry.get(arch)
     cfg = entry.preset(preset).config
     model = entry.load_model_class("jax")(cfg)
-    dummy = host.random_inputs(cfg.input_shapes(1), 0, cfg.num_classes)
+    dummy = framework_free.random_inputs(cfg.input_shapes(1), 0, cfg.num_classes)
     start = time.perf_counter()
     key = jax.random.key(0, impl=impl)
     init = jax.jit(lambda k: model.init(k, **{n: jnp.asarray(v) for n, v in dummy.items()}),

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from architectures import registry
-from bench.backends import torch_backend as tb
+from bench.backends import torch_adapter as tb
 
 
 def load_module(path: Path, name: str):

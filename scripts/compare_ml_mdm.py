@@ -29,7 +29,7 @@ import torch
 
 from architectures import registry
 from architectures.nested_unet.config import LevelConfig, NestedUNetConfig
-from bench.backends import torch_backend as tb
+from bench.backends import torch_adapter as tb
 
 TOKENS, WIDTH = 16, 2048
 

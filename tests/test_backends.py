@@ -14,8 +14,8 @@ import pytest
 from architectures import registry
 from architectures.processes.gaussian import GaussianProcess
 from bench import backends
-from bench.backends import host
-from bench.backends.host import DeviceError
+from bench.backends import framework_free
+from bench.backends.framework_free import DeviceError
 
 import jax  # noqa: E402 - hard dependencies: a broken install fails here, never skips
 import torch  # noqa: E402
@@ -76,23 +76,23 @@ def test_jax_unavailable_device_says_what_was_found(spec):
 def test_adapters_do_not_import_the_other_framework():
     code = ("import sys, bench.backends.{mod}; bad = [m for m in {bad} if m in sys.modules]; "
             "assert not bad, bad")
-    for mod, bad in [("torch_backend", ["jax", "flax", "optax"]), ("jax_backend", ["torch"])]:
+    for mod, bad in [("torch_adapter", ["jax", "flax", "optax"]), ("jax_adapter", ["torch"])]:
         subprocess.run([sys.executable, "-c", code.format(mod=mod, bad=bad)], cwd=ROOT, check=True)
-    subprocess.run([sys.executable, "-c", "import sys, bench.backends, bench.backends.host; "
+    subprocess.run([sys.executable, "-c", "import sys, bench.backends, bench.backends.framework_free; "
                     "assert 'torch' not in sys.modules and 'jax' not in sys.modules"], cwd=ROOT, check=True)
 
 
 def test_thread_env_pinned_before_jax_import_is_recorded():
-    code = ("from bench.backends import host; host.pin_threads(1); import os; "
-            "from bench.backends import jax_backend as jb; r = jb.set_threads(1); "
+    code = ("from bench.backends import framework_free; framework_free.pin_threads(1); import os; "
+            "from bench.backends import jax_adapter as jb; r = jb.set_threads(1); "
             "assert r['xla_threads_applied'] and r['xla_threads'] == 1 and r['cpu_affinity'] == 1, r; "
             "assert os.environ['OMP_NUM_THREADS'] == '1'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "XLA_FLAGS": ""})
-    assert host.thread_env(1)["XLA_FLAGS"].startswith("--xla_cpu_multi_thread_eigen=false")
+    assert framework_free.thread_env(1)["XLA_FLAGS"].startswith("--xla_cpu_multi_thread_eigen=false")
 
 
 def test_jax_threads_set_after_import_are_reported_not_applied():
-    if host.thread_env(1)["XLA_FLAGS"] in os.environ.get("XLA_FLAGS", ""):
+    if framework_free.thread_env(1)["XLA_FLAGS"] in os.environ.get("XLA_FLAGS", ""):
         pytest.skip("this process was started with the 1-thread XLA flags")
     with pytest.warns(RuntimeWarning, match="not applied"):
         record = jb.set_threads(1)
@@ -216,7 +216,7 @@ def test_torch_train_step_updates_weights_with_two_forward_passes():
 
 
 def test_adamw_is_the_same_update_in_both_backends():
-    """One AdamW step on the same gradient moves the same weights the same way (host.ADAMW)."""
+    """One AdamW step on the same gradient moves the same weights the same way (framework_free.ADAMW)."""
     import optax
     rng = np.random.default_rng(0)
     w, g, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.standard_normal(4)
@@ -224,11 +224,11 @@ def test_adamw_is_the_same_update_in_both_backends():
     tw, tbias = torch.nn.Parameter(torch.tensor(w)), torch.nn.Parameter(torch.tensor(b))
     module = torch.nn.Module()
     module.w, module.b = tw, tbias
-    fake = host.Built("torch", None, None, module, None, "cpu", None, 0)
+    fake = framework_free.Built("torch", None, None, module, None, "cpu", None, 0)
     opt = tb.make_optimizer(fake, lr=0.1)
     tw.grad, tbias.grad = torch.tensor(g), torch.tensor(gb)
     opt.step()
-    jopt = jb.make_optimizer(host.Built("jax", None, None, None, None, "cpu", None, 0), lr=0.1)
+    jopt = jb.make_optimizer(framework_free.Built("jax", None, None, None, None, "cpu", None, 0), lr=0.1)
     params = {"w": jax.numpy.asarray(w), "b": jax.numpy.asarray(b)}
     updates, _ = jopt.update({"w": jax.numpy.asarray(g), "b": jax.numpy.asarray(gb)}, jopt.init(params), params)
     new = optax.apply_updates(params, updates)
@@ -250,7 +250,7 @@ def test_generate_runs_the_sampler_deterministically(name):
 
 def test_same_weights_and_draws_give_the_same_numbers_in_both_backends():
     """torch weights moved to Flax (bench.convert): the loss with self-conditioning and one DDPM
-    step with guidance and latent carry agree, since every random draw comes from host.py."""
+    step with guidance and latent carry agree, since every random draw comes from framework_free.py."""
     from bench.convert import torch_to_flax
 
     entry, cfg = registry.get("rin"), rin_micro(sampler="ddpm", guidance_scale=0.5)
@@ -258,7 +258,7 @@ def test_same_weights_and_draws_give_the_same_numbers_in_both_backends():
     j_built = jb.build(entry, cfg, seed=0, abstract=True)
     j_built.params = torch_to_flax(t_built.model.state_dict(), j_built.params)
     j_built.abstract = False
-    host_arrays = host.random_inputs(cfg.input_shapes(3), 0, cfg.num_classes)
+    host_arrays = framework_free.random_inputs(cfg.input_shapes(3), 0, cfg.num_classes)
     half = GaussianProcess(dataclasses.replace(cfg.process, self_condition_rate=0.5))
     draws = half.train_draws(np.random.default_rng(1), host_arrays["x"].shape)
     batch = {"x0": np.clip(host_arrays["x"], -1, 1), "y": host_arrays["y"], **draws}

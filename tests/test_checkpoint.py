@@ -14,9 +14,9 @@ import torch
 
 from architectures import registry
 from bench import spec
-from bench.backends import host
-from bench.backends import jax_backend as jb
-from bench.backends import torch_backend as tb
+from bench.backends import framework_free
+from bench.backends import jax_adapter as jb
+from bench.backends import torch_adapter as tb
 from bench.runner import run_suite
 from bench.training import checkpoint
 
@@ -41,7 +41,7 @@ def outputs(adapter, built, arrays) -> list[np.ndarray]:
 
 def test_torch_checkpoint_read_by_jax_and_back_gives_the_same_outputs(tmp_path):
     entry, cfg = registry.get("rin"), rin_micro()
-    arrays = host.random_inputs(cfg.input_shapes(2), 5, cfg.num_classes)
+    arrays = framework_free.random_inputs(cfg.input_shapes(2), 5, cfg.num_classes)
     t_built = tb.build(entry, cfg, seed=0)
     with torch.no_grad():  # move norms and biases off their 1 / 0 init so every layout matters
         for p in t_built.model.parameters():

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from architectures import registry
-from bench.backends import host
-from bench.backends import torch_backend as tb
+from bench.backends import framework_free
+from bench.backends import torch_adapter as tb
 from bench.cases import Case
 from bench.measure import run_case
 
@@ -36,7 +36,8 @@ def _forward(precision: str):
         for p in built.model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen).to(p.device, p.dtype))
     built.model.eval()
-    a = tb.device_arrays(built, host.random_inputs(config.input_shapes(4), seed=3, num_classes=config.num_classes))
+    a = tb.device_arrays(built, framework_free.random_inputs(config.input_shapes(4), seed=3,
+                                                             num_classes=config.num_classes))
     with torch.no_grad():
         pred, _ = tb.denoiser(built, built.model, a.get("context"))(a["x"], a["t"], a.get("y"), a.get("latents"))
     return tb.to_numpy(pred)

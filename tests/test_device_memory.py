@@ -8,8 +8,8 @@ import jax
 
 import tests.precision_arch  # noqa: F401  (registers precision-tiny)
 from architectures import registry
-from bench.backends import jax_backend as jb
-from bench.backends import torch_backend as tb
+from bench.backends import jax_adapter as jb
+from bench.backends import torch_adapter as tb
 
 
 class FakeGpu:
@@ -25,15 +25,15 @@ class FakeGpu:
 
 def test_jax_peak_is_the_steps_peak_when_it_rose_during_them():
     dev = FakeGpu(peak=1000)  # e.g. reached while compiling
-    jb.reset_peak_memory(dev)
+    mark = jb.reset_peak_memory(dev)
     dev.peak = 1500  # the timed steps went higher
-    assert jb.peak_memory_span(dev) == {"bytes": 1500, "covers": "the timed steps (the process's peak rose during them)"}
+    assert jb.peak_memory_span(dev, mark) == {"bytes": 1500, "covers": "the timed steps (the process's peak rose during them)"}
 
 
 def test_jax_peak_reached_before_the_steps_is_labelled_an_upper_bound():
     dev = FakeGpu(peak=1500)
-    jb.reset_peak_memory(dev)  # the steps stay below the earlier peak: their own is unknown
-    span = jb.peak_memory_span(dev)
+    mark = jb.reset_peak_memory(dev)  # the steps stay below the earlier peak: their own is unknown
+    span = jb.peak_memory_span(dev, mark)
     assert span["bytes"] == 1500 and span["covers"].startswith("upper bound")
 
 

@@ -13,7 +13,7 @@ import torch
 
 from architectures import registry
 from architectures.dit import dit_flax, dit_torch
-from bench.backends import torch_backend as tb
+from bench.backends import torch_adapter as tb
 from bench.measure.flops import analytic
 
 DIT = registry.get("dit")

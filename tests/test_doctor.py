@@ -13,7 +13,7 @@ import torch
 
 import tests.precision_arch  # noqa: F401  (registers precision-tiny)
 from bench import cli
-from bench.backends import torch_precision
+from bench.backends.torch_adapter import precision as torch_precision
 from bench.doctor import jax_step, main, numerics, speed, suite
 from bench.doctor.result import slug
 

@@ -89,7 +89,7 @@ def test_jax_steps_compile_before_the_clock_starts():
     import jax
 
     from architectures import registry
-    from bench.backends import jax_backend as jb
+    from bench.backends import jax_adapter as jb
 
     class Seen(logging.Handler):
         messages: list = []

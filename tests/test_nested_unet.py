@@ -20,9 +20,9 @@ from architectures.processes.multires import MultiResProcess, avg_pool, shift_ga
 from architectures.processes.multires_config import MultiResConfig
 from bench import convert
 from bench.training import progressive
-from bench.backends import host
-from bench.backends import jax_backend as jb
-from bench.backends import torch_backend as tb
+from bench.backends import framework_free
+from bench.backends import jax_adapter as jb
+from bench.backends import torch_adapter as tb
 
 ENTRY = registry.get("nested_unet")
 TINY = ENTRY.preset("mdm-tiny").config
@@ -152,7 +152,7 @@ def test_fresh_nest_low_resolution_output_is_the_inner_model(trained_inner, tmp_
     nest_t = tb.build(ENTRY, TINY, seed=0)
     _perturb(nest_t.model)  # every outer weight moved; the adapters stay zero (their init)
     progressive.load_inner(nest_t, progressive.write_checkpoint(trained_inner, tmp_path / "small"))
-    arrays = host.random_inputs(TINY.input_shapes(2), 7, 0)
+    arrays = framework_free.random_inputs(TINY.input_shapes(2), 7, 0)
     small = {**arrays, "x": arrays["x"][1:]}
     np.testing.assert_array_equal(_forward(tb, nest_t, arrays)[1], _forward(tb, trained_inner, small)[0])
     nest_j = jb.build(ENTRY, TINY, seed=0, abstract=True)
@@ -198,8 +198,8 @@ def test_short_training_lowers_the_loss_at_every_resolution(adapter):
     phase = rng.uniform(0, 3, (2, 1, 1, 3))
     x0 = np.sin(3 * xx[None, :, :, None] + phase) * np.cos(2 * yy[None, :, :, None] - phase)
     shapes = TINY.input_shapes(2)
-    cond = host.random_inputs({k: shapes[k] for k in ("context", "context_mask")}, 1, 0)
-    shapes_x = host.x_shape(shapes)
+    cond = framework_free.random_inputs({k: shapes[k] for k in ("context", "context_mask")}, 1, 0)
+    shapes_x = framework_free.x_shape(shapes)
     eval_draws = built.process.train_draws(np.random.default_rng(9), shapes_x)
     trainer = adapter.Trainer(built, lr=3e-3)
     a_eval = adapter.device_arrays(built, {"x0": x0.astype(np.float32), **cond, **eval_draws})

@@ -13,11 +13,11 @@ import jax.numpy as jnp
 
 from architectures import registry
 from bench import convert, spec
-from bench.backends import host
-from bench.backends import jax_backend as jb
-from bench.backends import torch_backend as tb
-from bench.backends.host import DeviceError
-from bench.backends.jax_precision import SCALE_INTERVAL, Policy as JaxPolicy
+from bench.backends import framework_free
+from bench.backends import jax_adapter as jb
+from bench.backends import torch_adapter as tb
+from bench.backends.framework_free import DeviceError
+from bench.backends.jax_adapter.precision import SCALE_INTERVAL, Policy as JaxPolicy
 
 # Relative L2 error of a network output against float32 on the same weights and inputs
 # (measured on the tiny presets: bf16 1.2-1.9%, fp16 0.12-0.16%: docs/precision.md; bounds leave headroom).
@@ -42,7 +42,7 @@ def weights():
         with torch.no_grad():
             for p in built.model.parameters():
                 p.add_(0.05 * torch.randn(p.shape, generator=gen))
-        arrays = host.random_inputs(config.input_shapes(BATCH), seed=3, num_classes=config.num_classes)
+        arrays = framework_free.random_inputs(config.input_shapes(BATCH), seed=3, num_classes=config.num_classes)
         out[arch] = (entry, config, {k: v.detach().clone() for k, v in built.model.state_dict().items()}, arrays)
     return out
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from architectures import registry
 from architectures.songunet import layout, songunet_flax, songunet_torch
 from bench import convert
-from bench.backends import torch_backend as tb
+from bench.backends import torch_adapter as tb
 from bench.measure.fvcore_count import fvcore_macs
 
 SONG = registry.get("songunet")

@@ -14,9 +14,9 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 import tests.precision_arch  # noqa: F401  (registers precision-tiny)
 from architectures import registry
 from bench import spec
-from bench.backends import host
-from bench.backends import torch_backend as tb
-from bench.backends.torch_precision import Policy, backend_flags, read_flags
+from bench.backends import framework_free
+from bench.backends import torch_adapter as tb
+from bench.backends.torch_adapter.precision import Policy, backend_flags, read_flags
 from bench.cases import Case
 from bench.measure import run_case
 
@@ -92,7 +92,7 @@ def test_tf32_policy_turns_both_tf32_flags_on_for_the_step():
 
 def test_cudnn_benchmark_defaults_on_for_cuda_only():
     assert Policy.make("fp32", "auto", "contiguous", torch.device("cpu")).cudnn_benchmark is False
-    with pytest.raises(host.DeviceError, match="cudnn_benchmark.*CUDA"):
+    with pytest.raises(framework_free.DeviceError, match="cudnn_benchmark.*CUDA"):
         Policy.make("fp32", "auto", "contiguous", torch.device("cpu"), cudnn_benchmark=True)
 
 
@@ -128,7 +128,7 @@ def test_cudnn_benchmark_setting_names_the_case():
 def test_jax_matmul_precision_covers_every_dot_and_conv_of_the_jitted_step(precision, highest):
     """The compiled training step's dots and convolutions, backward and optimizer included, all carry
     the policy's precision (fp32: HIGHEST, so no TF32 on a GPU); forward alone has 3 of them."""
-    from bench.backends import jax_backend as jb
+    from bench.backends import jax_adapter as jb
 
     built = jb.build(ENTRY, CONFIG, seed=0, precision=precision)
     step = jb.make_train_step(built, 2, seed=0, compile=False)  # its inputs; compiled below, fast
@@ -152,7 +152,7 @@ def test_flags_work_after_other_code_used_torchs_newer_api():
 
     code = ("import torch; b = torch.backends\n"
             "b.cuda.matmul.fp32_precision = 'tf32'; b.cudnn.conv.fp32_precision = 'ieee'\n"
-            "from bench.backends.torch_precision import Policy, read_flags\n"
+            "from bench.backends.torch_adapter.precision import Policy, read_flags\n"
             "p = Policy('fp32')\n"
             "with p.step(): inside = read_flags()\n"
             "print(inside == {'matmul_tf32': False, 'cudnn_tf32': False, 'cudnn_benchmark': False},\n"

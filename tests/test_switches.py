@@ -11,8 +11,8 @@ import torch
 import tests.precision_arch  # noqa: F401  (registers precision-tiny)
 from architectures import registry
 from bench import spec
-from bench.backends import jax_backend as jb
-from bench.backends import torch_backend as tb
+from bench.backends import jax_adapter as jb
+from bench.backends import torch_adapter as tb
 
 ENTRY = registry.get("precision-tiny")
 CONFIG = ENTRY.preset("precision-tiny").config

@@ -17,8 +17,8 @@ def test_all_cores_follows_the_cpu_affinity(tmp_path):
     1 CPUs" when the default followed os.cpu_count())."""
     code = ("import json, os; cpu = max(os.sched_getaffinity(0)); os.sched_setaffinity(0, {cpu}); "
             "os.cpu_count = lambda: 64; "
-            "from bench.backends import host; from bench.backends.threads import resolve_threads; "
-            "t = resolve_threads(None); r = host.pin_threads(t); "
+            "from bench.backends import framework_free; from bench.backends.threads import resolve_threads; "
+            "t = resolve_threads(None); r = framework_free.pin_threads(t); "
             "print(json.dumps({'cpu': cpu, 'threads': t, 'cpus': r['cpus'], 'claim': r['cpu_claim'], "
             "'affinity': sorted(os.sched_getaffinity(0))}))")
     env = {**os.environ, "DIFFBENCH_CPU_LOCKS": str(tmp_path)}

@@ -122,7 +122,7 @@ def test_jax_timing_blocks_on_the_result():
     import jax
     import jax.numpy as jnp
 
-    from bench.backends import jax_backend
+    from bench.backends import jax_adapter
 
     def chain(x):
         for _ in range(8):
@@ -134,7 +134,7 @@ def test_jax_timing_blocks_on_the_result():
     ready = []
 
     def sync(out):
-        jax_backend.sync(out)
+        jax_adapter.sync(out)
         ready.append(out.is_ready())
 
     time_step(lambda: compiled(x), sync, TimingPolicy(warmup=1, min_reps=5, max_reps=5, time_cap_s=30))

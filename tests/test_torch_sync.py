@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.backends import torch_backend as tb
+from bench.backends import torch_adapter as tb
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.backends import host
-from bench.backends import jax_backend as jb
-from bench.backends import torch_backend as tb
+from bench.backends import framework_free
+from bench.backends import jax_adapter as jb
+from bench.backends import torch_adapter as tb
 from bench.strict_yaml import SpecError
 from bench.training.lamb_torch import LAMB
 from bench.training.optim import OptimSpec
@@ -111,7 +111,7 @@ def _torch_trainer(start, opt):
     for k, v in start.items():
         setattr(module, k, torch.nn.Parameter(torch.tensor(v, dtype=torch.float32)))
     config = types.SimpleNamespace(input_shapes=lambda batch: {})
-    return tb.Trainer(host.Built("torch", None, config, module, None, "cpu", None, 0), opt=opt)
+    return tb.Trainer(framework_free.Built("torch", None, config, module, None, "cpu", None, 0), opt=opt)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "lamb"])

@@ -74,7 +74,7 @@ def test_compile_time_is_apart_from_the_steps_per_second(trainer, compile_s, tim
 
 def test_torch_trainer_says_when_it_compiles_lazily():
     from architectures import registry
-    from bench.backends import torch_backend as tb
+    from bench.backends import torch_adapter as tb
 
     entry = registry.get("unet2d")
     built = tb.build(entry, entry.preset("unet2d-tiny").config, seed=0)

@@ -268,28 +268,28 @@ ADM_TINY = dataclasses.replace(MINI, learn_sigma=True, process=dataclasses.repla
 def test_hybrid_loss_and_learned_variance_agree_across_backends():
     """The same weights (torch -> flax by bench/convert.py) give the same L_hybrid, sampler step and
     sampling run in both adapters; the run reports the NFE it made (guidance: 2 per step)."""
-    from bench.backends import host, jax_backend, torch_backend
+    from bench.backends import framework_free, jax_adapter, torch_adapter
 
     entry, cfg = registry.get("unet2d"), ADM_TINY
     inputs = canonical_inputs(cfg, 3, seed=2)
     model = randomized_torch(cfg)
     params = {"params": flax_params_from(model, cfg, inputs)}
-    built_t = torch_backend.build(entry, cfg)
+    built_t = torch_adapter.build(entry, cfg)
     built_t.model.load_state_dict(model.state_dict())
-    built_j = host.Built("jax", entry, cfg, FlaxUNet(cfg), params, jax.devices("cpu")[0], built_t.process, 0)
+    built_j = framework_free.Built("jax", entry, cfg, FlaxUNet(cfg), params, jax.devices("cpu")[0], built_t.process, 0)
     process = built_t.process
     draws = process.train_draws(np.random.default_rng(3), inputs["x"].shape)
     draws["t"][0] = 0.0  # the decoder-NLL term too
     arrays = {"x0": np.clip(inputs["x"], -1, 1), "y": inputs["y"], **draws}
-    a_t, a_j = torch_backend.device_arrays(built_t, arrays), jax_backend.device_arrays(built_j, arrays)
-    loss_t = torch_backend.Trainer(built_t).loss(a_t).detach()
-    loss_j = jax.jit(jax_backend.Trainer(built_j, compile=False).loss)(params["params"], a_j, None)
+    a_t, a_j = torch_adapter.device_arrays(built_t, arrays), jax_adapter.device_arrays(built_j, arrays)
+    loss_t = torch_adapter.Trainer(built_t).loss(a_t).detach()
+    loss_j = jax.jit(jax_adapter.Trainer(built_j, compile=False).loss)(params["params"], a_j, None)
     assert float(loss_t) == pytest.approx(float(loss_j), rel=1e-5)
-    net = torch_backend.denoiser(built_t, built_t.model)
+    net = torch_adapter.denoiser(built_t, built_t.model)
     with torch.no_grad():
         mse = process.training_loss(lambda *a: (net(*a)[0][0], None), a_t["x0"], a_t["t"], a_t["eps"], a_t["y"])
     assert float(loss_t) > float(mse) + 1e-3  # the VLB term is in
-    run_t, run_j = (b.sampling_run(built, 2, seed=4) for b, built in [(torch_backend, built_t), (jax_backend, built_j)])
+    run_t, run_j = (b.sampling_run(built, 2, seed=4) for b, built in [(torch_adapter, built_t), (jax_adapter, built_j)])
     assert run_t.nfe == run_j.nfe == 2 * 2 == process.nfe_per_sample(True)
     assert relative_error(run_j.x, run_t.x) < 1e-4
 

@@ -1,12 +1,13 @@
-"""Backend adapters: `get("torch")` / `get("jax")` returns the adapter module (imported lazily,
-so importing `bench.backends` pulls in neither framework)."""
+"""Backend adapters: `get("torch")` / `get("jax")` returns the adapter package (imported lazily,
+so importing `bench.backends` pulls in neither framework). Both packages have the same modules
+and the same public names (their `__all__`, less each one's BACKEND_ONLY)."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-ADAPTERS = {"torch": "bench.backends.torch_backend", "jax": "bench.backends.jax_backend"}
+ADAPTERS = {"torch": "bench.backends.torch_adapter", "jax": "bench.backends.jax_adapter"}
 
 
 def get(name: str) -> ModuleType:

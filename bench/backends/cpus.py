@@ -3,8 +3,9 @@
 A case may name its CPUs (`cpus:` in a suite). Otherwise a worker takes `threads` CPUs of its
 affinity that no other diffbench process on this machine holds: each CPU has a lock file, held
 (flock) for the life of the process, so concurrent 1-thread runs spread over CPUs 0, 1, 2, ...
-instead of all landing on CPU 0. When fewer CPUs are free than asked for, the least-used are
-shared and the record says `shared`.
+instead of all landing on CPU 0. When fewer CPUs are free than asked for, the free ones are
+topped up with the lowest-numbered CPUs other processes hold (no load is measured), and the
+record says `shared`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from architectures import registry
-from bench.backends import host
+from bench.backends import framework_free
 from bench.conformance.kit import BATCH, TOLERANCE, Fail, Skip, leaves
 
 
@@ -45,7 +45,7 @@ def contract(kit, _backend=None) -> str:
     undeclared = set(shapes) - {"x", "t", "y"} - set(entry.extras)
     if undeclared:
         raise Fail(f"inputs {sorted(undeclared)} are not declared in the entry's extras {list(entry.extras)}")
-    host.make_process(entry, cfg)
+    framework_free.make_process(entry, cfg)
     one, three = (entry.load_flops()(cfg, b) for b in (1, 3))
     if not one or any(int(v) < 0 for v in one.values()) or sum(one.values()) <= 0:
         raise Fail(f"analytic forward_macs(config, 1) = {one}: needs non-negative counts, sum > 0")
@@ -57,7 +57,7 @@ def contract(kit, _backend=None) -> str:
 
 def _data_shapes(kit) -> list[tuple]:
     """The prediction/data shape of each x, as the process says (phase space: C of x's 2C)."""
-    shapes = host.make_process(kit.entry, kit.config).data_shape(host.shape_tree(kit.inputs()["x"]))
+    shapes = framework_free.make_process(kit.entry, kit.config).data_shape(framework_free.shape_tree(kit.inputs()["x"]))
     return [tuple(s) for s in shapes] if isinstance(shapes, list) else [tuple(shapes)]
 
 
@@ -178,8 +178,8 @@ def train_step(kit, backend: str) -> str:
     adapter = kit.adapter(backend)
     built = adapter.build(kit.entry, kit.config, seed=0)  # fresh: the step updates its weights
     arrays = kit.inputs()
-    x0 = host.train_data(built.process, kit.config.input_shapes(BATCH), arrays)  # the process's data shape
-    draws = built.process.train_draws(np.random.default_rng(1), host.shape_tree(x0))
+    x0 = framework_free.train_data(built.process, kit.config.input_shapes(BATCH), arrays)  # the process's data shape
+    draws = built.process.train_draws(np.random.default_rng(1), framework_free.shape_tree(x0))
     a = adapter.device_arrays(built, {"x0": x0, "y": arrays.get("y"), "context": arrays.get("context"),
                                       "context_mask": arrays.get("context_mask"), **draws})
     a = {k: v for k, v in a.items() if v is not None}

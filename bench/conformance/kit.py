@@ -127,9 +127,9 @@ class Kit:
 
     def inputs(self) -> dict:
         """Canonical (channels-last numpy) inputs of config.input_shapes(BATCH)."""
-        from bench.backends import host
+        from bench.backends import framework_free
 
-        return self.cached("inputs", lambda: host.random_inputs(self.config.input_shapes(BATCH), 3,
+        return self.cached("inputs", lambda: framework_free.random_inputs(self.config.input_shapes(BATCH), 3,
                                                                self.config.num_classes))
 
     def adapter(self, backend: str):

@@ -25,11 +25,11 @@ H100 = "NVIDIA H100 80GB HBM3"
 
 
 def step_gflop(entry, config, batch: int, what: str) -> float:
-    from bench.backends import host
+    from bench.backends import framework_free
     from bench.measure.flops import analytic
 
     forward = 2 * analytic(entry, config, batch)["macs"] / 1e9
-    process = host.make_process(entry, config)
+    process = framework_free.make_process(entry, config)
     if what == "sample_step":
         return forward * process.nfe_per_sample_step(host.conditional(config))
     return forward * (process.forward_passes_per_train_step("latents" in entry.extras) + 2)

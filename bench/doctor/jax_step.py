@@ -22,8 +22,8 @@ def run(spec: str) -> dict:
     import numpy as np
 
     from architectures import registry
-    from bench.backends import jax_backend as jb
-    from bench.backends.host import DeviceError
+    from bench.backends import jax_adapter as jb
+    from bench.backends.framework_free import DeviceError
     from bench.doctor.result import Result
     from bench.measure.flops import analytic
     from bench.measure.peaks import device_peak, utilization

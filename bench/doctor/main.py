@@ -28,8 +28,8 @@ class DoctorError(Exception):
 def resolve(spec: str):
     import torch
 
-    from bench.backends import torch_backend as tb
-    from bench.backends.host import DeviceError
+    from bench.backends import torch_adapter as tb
+    from bench.backends.framework_free import DeviceError
 
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise DoctorError(f"doctor --device {spec}: no CUDA device here (torch {torch.__version__}, built for CUDA "

@@ -1,5 +1,5 @@
 """The precision flags in force during a step, and the error of a conv and a linear layer, forward
-and backward, against float64, under each precision policy (torch_precision.Policy: the harness's
+and backward, against float64, under each precision policy (torch_adapter.precision.Policy: the harness's
 own path, the flags set by Policy.step around forward and backward alike)."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ BOUNDS = {"fp32": (0.0, FP32_MAX), "tf32": (FP32_MAX, 5e-3), "bf16": (5e-4, 3e-2
 
 
 def _policy(precision: str, device):
-    from bench.backends.torch_precision import Policy
+    from bench.backends.torch_adapter.precision import Policy
 
     return Policy.make(precision, "auto", "contiguous", device)
 
 
 def check_flags(device) -> Result:
     """Each policy's flags inside a step, starting from the opposite global state, and restored after."""
-    from bench.backends.torch_precision import backend_flags, read_flags
+    from bench.backends.torch_adapter.precision import backend_flags, read_flags
 
     rows, ok = {}, True
     for precision in precisions(device):

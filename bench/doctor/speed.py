@@ -38,7 +38,7 @@ def matmul_tflops(device, precision: str, reps: int = 20) -> float:
     """Best of `reps` n x n matmuls under the policy's step flags (bf16: bfloat16 operands)."""
     import torch
 
-    from bench.backends.torch_precision import Policy
+    from bench.backends.torch_adapter.precision import Policy
 
     n = MATMUL_N.get(device.type, 1024)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -75,7 +75,7 @@ def check_matmul(device) -> Result:
 
 def _median_pair(fn, device, rounds: int, reps: int):
     """Harness (bench.measure.timing.time_step with its device timer) and bare loop, interleaved."""
-    from bench.backends import torch_backend as tb
+    from bench.backends import torch_adapter as tb
     from bench.measure.timing import TimingPolicy, time_step
 
     policy = TimingPolicy(warmup=3, min_reps=reps, max_reps=reps, target_rel_iqr=1e-9, time_cap_s=1e9)
@@ -97,7 +97,7 @@ MODEL = {"cuda": ("dit-b-2", 32, "bf16"), "cpu": ("dit-tiny", 2, "fp32")}  # (pr
 def check_timer(device, model: tuple | None = None, rounds: int = 2, reps: int = 15) -> Result:
     """The harness's wall clock and device time against a bare loop on the same torch training step."""
     from architectures import registry
-    from bench.backends import torch_backend as tb
+    from bench.backends import torch_adapter as tb
 
     on_gpu = device.type == "cuda"
     preset, batch, precision = model or MODEL["cuda" if on_gpu else "cpu"]

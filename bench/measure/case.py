@@ -49,12 +49,12 @@ _PINNED: dict = {}  # what pin_threads did in this process (cpus, claim), for th
 
 def pin_threads(case) -> dict:
     """Pin intra-op threads and CPUs before the framework starts (the worker may already have)."""
-    from bench.backends import host
+    from bench.backends import framework_free
     from bench.backends.threads import resolve_threads
 
     threads = resolve_threads(case.threads, case.cpus)
     if "torch" not in sys.modules and "jax" not in sys.modules and not _PINNED:
-        pinned = host.pin_threads(threads, case.cpus)
+        pinned = framework_free.pin_threads(threads, case.cpus)
         _PINNED.update(cpus=pinned["cpus"], cpu_claim=pinned["cpu_claim"])
     return {"threads": threads, **_PINNED}
 
@@ -117,14 +117,14 @@ def _timed(ctx: Context, step, what: str) -> dict:
     from bench.measure.peaks import device_peak, utilization
 
     a, policy, c = ctx.adapter, policy_for(ctx.case), ctx.case
-    a.reset_peak_memory(ctx.device)
+    peak_mark = a.reset_peak_memory(ctx.device)
     cpu_samples: list[float] = []
     device_samples: list[float] = []
     samples, reason, out = time_step(step.fn, a.sync, policy, cpu_samples=cpu_samples,
                                      device_timer=a.device_timer(ctx.device), device_samples=device_samples)
     if not a.all_finite(out):
         raise ValueError(f"non-finite {what} output (checked after timing)")
-    span = a.peak_memory_span(ctx.device)
+    span = a.peak_memory_span(ctx.device, peak_mark)
     ctx.device_peaks.append(span["bytes"])
     ctx.device_peak_covers.append(span["covers"])
     record = timing_record(samples, reason, policy, c.batch, compile_s=step.compile_seconds, compiled=step.compiled,
@@ -230,12 +230,12 @@ def measure_memory(ctx: Context) -> dict:
 
     a, timed = ctx.adapter, bool(ctx.device_peaks)
     if not timed:
-        a.reset_peak_memory(ctx.device)
+        peak_mark = a.reset_peak_memory(ctx.device)
         with a.restored(ctx.built()):
             step = a.make_train_step(ctx.built(), ctx.case.batch, seed=ctx.case.seed, compile=_compile_flag(ctx))
             if not a.all_finite(a.sync(step.fn())):
                 raise ValueError("non-finite train step output (memory run)")
-        span = a.peak_memory_span(ctx.device)
+        span = a.peak_memory_span(ctx.device, peak_mark)
         ctx.device_peaks.append(span["bytes"])
         ctx.device_peak_covers.append(span["covers"])
     peaks = [(p, c) for p, c in zip(ctx.device_peaks, ctx.device_peak_covers) if p is not None]

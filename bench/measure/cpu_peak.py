@@ -71,9 +71,9 @@ def measure_dtype(call, threads: int, flop: float, attempt=best_call, pause=time
 
 
 def measure(threads: int) -> dict:
-    from bench.backends import host
+    from bench.backends import framework_free
 
-    pinned = host.pin_threads(threads)
+    pinned = framework_free.pin_threads(threads)
     import torch
 
     torch.set_num_threads(threads)

@@ -101,7 +101,7 @@ def count(job) -> dict:
     import fvcore
     import torch
 
-    from bench.backends import torch_backend as tb
+    from bench.backends import torch_adapter as tb
     from bench.measure.count_job import resolve
 
     entry, config = resolve(job)

@@ -37,7 +37,7 @@ def _train(tb, built, job: CountJob) -> dict:
 def count(job: CountJob) -> dict:
     import torch
 
-    from bench.backends import torch_backend as tb
+    from bench.backends import torch_adapter as tb
 
     entry, config = resolve(job)
     built = tb.build(entry, config, seed=job.seed, abstract=True)

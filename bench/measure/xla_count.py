@@ -71,7 +71,7 @@ def count(job: CountJob) -> dict:
     import jax
     import jaxlib
 
-    from bench.backends import jax_backend as jb
+    from bench.backends import jax_adapter as jb
 
     entry, config = resolve(job)
     built = jb.build(entry, config, seed=job.seed, abstract=True)

@@ -25,7 +25,7 @@ def reference_data(q: QualitySettings, config, seed: int, count: int, process=No
     """`count` real examples shaped like the model's full clip (conditioning + generated
     frames) or image with the process's data channels (the phase space's network sees twice them;
     a multi-resolution model: its highest side), float32 in [-1, 1]."""
-    from bench.backends.host import x_shape as x_shape_of
+    from bench.backends.framework_free import x_shape as x_shape_of
     from bench.data import load_dataset
 
     shapes = config.input_shapes(1)

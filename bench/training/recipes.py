@@ -45,7 +45,7 @@ class Recipe:
                 "steps": self.steps, "notes": list(self.notes)}
 
 
-# AdamW at constant lr, no EMA: the harness's neutral choice (the same as timing's host.ADAMW).
+# AdamW at constant lr, no EMA: the harness's neutral choice (the same as timing's framework_free.ADAMW).
 DEFAULT_RECIPE = Recipe("default", dict(optimizer="adamw", lr=1e-4, weight_decay=0.01, schedule="constant"),
                         "diffbench default (not a paper recipe)")
 

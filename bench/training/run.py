@@ -64,7 +64,7 @@ def training_data(train: dict, config, seed: int, process=None):
     A multi-resolution model (x a list, highest first) gets the highest side; the process pools.
     A token-conditioned model (context + context_mask) gets one drawn token sequence per example
     (no text encoder is run, as when sampling): context is then {"context", "context_mask"}."""
-    from bench.backends.host import random_inputs, x_shape as model_x_shape
+    from bench.backends.framework_free import random_inputs, x_shape as model_x_shape
     from bench.data import load_dataset
 
     shapes = config.input_shapes(1)

@@ -1,26 +1,42 @@
-"""Framework-free pieces both backend adapters share: device-spec parsing, thread environment,
-the random draws (numpy, canonical channels-last), the optimizer settings and the records an
-adapter returns. Nothing here imports torch or jax, so one seed gives the same numbers in both.
+"""What both backend adapters share, framework-free (nothing here imports torch or jax, so one
+seed gives the same numbers in both): device-spec parsing, thread pinning, the random draws
+(numpy, canonical channels-last) of a train step, a sampler step and a sampling run, the AdamW
+settings, how a network output becomes the process's prediction, and the records an adapter
+returns.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from bench.backends.threads import thread_env  # re-exported: the one definition
+from bench.backends.threads import pin_threads, thread_env  # noqa: F401  (re-exported: the one definitions)
 from bench.backends import null_text
 
-DEVICE_KINDS = ("cpu", "cuda", "tpu", "auto")
 # AdamW in both backends (torch.optim.AdamW, optax.adamw), decoupled weight decay on matrices
 # and kernels only (not biases / norm scales, as the paper's LAMB setup excludes them). The
 # paper's LAMB + warmup + EMA is a training-recipe choice, not an architecture cost.
 ADAMW = dict(lr=1e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01)
 X_LIKE = ("x", "x0", "eps", "noise", "context")  # arrays with the data layout (transposed by torch)
+TRAIN_STEP_NOTE = "nfe counts forward passes; the backward pass is extra"
+
+
+def adamw_settings(opt=None, **overrides) -> dict[str, Any]:
+    """lr, b1, b2, eps, weight_decay of an AdamW: ADAMW with `overrides` (timing), or those of an
+    OptimSpec `opt` (whose lr is its base rate; the schedule is applied per step)."""
+    if opt is None:
+        return {**ADAMW, **overrides}
+    return dict(lr=opt.lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
+
+
+def dtype_names(precision: str) -> dict[str, str]:
+    """The compute and parameter dtypes a precision policy names, for the record."""
+    compute = {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16", "bf16-pure": "bfloat16"}
+    return {"compute_dtype": compute[precision],
+            "param_dtype": "bfloat16" if precision == "bf16-pure" else "float32"}
 
 
 class DeviceError(RuntimeError):
@@ -35,33 +51,6 @@ def parse_device(spec: str) -> tuple[str, int | None]:
     return m.group(1), None if m.group(2) is None else int(m.group(2))
 
 
-def pin_threads(threads: int, cpus: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """Apply `thread_env(threads)` to os.environ (XLA_FLAGS appended to any already set) and
-    restrict the CPU affinity to `threads` CPUs: XLA sizes its CPU pool from the affinity.
-    `cpus`: the case's own choice; otherwise free CPUs are claimed (bench/backends/cpus.py), so
-    concurrent runs spread out. Returns what to record ("cpus", "cpu_claim").
-
-    Call in the case's own process before importing jax (torch reads its setting at runtime).
-    """
-    from bench.backends import cpus as cpu_claims
-
-    if threads < 1:
-        raise ValueError(f"threads={threads!r}; allowed: >= 1")
-    env = thread_env(threads)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if env["XLA_FLAGS"] not in flags:
-        env["XLA_FLAGS"] = f"{flags} {env['XLA_FLAGS']}".strip()
-    else:
-        env["XLA_FLAGS"] = flags
-    os.environ.update(env)
-    available = cpu_claims.allowed()
-    if threads > len(available):
-        raise ValueError(f"threads={threads} but this process may use {len(available)} CPUs: {available}")
-    claimed = cpu_claims.claim(threads, cpus)
-    os.sched_setaffinity(0, set(claimed["cpus"]))
-    return {"threads": threads, "cpus": claimed["cpus"], "cpu_claim": claimed["claim"], "env": env}
-
-
 # -- records ---------------------------------------------------------------------------------
 @dataclass
 class Built:
@@ -73,10 +62,10 @@ class Built:
     model: Any
     params: Any  # jax variables (arrays or ShapeDtypeStructs when abstract); torch: None
     device: Any
-    process: Any  # the entry's process family (host.make_process), built from config.process
+    process: Any  # the entry's process family (make_process), built from config.process
     seed: int
     abstract: bool = False
-    policy: Any = None  # the adapter's precision/kernel policy (torch_precision / jax_precision .Policy)
+    policy: Any = None  # the adapter's precision/kernel policy (<adapter>/precision.py Policy)
 
 
 @dataclass
@@ -120,6 +109,31 @@ def call_kwargs(extras: tuple[str, ...], y, context, latents, context_mask=None)
     if "latents" in extras:
         kwargs["latents"] = latents
     return kwargs
+
+
+def network_output(out, x, extras: tuple[str, ...], cast: Callable, channel_axis: int):
+    """A model call's output -> (prediction, latents or None) for the process: `cast` (the policy's
+    output cast) on each, learn_sigma outputs split; x and the prediction may be lists."""
+    pred, latents = out if "latents" in extras else (out, None)
+    if isinstance(pred, (list, tuple)):
+        return [split_variance(cast(p), xi, channel_axis) for p, xi in zip(pred, x)], cast(latents)
+    return split_variance(cast(pred), x, channel_axis), cast(latents)
+
+
+def split_variance(pred, x, channel_axis: int):
+    """learn_sigma models output [prediction | v] on channels (iDDPM): the process gets the pair
+    (prediction, v) and trains/samples the learned variance; any other output passes as is."""
+    c = x.shape[channel_axis]
+    if pred.shape[channel_axis] != 2 * c:
+        return pred
+    lead = (slice(None),) * channel_axis if channel_axis >= 0 else (Ellipsis,)
+    return pred[(*lead, slice(None, c))], pred[(*lead, slice(c, None))]
+
+
+def latent_shape(config) -> tuple[int, ...] | None:
+    """The per-example shape of the model's latents (RIN), None without them."""
+    shapes = config.input_shapes(1)
+    return shapes["latents"][0][1:] if "latents" in shapes else None
 
 
 def rows(x) -> int:
@@ -201,6 +215,42 @@ def train_data(process, shapes: dict, arrays: dict) -> dict:
     if shape == shape_tree(arrays["x"]):
         return arrays["x"]
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def train_arrays(built: Built, batch: int, seed: int) -> dict[str, Any]:
+    """A timed train step's fixed draws: x0 (phase space: data x, network input [x, v]), the
+    labels / context of random_inputs and the process's train draws (t, eps, ...)."""
+    shapes = built.config.input_shapes(batch)
+    arrays = random_inputs(shapes, seed, built.config.num_classes)
+    x0 = train_data(built.process, shapes, arrays)
+    draws = built.process.train_draws(np.random.default_rng(seed + 1), shape_tree(x0))
+    return {"x0": x0, "y": arrays.get("y"), "context": arrays.get("context"),
+            "context_mask": arrays.get("context_mask"), **draws}
+
+
+def sample_step_arrays(built: Built, batch: int, seed: int, step_index: int | None) -> tuple[dict, tuple]:
+    """A timed sampler step's inputs (random_inputs), its times t_now / t_next (default: the middle
+    step), null labels and the process's draws for that step; returns (arrays, the draws' names)."""
+    cfg, process = built.config, built.process
+    arrays = random_inputs(cfg.input_shapes(batch), seed, cfg.num_classes)
+    k = cfg.process.sample_steps // 2 if step_index is None else step_index
+    t_now, t_next = process.time_grid()[k]
+    draws = process.sample_step_draws(np.random.default_rng(seed + 1), shape_tree(arrays["x"]),
+                                      cfg.process.sample_steps, only=k)[0]
+    y, y_null = guidance_labels(cfg, arrays.get("y"), batch)  # tokens under guidance: keep flags (null_text.py)
+    arrays.update(draws, y=y, y_null=y_null,
+                  t_now=np.full((batch,), t_now, np.float32), t_next=np.full((batch,), t_next, np.float32))
+    return arrays, tuple(draws)
+
+
+def generate_from(sampling_run: Callable) -> Callable:
+    """An adapter's `generate`: the samples of its `sampling_run`."""
+    def generate(built: Built, batch: int, *, seed: int = 0, steps: int | None = None, labels=None,
+                 context=None) -> np.ndarray:
+        """sampling_run(...).x: (B, ...) numpy samples, canonical channels-last, in [-1, 1]."""
+        return sampling_run(built, batch, seed=seed, steps=steps, labels=labels, context=context).x
+
+    return generate
 
 
 def null_labels(y: np.ndarray | None, num_classes: int) -> np.ndarray | None:

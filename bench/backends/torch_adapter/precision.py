@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench.backends.host import DeviceError
+from bench.backends.framework_free import DeviceError, dtype_names
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "bf16-pure": torch.bfloat16}
 SDPA = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION", "math": "MATH"}
@@ -117,9 +117,7 @@ class Policy:
 
     def describe(self) -> dict:
         out = {"precision": self.precision, "attention": self.attention, "memory_format": self.memory_format,
-               "compute_dtype": {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
-                                 "bf16-pure": "bfloat16"}[self.precision],
-               "param_dtype": "bfloat16" if self.precision == "bf16-pure" else "float32",
+               **dtype_names(self.precision),
                "method": {"fp32": "float32, TF32 off (matmul and cuDNN) for the whole step",
                    "tf32": "torch.backends TF32 matmul+cudnn on for the whole step",
                           "bf16": "torch.autocast(bfloat16), float32 master weights",

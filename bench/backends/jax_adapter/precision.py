@@ -1,4 +1,4 @@
-"""Precision policies of the jax adapter (docs/precision.md), the same names as torch_precision.py.
+"""Precision policies of the jax adapter (docs/precision.md), the same names as torch_adapter/precision.py.
 
 Mixed precision is applied around the network call: float32 master parameters are cast to the
 compute dtype inside the traced function (gradients flow back to float32 through the cast), the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from bench.backends.host import DeviceError
+from bench.backends.framework_free import DeviceError, dtype_names
 
 DTYPES = {"bf16": jnp.bfloat16, "fp16": jnp.float16, "bf16-pure": jnp.bfloat16}
 MATMUL = {"fp32": "highest", "tf32": "tensorfloat32"}  # jax.default_matmul_precision while tracing
@@ -109,9 +109,7 @@ class Policy:
 
     def describe(self) -> dict:
         return {"precision": self.precision, "attention": self.attention, "memory_format": self.memory_format,
-                "compute_dtype": {"fp32": "float32", "tf32": "tf32", "bf16": "bfloat16", "fp16": "float16",
-                                  "bf16-pure": "bfloat16"}[self.precision],
-                "param_dtype": "bfloat16" if self.precision == "bf16-pure" else "float32",
+                **dtype_names(self.precision),
                 "method": {"fp32": "float32, jax.default_matmul_precision('highest')",
                            "tf32": "jax.default_matmul_precision('tensorfloat32')",
                            "bf16": "params and inputs cast to bfloat16 inside the jitted step, float32 master",
