@@ -16,10 +16,10 @@ from hypothesis import given, settings, strategies as st
 from architectures import registry
 from architectures.nested_unet.config import NestedUNetConfig
 from bench import convert
-from bench.backends import host
-from bench.backends import jax_backend as jb
+from bench.backends import framework_free as host
+from bench.backends import jax_adapter as jb
 from bench.backends import null_text
-from bench.backends import torch_backend as tb
+from bench.backends import torch_adapter as tb
 
 torch = pytest.importorskip("torch")
 ENTRY = registry.get("nested_unet")

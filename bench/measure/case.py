@@ -211,7 +211,7 @@ def measure_sample_step(ctx: Context) -> dict:
     kwargs = {"cuda_graphs": True} if c.cuda_graphs else {}
     step = ctx.adapter.make_sample_step(ctx.built(), c.batch, seed=c.seed, compile=_compile_flag(ctx), **kwargs)
     from architectures.processes.guidance import mode_of
-    from bench.backends.host import conditional
+    from bench.backends.framework_free import conditional
 
     return {**_timed(ctx, step, "sample step"), "guidance_mode": mode_of(ctx.config.process, conditional(ctx.config))}
 

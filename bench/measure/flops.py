@@ -31,7 +31,7 @@ def nfe_per_sample(config, process: str) -> int:
     """Network evaluations to generate one sample, as the entry's process family (`entry.process`)
     counts them (gaussian: steps x (2 with classifier-free guidance); phase space: steps)."""
     from architectures import registry
-    from bench.backends import host
+    from bench.backends import framework_free as host
 
     return registry.process_class(process)(config.process).nfe_per_sample(host.conditional(config))
 
