@@ -383,7 +383,7 @@ def _sigterm(signum, frame):
 def _is_user_error(exc: Exception) -> bool:
     from architectures.registry import RegistryError
     from bench.records import RecordError
-    from bench.runner import RunError
+    from bench.rundir import RunError
 
     user_types = (UserError, RegistryError, RunError, RecordError, FileNotFoundError, json.JSONDecodeError)
     try:
