@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from architectures.plugin_failures import failure_hint
+
 BACKENDS = ("torch", "jax")
 PLUGINS_ENV = "DIFFBENCH_PLUGINS"
 MODALITIES = ("image", "video")
@@ -126,29 +128,9 @@ def entries(include_test_only: bool = False) -> list[Entry]:
     return [_TABLE[n] for n in names(include_test_only)]
 
 
-def load_plugins(modules=()) -> list[str]:
-    """Import plugins (architectures/plugins.py): `modules` (a suite's `plugins:` list), then the
-    DIFFBENCH_PLUGINS modules and the `diffbench.architectures` entry points.
-
-    A failure of one of `modules` raises RegistryError naming it (the suite needs it); a failing
-    DIFFBENCH_PLUGINS module or entry point is reported on stderr and skipped, so it breaks
-    nothing else. Returns the modules imported from `modules` and DIFFBENCH_PLUGINS.
-    """
-    from architectures import plugins
-
-    report = plugins.load(tuple(modules), source="plugins:")
-    for failure in report.failed:
-        if failure.plugin in modules:
-            raise RegistryError(f"plugin module {failure.plugin!r} could not be imported: {failure.error}")
-    plugins.warn(report)
-    return [m for m in dict.fromkeys([*modules, *plugins.env_modules()]) if m in report.loaded]
-
-
 def plugin_hint(missing: bool = False) -> str:
     """Plugins that failed to import; with `missing`, else a reminder that plugins must be loaded."""
-    from architectures import plugins
-
-    hint = plugins.failure_hint()
+    hint = failure_hint()
     if hint or not missing:
         return hint
     return "; a name from a plugin needs it loaded: --plugins MODULE or DIFFBENCH_PLUGINS"

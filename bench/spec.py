@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from architectures import plugins, registry
+from architectures import plugin_failures, plugins, registry
 from bench import case_checks
 from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
 from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
@@ -107,7 +107,7 @@ def _plugins(value, source: str) -> tuple[str, ...]:
 
 def _import_plugins(modules, path: str, source: str) -> None:
     try:
-        registry.load_plugins(modules)
+        plugins.load_plugins(modules)
     except Exception as exc:  # a plugin's import-time error is the user's to fix: name the module
         raise SpecError(source, path, f"plugin import failed: {type(exc).__name__}: {exc}",
                         "importable modules that call architectures.registry.register(...)") from None
@@ -185,7 +185,7 @@ class _CaseReader:
         arch = self.raw["arch"]
         allowed = registry.names(include_test_only=True)
         if not isinstance(arch, str) or arch not in allowed:
-            raise SpecError(self.source, f"{self.path}.arch", f"unknown architecture {show(arch)}{plugins.failure_hint()}",
+            raise SpecError(self.source, f"{self.path}.arch", f"unknown architecture {show(arch)}{plugin_failures.failure_hint()}",
                             allowed)
         return registry.get(arch)
 
@@ -243,7 +243,7 @@ class _CaseReader:
                 problem += f" (the presets of {broken} could not be loaded: name the arch to see why)"
             if not owners:
                 problem += registry.did_you_mean(preset, self._presets_allowed()) + (
-                    plugins.failure_hint() or "; a preset from a plugin needs it in `plugins:`, --plugins or "
+                    plugin_failures.failure_hint() or "; a preset from a plugin needs it in `plugins:`, --plugins or "
                                               "DIFFBENCH_PLUGINS")
             raise SpecError(self.source, path, problem, self._presets_allowed())
         return owners[0]

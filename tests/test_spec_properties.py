@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from architectures import registry
+from architectures import plugins, registry
 from architectures.processes.config import SCHEDULES
 from bench import spec
 from bench.cases import MEASUREMENTS
@@ -95,7 +95,7 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 
 
 def test_property_random_structures_never_crash():
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+    with mock.patch.object(plugins, "load_plugins", _load_plugins_offline):
         @FUZZ
         @given(st.one_of(trees, st.fixed_dictionaries({"cases": trees}, optional={"defaults": trees})))
         def run(tree):
@@ -108,7 +108,7 @@ TOKENS = [*"abc:-[]{},&*!<>'\"\n #1e.", "\n  ", "- ", "cases:", "preset: ", "fak
 
 
 def test_property_random_text_never_crashes():
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+    with mock.patch.object(plugins, "load_plugins", _load_plugins_offline):
         @FUZZ
         @given(st.lists(st.sampled_from(TOKENS), max_size=30).map("".join))
         def run(text):
@@ -118,7 +118,7 @@ def test_property_random_text_never_crashes():
 
 def test_property_near_valid_suites_load_or_fail_cleanly():
     outcomes = []
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+    with mock.patch.object(plugins, "load_plugins", _load_plugins_offline):
         @FUZZ
         @given(near_valid_suites())
         def run(tree):
