@@ -101,7 +101,7 @@ def _headers(t: table.Table):
 
 
 def render(report) -> str:
-    from bench.report.build import LEGEND, QUALITY_LEGEND, constants_text, provenance
+    from bench.report.prose import LEGEND, QUALITY_LEGEND, constants_text, provenance
     from bench.report.columns import available
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
