@@ -171,9 +171,9 @@ def test_compare_takes_one_run_per_side(tmp_path, capsys):
 
 def test_old_report_column_names_still_select():
     recs = results.load_records([V2])
-    from bench.report import columns
+    from bench.report import selection
 
-    assert [c.name for c in columns.select(recs, ["gflops_image", "gflop_sample"])] == ["gflop_image", "gflop_sample"]
+    assert [c.name for c in selection.select(recs, ["gflops_image", "gflop_sample"])] == ["gflop_image", "gflop_sample"]
 
 
 def test_resume_rewrites_an_older_run_file_and_refuses_a_newer_one(tmp_path, capsys):

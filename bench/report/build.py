@@ -60,12 +60,12 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
         raise ReportError(f"no records under {', '.join(map(str, paths))} (no record files beside a run.json); "
                           "allowed: run directories made by `diffbench run`, their suite folders or results/")
     try:
-        main_cols = cols.select(records, _names(columns))
+        main_cols = selection.select(records, _names(columns))
     except ValueError as exc:
         raise ReportError(f"--columns: {exc}") from None
     same = () if _names(columns) else tuple(selection.default_columns(records)[1])
     try:
-        groups = cols.select(records, _names(group_by)) if group_by else []
+        groups = selection.select(records, _names(group_by)) if group_by else []
     except ValueError as exc:
         raise ReportError(f"--group-by: {exc}") from None
     if groups:  # grouped columns head the table, rows sorted by them (stable)
@@ -73,7 +73,7 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
         records = sorted(records, key=lambda r: tuple(str(g.get(r)) for g in groups))
     same = tuple(c for c in same if c.name not in {g.name for g in groups})
     report = Report(records, table.Table(records, main_cols, tuple(groups), same), exponents=plots.exponents(records))
-    report.everything = report.main if _names(columns) else table.Table(records, cols.select(records, None, everything=True))
+    report.everything = report.main if _names(columns) else table.Table(records, selection.select(records, None, everything=True))
     q_records, q_cols, q_same = selection.quality_columns(records)
     if q_records:
         report.quality = table.Table(q_records, q_cols, (), tuple(q_same))
@@ -104,7 +104,7 @@ def markdown(report: Report, plot_dir: str = "") -> str:
         if report.quality.constants:
             lines += [constants_text(report.quality), ""]
         lines += [*table.markdown_table(report.quality), QUALITY_LEGEND]
-    lines += table.markdown_notes(report.records, cols.available(report.records))
+    lines += table.markdown_notes(report.records, selection.available(report.records))
     if report.ratios is not None:
         lines += ["", f"## Ratios against the baseline `{report.baseline}`", "",
                   "Each case divided by the baseline case with the same backend, device, precision, resolution, "
