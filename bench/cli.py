@@ -55,19 +55,19 @@ def cmd_describe(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from bench import spec
+    from bench import suite_file
 
     from bench.safe_text import lines
 
-    suite = spec.load(args.suite)
-    print(lines(spec.format_plan(suite)))
+    suite = suite_file.load(args.suite)
+    print(lines(suite_file.format_plan(suite)))
     return 0
 
 
 def cmd_run(args) -> int:
-    from bench import runner, spec
+    from bench import runner, suite_file
 
-    suite = spec.load(args.suite)
+    suite = suite_file.load(args.suite)
     if args.only:
         suite = _only(suite, args.only)
     run_dir = runner.run_suite(suite, results_root=Path(args.results), resume=args.resume,
@@ -129,7 +129,7 @@ def cmd_flops(args) -> int:
     from architectures import registry
     from bench.measure.flops import analytic_report, flops_report, format_flops_report
 
-    from bench.cases import MAX_BATCH
+    from bench.case import MAX_BATCH
 
     if not 1 <= args.batch <= MAX_BATCH:
         raise UserError(f"--batch {args.batch if args.batch < 10**12 else '(huge)'}: bad batch size; "
@@ -387,7 +387,7 @@ def _is_user_error(exc: Exception) -> bool:
 
     user_types = (UserError, RegistryError, RunError, RecordError, FileNotFoundError, json.JSONDecodeError)
     try:
-        from bench.spec import SpecError
+        from bench.suite_file import SpecError
 
         user_types += (SpecError,)
     except ImportError:

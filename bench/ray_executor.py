@@ -38,7 +38,7 @@ def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: st
     import ray
 
     from bench import provenance
-    from bench.cases import Case
+    from bench.case import Case
     from bench.case_process import case_record
 
     case = Case.from_dict(case_dict)

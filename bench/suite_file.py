@@ -16,7 +16,7 @@ from pathlib import Path
 
 from architectures import plugin_failures, plugins, registry
 from bench import case_checks
-from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
+from bench.case import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
 from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
 from bench.strict_yaml import SpecError, child, parse, read_text, show
 from bench.training.spec import check_for_case as check_train

@@ -12,7 +12,7 @@ import pytest
 
 CHILD = textwrap.dedent("""
     import json, os, sys
-    from bench.cases import Case
+    from bench.case import Case
     from bench.measure import run_case
     from architectures import plugins
     plugins.load_plugins()  # DIFFBENCH_PLUGINS, as the worker does

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import case_process, records, rounds, runner, spec
+from bench import case_process, records, rounds, runner, suite_file
 from bench.measure.stats import bootstrap_median_ci
 from tests.report_records import timing_entry
 
@@ -28,7 +28,7 @@ cases:
 def _suite(tmp_path, text=SUITE):
     path = tmp_path / "rounds.yaml"
     path.write_text(text)
-    return spec.load(path)
+    return suite_file.load(path)
 
 
 def _round_record(case, k: int, status: str = "ok") -> dict:
@@ -158,7 +158,7 @@ def test_a_failed_first_round_ends_the_case(tmp_path, monkeypatch):
 
 
 def _suite_cases():
-    return spec.loads(SUITE, "rounds.yaml").cases
+    return suite_file.loads(SUITE, "rounds.yaml").cases
 
 
 def _slug(case) -> str:

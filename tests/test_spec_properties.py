@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from architectures import plugins, registry
 from architectures.processes.config import SCHEDULES
-from bench import spec
-from bench.cases import MEASUREMENTS
+from bench import suite_file
+from bench.case import MEASUREMENTS
 from tests.spec_helpers import FAKE_PRESETS, fake_registry  # noqa: F401
 
 # --- property tests -----------------------------------------------------------------------
 
-VOCAB_KEYS = [*spec.TOP_KEYS, *spec.CASE_KEYS, "width", "process", "schedule", "extra", "depth", "heads", "mults"]
+VOCAB_KEYS = [*suite_file.TOP_KEYS, *suite_file.CASE_KEYS, "width", "process", "schedule", "extra", "depth", "heads", "mults"]
 VOCAB_VALUES = [*FAKE_PRESETS, "rin-tiny", "unet2d-tiny", "fakenet", "fakeuni", "rin", *registry.BACKENDS,
                 "cpu", "tpu", "cuda:0", "auto", "gpu", *MEASUREMENTS, "sigmoid", "tests.no_such_plugin"]
 SAFE_PLUGINS = {"tests.fake_arch"}
@@ -78,16 +78,16 @@ def near_valid_suites(draw):
 def check_outcome(text: str) -> bool:
     """loads either returns valid cases or raises SpecError; True when it returned a suite."""
     try:
-        suite = spec.loads(text, "fuzz.yaml")
-    except spec.SpecError as exc:
+        suite = suite_file.loads(text, "fuzz.yaml")
+    except suite_file.SpecError as exc:
         assert str(exc).startswith("fuzz.yaml: ") and "\n" not in str(exc)
         return False
     assert len({c.id for c in suite.cases}) == len(suite.cases) > 0
     for i, case in enumerate(suite.cases):
-        assert isinstance(case, spec.Case) and case.index == i
-        assert spec.Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
+        assert isinstance(case, suite_file.Case) and case.index == i
+        assert suite_file.Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
         assert case.backend in registry.get(case.arch).backends
-        assert dataclasses.is_dataclass(spec.resolve_config(case))
+        assert dataclasses.is_dataclass(suite_file.resolve_config(case))
     return True
 
 

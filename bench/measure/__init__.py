@@ -8,7 +8,7 @@ Importing this package imports neither torch nor jax.
 
 from __future__ import annotations
 
-# name -> (record key, function in bench.measure.case), run in this order
+# name -> (record key, function in bench.measure.case_measurements), run in this order
 MEASUREMENTS = {
     "params": ("params", "measure_params"),
     "flops": ("flops", "measure_flops"),
@@ -26,7 +26,7 @@ def run_case(case, cpu_peaks: dict | None = None, run_dir: str | None = None, ar
     cpu_peaks: the run's CPU matmul microbenchmark at this case's threads (for CPU MFU).
     run_dir: the run's directory, where `train` writes its checkpoint.
     artifacts: the case's directory for files it keeps (samples), under the run directory."""
-    from bench.measure import case as measure
+    from bench.measure import case_measurements as measure
 
     wanted = [m for m in case.measure if only is None or m in only]
     unknown = [m for m in wanted if m not in MEASUREMENTS]

@@ -61,10 +61,10 @@ def pin_threads(case) -> dict:
 
 def make_context(case) -> Context:
     from architectures import registry
-    from bench import backends, spec
+    from bench import backends, suite_file
 
     pinned = pin_threads(case)
-    ctx = Context(case, registry.get(case.arch), spec.resolve_config(case))
+    ctx = Context(case, registry.get(case.arch), suite_file.resolve_config(case))
     ctx.adapter = backends.get(case.backend)
     ctx.device = ctx.adapter.resolve_device(case.device)  # DeviceError says what was found
     ctx.env = {**pinned, **ctx.adapter.set_threads(pinned["threads"]),
@@ -93,7 +93,7 @@ def measure_flops(ctx: Context) -> dict:
 
 
 def _compile_flag(ctx: Context):
-    from bench.cases import compile_flag
+    from bench.case import compile_flag
 
     return compile_flag(ctx.case)
 

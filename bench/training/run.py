@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cases import compile_flag
+from bench.case import compile_flag
 from bench.training import checkpoint
 from bench.training.recipes import DEFAULT_RECIPE, find_recipe
 from bench.training.spec import eval_steps, resolve
@@ -42,7 +42,7 @@ def count_step_flops(case, entry, batch: int) -> dict:
     counter (bench.measure.flops.train_record: 2 x MACs of loss + backward)."""
     from bench.measure.count_job import CountJob, run_counter
     from bench.measure.flops import analytic, train_record
-    from bench.spec import resolve_config
+    from bench.suite_file import resolve_config
 
     module = COUNTER[case.backend]
     job = CountJob(case.arch, case.preset, case.overrides.to_dict(), batch, case.seed,
