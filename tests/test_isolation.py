@@ -35,7 +35,7 @@ CHILD = textwrap.dedent("""
 
     sample("nothing")
     m.measure_train_step(ctx); sample("train_step")
-    ctx.device_peaks = []  # nothing timed: memory runs a training step of its own
+    ctx.device_peak_bytes = []  # nothing timed: memory runs a training step of its own
     m.measure_memory(ctx); sample("memory")
     train = m.measure_train(ctx); sample("train")
     m.measure_train_step(ctx); sample("train, train_step")
