@@ -5,7 +5,8 @@ import pytest
 
 from architectures import registry
 from bench import suite_file
-from bench.cli import _only, main
+from bench.cli import main
+from bench.commands import _only
 from bench.measure import torch_count
 from bench.measure.count_job import CountJob
 from bench.progress import Progress
