@@ -52,11 +52,12 @@ def cmd_describe(args) -> int:
 
 def cmd_plan(args) -> int:
     from bench import suite_file
+    from bench.plan import format_plan
 
     from bench.safe_text import lines
 
     suite = suite_file.load(args.suite)
-    print(lines(suite_file.format_plan(suite)))
+    print(lines(format_plan(suite)))
     return 0
 
 

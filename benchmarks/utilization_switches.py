@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the cases, run nothing")
     args = parser.parse_args(argv)
     from bench import runner, suite_file
+    from bench.plan import format_plan
     from bench.strict_yaml import SpecError
 
     try:
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
         print(f"utilization_switches: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(suite_file.format_plan(suite))
+        print(format_plan(suite))
         return 0
     import torch
 

@@ -16,6 +16,7 @@ from architectures import plugins, registry
 from architectures.processes.config import GaussianConfig
 from bench import suite_file
 from bench.case import DEVICES, MEASUREMENTS
+from bench.plan import format_plan
 from tests import fake_arch
 from tests.spec_helpers import FAKE_PRESETS, ONE, REPO, assert_error, error, fake_registry  # noqa: F401
 
@@ -241,7 +242,7 @@ def test_suite_metadata(tmp_path):
 
 def test_format_plan_lists_every_case():
     suite = suite_file.loads("cases: [{preset: fakenet-tiny, override: {width: 16}, matrix: {batch: [1, 2], backend: [torch, jax]}}]")
-    plan = suite_file.format_plan(suite)
+    plan = format_plan(suite)
     assert "4 case(s)" in plan.splitlines()[0]
     for case in suite.cases:
         assert case.id in plan
@@ -308,9 +309,9 @@ def test_every_shipped_suite_loads():
 
 
 def test_listing_and_loading_import_neither_torch_nor_jax():
-    code = ("import sys; from bench import suite_file; s = suite_file.load('suites/paper-unet.yaml'); "
+    code = ("import sys; from bench import suite_file; from bench.plan import format_plan; s = suite_file.load('suites/paper-unet.yaml'); "
             "s2 = suite_file.load('suites/paper-rin.yaml'); [suite_file.resolve_config(c) for c in s.cases + s2.cases]; "
-            "suite_file.format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
+            "format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 

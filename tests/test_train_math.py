@@ -257,7 +257,7 @@ def test_loading_a_train_suite_imports_neither_torch_nor_jax():
     import sys
     from pathlib import Path
 
-    code = ("import sys; from bench import suite_file; s = suite_file.load('suites/train-tiny.yaml'); suite_file.format_plan(s); "
+    code = ("import sys; from bench import suite_file; from bench.plan import format_plan; s = suite_file.load('suites/train-tiny.yaml'); format_plan(s); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax'}))")
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
