@@ -211,7 +211,8 @@ def warn(report: Report, stream=None) -> None:
 
 
 def forget(plugin: str) -> None:
-    """For tests: drop what this process remembers about a plugin (not its registry entries)."""
+    """Public, for test suites (docs/adding-an-architecture.md): drop what this process remembers
+    about a plugin (loaded, failed, warned), not the architectures it registered."""
     _REGISTERED.pop(plugin, None)
     FAILED.pop(plugin, None)
     _WARNED.discard(plugin)
