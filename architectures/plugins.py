@@ -38,20 +38,11 @@ import threading
 from dataclasses import dataclass, field
 
 from architectures import registry
+from architectures.plugin_failures import FAILED, Failure
 
 ENTRY_POINT_GROUP = "diffbench.architectures"
 PLUGINS_ENV = registry.PLUGINS_ENV
 ENV_SOURCE = PLUGINS_ENV
-
-
-@dataclass(frozen=True)
-class Failure:
-    plugin: str  # module name, or "name = value" of an entry point
-    source: str  # "--plugins", "plugins:", "DIFFBENCH_PLUGINS", "entry point of <distribution>"
-    error: str  # "<ExceptionType>: <message>"
-
-    def line(self) -> str:
-        return f"plugin {self.plugin!r} ({self.source}) failed to import: {self.error}; its architectures are not available"
 
 
 @dataclass
@@ -64,7 +55,6 @@ class Report:
 
 
 _REGISTERED: dict[str, tuple[str, ...]] = {}  # plugin -> architecture names it registered
-_FAILED: dict[str, Failure] = {}  # plugin -> its last failure in this process
 _WARNED: set[str] = set()
 
 
@@ -134,12 +124,12 @@ def _run_isolated(plugin: str, source: str, action, once: bool = False) -> Failu
         for name in set(registry.names(include_test_only=True)) - before:
             registry.unregister(name)
         failure = Failure(plugin, source, _describe(exc))
-        _FAILED[plugin] = failure
+        FAILED[plugin] = failure
         return failure
     new = tuple(sorted(set(registry.names(include_test_only=True)) - before))
     if new or plugin not in _REGISTERED:
         _REGISTERED[plugin] = new
-    _FAILED.pop(plugin, None)
+    FAILED.pop(plugin, None)
     return None
 
 
@@ -211,24 +201,6 @@ def _cwd_on_path() -> None:
         sys.path.append(cwd)
 
 
-def failures() -> list[Failure]:
-    """Plugins that failed in this process and were not loaded since."""
-    return list(_FAILED.values())
-
-
-def registered_by(plugin: str) -> tuple[str, ...]:
-    """The architectures a loaded plugin registered (empty if it registered none, or failed)."""
-    return _REGISTERED.get(plugin, ())
-
-
-def failure_hint() -> str:
-    """A clause for 'unknown architecture/preset' errors: which plugins failed to load."""
-    failed = failures()
-    if not failed:
-        return ""
-    return "; plugins that failed to import: " + ", ".join(f"{f.plugin} ({f.error})" for f in failed)
-
-
 def warn(report: Report, stream=None) -> None:
     """One line on stderr per failure, once per plugin per process."""
     stream = stream or sys.stderr
@@ -239,7 +211,24 @@ def warn(report: Report, stream=None) -> None:
 
 
 def forget(plugin: str) -> None:
-    """For tests: drop what this process remembers about a plugin (not its registry entries)."""
+    """Public, for test suites (docs/adding-an-architecture.md): drop what this process remembers
+    about a plugin (loaded, failed, warned), not the architectures it registered."""
     _REGISTERED.pop(plugin, None)
-    _FAILED.pop(plugin, None)
+    FAILED.pop(plugin, None)
     _WARNED.discard(plugin)
+
+
+def load_plugins(modules=()) -> list[str]:
+    """Import the plugins a command or a case needs: `modules` (a suite's `plugins:` list), then the
+    DIFFBENCH_PLUGINS modules and the `diffbench.architectures` entry points.
+
+    A failure of one of `modules` raises RegistryError naming it (the suite needs it); a failing
+    DIFFBENCH_PLUGINS module or entry point is reported on stderr and skipped, so it breaks
+    nothing else. Returns the modules imported from `modules` and DIFFBENCH_PLUGINS.
+    """
+    report = load(tuple(modules), source="plugins:")
+    for failure in report.failed:
+        if failure.plugin in modules:
+            raise registry.RegistryError(f"plugin module {failure.plugin!r} could not be imported: {failure.error}")
+    warn(report)
+    return [m for m in dict.fromkeys([*modules, *env_modules()]) if m in report.loaded]

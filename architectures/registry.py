@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from architectures.plugin_failures import failure_hint
+
 BACKENDS = ("torch", "jax")
 PLUGINS_ENV = "DIFFBENCH_PLUGINS"
 MODALITIES = ("image", "video")
@@ -126,29 +128,9 @@ def entries(include_test_only: bool = False) -> list[Entry]:
     return [_TABLE[n] for n in names(include_test_only)]
 
 
-def load_plugins(modules=()) -> list[str]:
-    """Import plugins (architectures/plugins.py): `modules` (a suite's `plugins:` list), then the
-    DIFFBENCH_PLUGINS modules and the `diffbench.architectures` entry points.
-
-    A failure of one of `modules` raises RegistryError naming it (the suite needs it); a failing
-    DIFFBENCH_PLUGINS module or entry point is reported on stderr and skipped, so it breaks
-    nothing else. Returns the modules imported from `modules` and DIFFBENCH_PLUGINS.
-    """
-    from architectures import plugins
-
-    report = plugins.load(tuple(modules), source="plugins:")
-    for failure in report.failed:
-        if failure.plugin in modules:
-            raise RegistryError(f"plugin module {failure.plugin!r} could not be imported: {failure.error}")
-    plugins.warn(report)
-    return [m for m in dict.fromkeys([*modules, *plugins.env_modules()]) if m in report.loaded]
-
-
 def plugin_hint(missing: bool = False) -> str:
     """Plugins that failed to import; with `missing`, else a reminder that plugins must be loaded."""
-    from architectures import plugins
-
-    hint = plugins.failure_hint()
+    hint = failure_hint()
     if hint or not missing:
         return hint
     return "; a name from a plugin needs it loaded: --plugins MODULE or DIFFBENCH_PLUGINS"
@@ -175,70 +157,56 @@ def find_preset(preset: str) -> Entry:
                         f"allowed: the presets `diffbench list` prints{plugin_hint(missing=True)}")
 
 
-register(Entry(
-    name="rin",
-    config="architectures.rin.config:RINConfig",
-    presets="architectures.rin.config:PRESETS",
-    backends={"torch": "architectures.rin.rin_torch:RIN", "jax": "architectures.rin.rin_flax:RIN"},
+def _standard(name: str, package: str, config: str, model: str, presets: str = "PRESETS", recipes: str = "",
+              **fields) -> Entry:
+    """An entry laid out the standard way (docs/adding-an-architecture.md): architectures/<package>/
+    config.py (the config class and its presets), <package>_torch.py and <package>_flax.py (the same
+    model class), flops.py (forward_macs) and recipes.py; `presets` and `recipes` name the tables."""
+    base = f"architectures.{package}"
+    return Entry(name=name, config=f"{base}.config:{config}", presets=f"{base}.config:{presets}",
+                 backends={"torch": f"{base}.{package}_torch:{model}", "jax": f"{base}.{package}_flax:{model}"},
+                 flops=f"{base}.flops:forward_macs", recipes=f"{base}.recipes:{recipes}" if recipes else "", **fields)
+
+
+register(_standard(
+    "rin", "rin", "RINConfig", "RIN", recipes="RECIPES",
     process="gaussian",
-    flops="architectures.rin.flops:forward_macs",
     modalities=("image", "video"),
     extras=("latents", "context"),
     description="Recurrent Interface Networks (Jabri et al. 2023) with latent self-conditioning",
-    recipes="architectures.rin.recipes:RECIPES",
 ))
 
-register(Entry(
-    name="unet2d",
-    config="architectures.unet.config:UNetConfig",
-    presets="architectures.unet.config:PRESETS_2D",
-    backends={"torch": "architectures.unet.unet_torch:UNet", "jax": "architectures.unet.unet_flax:UNet"},
+register(_standard(
+    "unet2d", "unet", "UNetConfig", "UNet", presets="PRESETS_2D", recipes="RECIPES_2D",
     process="gaussian",
-    flops="architectures.unet.flops:forward_macs",
     modalities=("image",),
     description="ADM U-Net (Dhariwal & Nichol 2021), guided-diffusion UNetModel",
-    recipes="architectures.unet.recipes:RECIPES_2D",
 ))
 
-register(Entry(
-    name="unet3d",
-    config="architectures.unet.config:UNetConfig",
-    presets="architectures.unet.config:PRESETS_3D",
-    backends={"torch": "architectures.unet.unet_torch:UNet", "jax": "architectures.unet.unet_flax:UNet"},
+register(_standard(
+    "unet3d", "unet", "UNetConfig", "UNet", presets="PRESETS_3D", recipes="RECIPES_3D",
     process="gaussian",
-    flops="architectures.unet.flops:forward_macs",
     modalities=("video",),
     extras=("context",),
     description="Space-time video U-Net (Ho et al. 2022): 1x3x3 convs, spatial + temporal attention",
-    recipes="architectures.unet.recipes:RECIPES_3D",
 ))
 
-register(Entry(
-    name="nested_unet",
-    config="architectures.nested_unet.config:NestedUNetConfig",
-    presets="architectures.nested_unet.config:PRESETS",
-    backends={"torch": "architectures.nested_unet.nested_unet_torch:NestedUNet",
-              "jax": "architectures.nested_unet.nested_unet_flax:NestedUNet"},
+register(_standard(
+    "nested_unet", "nested_unet", "NestedUNetConfig", "NestedUNet",
     process="multires",
-    flops="architectures.nested_unet.flops:forward_macs",
     modalities=("image",),
     extras=("context", "context_mask"),  # conditioning tokens (B, L, D) + mask (B, L); x in and out: one per resolution
     description="NestedUNet, Matryoshka Diffusion (Gu et al. 2024): nested U-Nets, one prediction per resolution",
 ))
 
-register(Entry(
-    name="songunet",
-    config="architectures.songunet.config:SongUNetConfig",
-    presets="architectures.songunet.config:PRESETS",
-    backends={"torch": "architectures.songunet.songunet_torch:SongUNet",
-              "jax": "architectures.songunet.songunet_flax:SongUNet"},
+register(_standard(
+    "songunet", "songunet", "SongUNetConfig", "SongUNet",
     process="gaussian",
-    flops="architectures.songunet.flops:forward_macs",
     modalities=("image",),
     description="DDPM++/NCSN++ U-Net (Song et al. 2021) as EDM's SongUNet; AGM's CIFAR-10 backbone",
 ))
 
-register(Entry(
+register(Entry(  # one network module for both backends: not the standard layout
     name="phase_space",
     config="architectures.phase_space.config:PhaseSpaceConfig",
     presets="architectures.phase_space.config:PRESETS",
@@ -251,13 +219,9 @@ register(Entry(
     recipes="architectures.phase_space.recipes:RECIPES",
 ))
 
-register(Entry(
-    name="dit",
-    config="architectures.dit.config:DiTConfig",
-    presets="architectures.dit.config:PRESETS",
-    backends={"torch": "architectures.dit.dit_torch:DiT", "jax": "architectures.dit.dit_flax:DiT"},
+register(_standard(
+    "dit", "dit", "DiTConfig", "DiT",
     process="gaussian",
-    flops="architectures.dit.flops:forward_macs",
     modalities=("image",),
     description="Diffusion Transformer (Peebles & Xie 2023): patchify, adaLN-Zero blocks, learned sigma",
 ))

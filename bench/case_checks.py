@@ -21,7 +21,7 @@ FVD_FRAMES = 16  # the I3D reads 16 frames (bench.quality.features.FVD_FRAMES; t
 
 def check_point(entry, preset: str, overrides, train, fields: dict, chosen: dict, source: str,
                 override_path: str) -> None:
-    """One grid point of a suite (bench.spec): its settings `fields`, each chosen with its key path
+    """One grid point of a suite (bench.suite_file): its settings `fields`, each chosen with its key path
     (`chosen[key] = (value, path)`); a SpecError at the path of the setting that cannot work."""
     if "train" not in fields["measure"] and "quality" not in fields["measure"]:
         return

@@ -25,7 +25,7 @@ def import_ray():
     try:
         import ray
     except ImportError as exc:
-        from bench.runner import RunError
+        from bench.rundir import RunError
 
         raise RunError(f"--executor ray needs Ray, which is not installed ({exc}); install it with: "
                        f"{INSTALL_HINT}") from None
@@ -38,8 +38,8 @@ def run_remote_case(case_dict: dict, suite_name: str, plugins: tuple, run_id: st
     import ray
 
     from bench import provenance
-    from bench.cases import Case
-    from bench.runner import case_record
+    from bench.case import Case
+    from bench.case_process import case_record
 
     case = Case.from_dict(case_dict)
     ctx = ray.get_runtime_context()
@@ -94,7 +94,7 @@ class Cluster:
     def connect(cls, address: str | None, cases) -> Cluster:
         """Join the cluster at `address` (or the one already initialized in this process, or a
         local one), and check that every case can be placed."""
-        from bench.runner import RunError
+        from bench.rundir import RunError
 
         pinned = sorted({c.device for c in cases if c.device.startswith(("cuda:", "tpu:"))})
         if pinned:
@@ -139,7 +139,7 @@ class Cluster:
         return {"CPU": case.threads or self._smallest("CPU")}
 
     def _submit(self, job, suite, run_id: str):
-        from bench.runner import log_name
+        from bench.case_process import log_name
 
         case = job.case
         r = self.resources(case)
@@ -187,7 +187,7 @@ class Cluster:
     @staticmethod
     def _failed(job, suite, run_id: str, kind: str, message: str, submitted: float) -> dict:
         from bench.records import SCHEMA
-        from bench.runner import log_name, now
+        from bench.case_process import log_name, now
 
         case = job.case
         return {"schema": SCHEMA, "suite": suite.name, "run_id": run_id, "case_id": case.id, "case": case.to_dict(),

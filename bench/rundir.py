@@ -1,5 +1,5 @@
 """A run directory's lock and its memory-kill evidence: what keeps two runners apart and lets a
-SIGKILL say whether it was the OOM killer.
+SIGKILL say whether it was the OOM killer; and RunError, for a run that cannot start or resume.
 
 The lock is an flock on RUN_DIR/.lock, held for the whole run: the kernel drops it when the
 holder exits or is killed, so a crashed runner never leaves a stale lock behind (self-healing).
@@ -16,6 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 LOCK_FILE = ".lock"
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or resume; the message says why and what to do."""
 
 
 class LockedError(RuntimeError):

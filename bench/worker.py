@@ -22,16 +22,16 @@ from bench.records import non_finite_paths, write_json_atomic
 
 
 def run_job(job: dict) -> dict:
-    from architectures import registry
-    from bench import spec
+    from architectures import plugins, registry
+    from bench import suite_file
 
-    from bench.measure.case import pin_threads
+    from bench.measure.case_measurements import pin_threads
 
-    case = spec.Case.from_dict(job["case"])
+    case = suite_file.Case.from_dict(job["case"])
     pin_threads(case)  # before plugins: a plugin may import torch or jax at its top level
-    names = registry.load_plugins(job.get("plugins", ()))
+    names = plugins.load_plugins(job.get("plugins", ()))
     os.environ[registry.PLUGINS_ENV] = ",".join(names)  # the case's own subprocesses (FLOP counters) need them too
-    config = spec.resolve_config(case)
+    config = suite_file.resolve_config(case)
     result = {"config": dataclasses.asdict(config)}
 
     from bench.measure import run_case

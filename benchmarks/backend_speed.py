@@ -42,7 +42,7 @@ STEPS = ("train_step", "sample_step")
 
 def child(group: str, variant: str, cpu: int) -> dict:
     """One process, one variant: the harness's step records (wall and CPU medians), per step."""
-    from bench.cases import Case
+    from bench.case import Case
     from bench.measure import run_case
 
     arch, preset, batch, _, _ = GROUPS[group]

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import compare, records  # noqa: E402
-from bench.cases import DEFAULT_ROUNDS  # noqa: E402
+from bench.case import DEFAULT_ROUNDS  # noqa: E402
 
 SUITE = """name: compare-fpr
 defaults: {{backend: torch, device: cpu, batch: 2, threads: 1, measure: [sample_step], rounds: {rounds}, timeout: 300}}

@@ -24,7 +24,7 @@ ARCH, PRESET, BATCH = "rin", "rin-tiny", 2
 
 
 def harness(reps: int) -> list[float]:  # noqa: ARG001 - same signature as bare()
-    from bench.cases import Case
+    from bench.case import Case
     from bench.measure import run_case
 
     case = Case(id="overhead", index=0, arch=ARCH, preset=PRESET, overrides={}, backend="torch", device="cpu",

@@ -106,16 +106,17 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default="results")
     parser.add_argument("--dry-run", action="store_true", help="print the cases, run nothing")
     args = parser.parse_args(argv)
-    from bench import runner, spec
+    from bench import runner, suite_file
+    from bench.plan import format_plan
     from bench.strict_yaml import SpecError
 
     try:
-        suite = spec.loads(suite_text(tuple(args.models.split(",")), args.batch), "utilization_switches.py")
+        suite = suite_file.loads(suite_text(tuple(args.models.split(",")), args.batch), "utilization_switches.py")
     except SpecError as exc:
         print(f"utilization_switches: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(spec.format_plan(suite))
+        print(format_plan(suite))
         return 0
     import torch
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import spec
+from bench import suite_file
 from tests import fake_arch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +22,8 @@ def fake_registry():
 
 
 def error(text: str, source: str = "suite.yaml") -> str:
-    with pytest.raises(spec.SpecError) as info:
-        spec.loads(text, source)
+    with pytest.raises(suite_file.SpecError) as info:
+        suite_file.loads(text, source)
     message = str(info.value)
     assert "\n" not in message
     return message

@@ -1,8 +1,8 @@
 """`resolution`, `channels` and `frames` as override keys for every family (bench/aliases.py)."""
 import pytest
 
-from bench import spec
-from bench.spec import SpecError
+from bench import suite_file
+from bench.suite_file import SpecError
 
 SWEEP = """
 name: aliases
@@ -19,22 +19,22 @@ def test_one_resolution_sweep_works_for_every_family(preset, side):
     # the tiny U-Nets attend at the 8 px feature map only: a sweep from 32 px names other sizes
     extra = {"agm-tiny": "network: {attention_resolutions: []}"}.get(preset, "")
     text = SWEEP.replace("{preset}", preset).replace("{{", "{").replace("}}", "}")
-    suite = spec.loads(text.replace(", EXTRA", ", " + extra if extra else ""))
+    suite = suite_file.loads(text.replace(", EXTRA", ", " + extra if extra else ""))
     sizes = []
     for case in suite.cases:
-        shape = spec.resolve_config(case).input_shapes(1)["x"][0]
+        shape = suite_file.resolve_config(case).input_shapes(1)["x"][0]
         shape = shape[0] if isinstance(shape[0], tuple) else shape  # NestedUNet: one (shape, dtype) per level
         assert case.overrides.to_dict()["resolution"] == shape[-2]
         sizes.append(shape[-2])
     assert sizes == [32, 64] and len({c.id for c in suite.cases}) == 2
     if side == "levels":  # the nest keeps its ratios
-        assert spec.resolve_config(suite.cases[1]).resolutions == (64, 32)
+        assert suite_file.resolve_config(suite.cases[1]).resolutions == (64, 32)
 
 
 def test_channels_and_frames_reach_the_family_field():
     def config(preset, override):
         text = f"name: a\ncases:\n  - {{preset: {preset}, backend: torch, measure: [params], override: {override}}}\n"
-        return spec.resolve_config(spec.loads(text).cases[0])
+        return suite_file.resolve_config(suite_file.loads(text).cases[0])
 
     assert config("unet2d-tiny", "{channels: 1}").in_channels == 1
     assert config("dit-tiny", "{channels: 3}").in_channels == 3

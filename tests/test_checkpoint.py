@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from architectures import registry
-from bench import spec
+from bench import suite_file
 from bench.backends import framework_free
 from bench.backends import jax_adapter as jb
 from bench.backends import torch_adapter as tb
@@ -105,7 +105,7 @@ cases:
 def _run(tmp_path, train: str, name: str):
     path = tmp_path / f"{name}.yaml"
     path.write_text(SUITE.format(train=train))
-    run_dir = run_suite(spec.load(path), results_root=tmp_path / "results", show_progress=False)
+    run_dir = run_suite(suite_file.load(path), results_root=tmp_path / "results", show_progress=False)
     (record,) = [json.loads(p.read_text()) for p in sorted(run_dir.glob("0*.json"))]
     assert record["status"] == "ok", record.get("error")
     return run_dir, record

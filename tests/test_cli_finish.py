@@ -4,8 +4,9 @@ from importlib.metadata import version
 import pytest
 
 from architectures import registry
-from bench import spec
-from bench.cli import _only, main
+from bench import suite_file
+from bench.cli import main
+from bench.commands import _only
 from bench.measure import torch_count
 from bench.measure.count_job import CountJob
 from bench.progress import Progress
@@ -40,10 +41,10 @@ def test_unknown_preset_suggests_the_near_miss_and_mentions_plugins(capsys):
     assert "did you mean 'rin-tiny'?" in err and "--plugins MODULE" in err and "; allowed: " in err
     import pytest
 
-    from bench.spec import SpecError
+    from bench.suite_file import SpecError
     with pytest.raises(SpecError, match=r"unknown preset 'unet2d-tyni' \(did you mean 'unet2d-tiny'\?\); a preset "
                                         r"from a plugin needs it in `plugins:`"):
-        spec.loads("name: x\ncases:\n  - preset: unet2d-tyni\n")
+        suite_file.loads("name: x\ncases:\n  - preset: unet2d-tyni\n")
     with pytest.raises(registry.RegistryError, match="did you mean 'unet2d'.*allowed: dit, "):
         registry.get("unet2")
 
@@ -93,7 +94,7 @@ def test_flops_finds_the_architecture_from_the_preset_and_analytic_only_counts(c
 
 
 def test_run_only_keeps_the_matching_cases_and_rejects_a_pattern_matching_none(tmp_path, capsys):
-    suite = spec.load("suites/smoke.yaml")
+    suite = suite_file.load("suites/smoke.yaml")
     assert [c.id for c in _only(suite, "unet2d").cases] == [c.id for c in suite.cases if "unet2d" in c.id]
     assert [c.index for c in _only(suite, "*/jax/*").cases] == [c.index for c in suite.cases if c.backend == "jax"]
     assert main(["run", "suites/smoke.yaml", "--only", "nonet*", "--results", str(tmp_path)]) == 2

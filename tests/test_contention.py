@@ -1,7 +1,7 @@
-"""The contention flag of a timed CPU step, for any thread count (bench.measure.case.cpu_record)."""
+"""The contention flag of a timed CPU step, for any thread count (bench.measure.case_measurements.cpu_record)."""
 import os
 
-from bench.measure.case import cpu_record
+from bench.measure.case_measurements import cpu_record
 
 CPU = {"device": "cpu"}
 BUSY = (os.cpu_count() or 1) + 3.0  # more runnable work than logical CPUs
@@ -36,10 +36,10 @@ def test_shipped_suites_run_one_thread_per_cpu_case():
     """`make bench` on a busy machine: one intra-op thread per case keeps torch and JAX comparable."""
     from pathlib import Path
 
-    from bench import spec
+    from bench import suite_file
 
     for path in sorted(Path("suites").glob("*.yaml")):
-        for case in spec.load(path).cases:
+        for case in suite_file.load(path).cases:
             if case.device == "cpu":
                 assert case.threads == 1, (path.name, case.id)
 

@@ -12,7 +12,7 @@ import torch
 from architectures import registry
 from bench.backends import framework_free
 from bench.backends import torch_adapter as tb
-from bench.cases import Case
+from bench.case import Case
 from bench.measure import run_case
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),

@@ -93,9 +93,9 @@ def test_pytest_check_counts_skips_as_failure():
 
 
 def test_validate_suite_writes_its_report_under_the_device(tmp_path, monkeypatch):
-    from bench import runner
+    from bench import case_process
 
-    monkeypatch.setattr(runner, "cpu_peaks", lambda case: None)  # no CPU reference needed here (saves ~20 s)
+    monkeypatch.setattr(case_process, "cpu_peaks", lambda case: None)  # no CPU reference needed here (saves ~20 s)
     path = tmp_path / "tiny.yaml"
     path.write_text("name: tiny-validate\nplugins: [tests.precision_arch]\n"
                     "cases: [{preset: precision-tiny, batch: 2, threads: 1, measure: [sample_step], timeout: 120}]\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from architectures import registry
-from bench import cli, spec
+from bench import cli, suite_file
 from bench.doctor import estimate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def test_suite_plans_cleanly_and_its_header_is_the_estimate(name, capsys, monkey
 
 
 def test_gpu_paper_covers_every_family_precision_and_switch():
-    cases = spec.load(REPO / "suites/gpu-paper.yaml").cases
+    cases = suite_file.load(REPO / "suites/gpu-paper.yaml").cases
     assert {c.arch for c in cases} == FAMILIES
     assert all(c.device == "cuda" and {"sample_step", "train_step"} <= set(c.measure) for c in cases)
     for arch in FAMILIES:
@@ -44,7 +44,7 @@ def test_gpu_paper_covers_every_family_precision_and_switch():
 
 
 def test_tpu_paper_is_jax_bf16_on_tpu_for_every_family():
-    cases = spec.load(REPO / "suites/tpu-paper.yaml").cases
+    cases = suite_file.load(REPO / "suites/tpu-paper.yaml").cases
     assert {c.arch for c in cases} == FAMILIES
     assert {(c.backend, c.device, c.precision) for c in cases} == {("jax", "tpu", "bf16")}
 
@@ -57,9 +57,9 @@ def test_gpu_validate_is_short(monkeypatch):
 
 def test_estimate_grows_with_the_work_and_says_it_is_one(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
-    base = spec.loads("cases: [{preset: dit-b-2, device: cuda, batch: 32, measure: [train_step]}]").cases[0]
-    big = spec.loads("cases: [{preset: dit-xl-2, device: cuda, batch: 32, measure: [train_step]}]").cases[0]
-    compiled = spec.loads("cases: [{preset: dit-b-2, device: cuda, batch: 32, measure: [train_step], "
+    base = suite_file.loads("cases: [{preset: dit-b-2, device: cuda, batch: 32, measure: [train_step]}]").cases[0]
+    big = suite_file.loads("cases: [{preset: dit-xl-2, device: cuda, batch: 32, measure: [train_step]}]").cases[0]
+    compiled = suite_file.loads("cases: [{preset: dit-b-2, device: cuda, batch: 32, measure: [train_step], "
                           "compile: default}]").cases[0]
     assert estimate.case_seconds(big) > estimate.case_seconds(base)
     assert estimate.case_seconds(compiled) == pytest.approx(estimate.case_seconds(base) + estimate.COMPILE_S["torch"])

@@ -107,11 +107,11 @@ def test_dit_guides_only_the_first_three_eps_channels(backend):
 
 
 def test_guidance_mode_is_checked_when_the_suite_loads():
-    from bench import spec
+    from bench import suite_file
 
     text = "name: g\ncases:\n  - preset: dit-tiny\n    override: {process: {guidance_scale: 1.5, guidance_mode: %s}}\n"
-    case = spec.loads(text % "two_calls").cases[0]
-    assert spec.resolve_config(case).process.guidance_mode == "two_calls"
-    with pytest.raises(spec.SpecError, match=r"cases\[0\]\.override\.process: .*guidance_mode='once'; "
+    case = suite_file.loads(text % "two_calls").cases[0]
+    assert suite_file.resolve_config(case).process.guidance_mode == "two_calls"
+    with pytest.raises(suite_file.SpecError, match=r"cases\[0\]\.override\.process: .*guidance_mode='once'; "
                                              r"allowed: \['batched', 'two_calls'\]"):
-        spec.loads(text % "once")
+        suite_file.loads(text % "once")

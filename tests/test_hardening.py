@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import cli, records, runner, spec
+from bench import cli, records, runner, suite_file
 from bench.rundir import RunLock, cgroup_memory_events, oom_kills, sigkill_message
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hard")
     suite_path = tmp / "ok.yaml"
     suite_path.write_text(OK_SUITE.format(name="ok"))
-    run_dir = runner.run_suite(spec.load(suite_path), results_root=tmp / "results", show_progress=False)
+    run_dir = runner.run_suite(suite_file.load(suite_path), results_root=tmp / "results", show_progress=False)
     return suite_path, run_dir
 
 
@@ -175,7 +175,7 @@ def test_a_locked_run_dir_refuses_a_second_runner(finished_run, capsys):
 def test_resume_survives_stray_and_damaged_files(tmp_path, capsys):
     suite_path = tmp_path / "ok.yaml"
     suite_path.write_text(OK_SUITE.format(name="ok"))
-    run_dir = runner.run_suite(spec.load(suite_path), results_root=tmp_path / "results", show_progress=False)
+    run_dir = runner.run_suite(suite_file.load(suite_path), results_root=tmp_path / "results", show_progress=False)
     (record,) = records.record_paths(run_dir)
     good = json.loads(record.read_text())
     record.write_text(record.read_text()[:50])  # truncated
@@ -245,7 +245,7 @@ def test_workers_ignore_a_bench_package_in_the_current_directory(tmp_path):
 def test_a_sigkill_says_memory_and_peak_rss(tmp_path):
     suite_path = tmp_path / "oom.yaml"
     suite_path.write_text(OK_SUITE.format(name="oom").replace("fault-ok-tiny", "fault-oom-tiny"))
-    run_dir = runner.run_suite(spec.load(suite_path), results_root=tmp_path / "results", show_progress=False)
+    run_dir = runner.run_suite(suite_file.load(suite_path), results_root=tmp_path / "results", show_progress=False)
     (record,) = records.read_records(run_dir).values()
     message = record["error"]["message"]
     assert record["status"] == "failed" and "SIGKILL" in message

@@ -123,9 +123,9 @@ def test_property_hostile_train_and_quality_settings(preset, train, quality, tmp
                        extra=f"train: {_mapping(train)}, quality: {_mapping(quality)}")
     code, err = plan(tmp_path, capsys, text)
     if code == 0:
-        from bench import spec
+        from bench import suite_file
 
-        (case,) = spec.load(tmp_path / "suite.yaml").cases
+        (case,) = suite_file.load(tmp_path / "suite.yaml").cases
         budget = case.train["budget"]
         assert budget.get("steps", 1) <= 10**8 and budget.get("gflops", 1) <= 1e12
         assert case.quality.n <= 100_000 and (case.quality.steps or 1) <= 10_000

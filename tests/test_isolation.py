@@ -2,7 +2,7 @@
 run leave the model exactly as they found it (torch updates weights in place, jax donates
 them), so `quality` samples the weights its record names whatever else the case measures.
 
-The measurements of bench.measure.case run one after another on one case context, as run_case
+The measurements of bench.measure.case_measurements run one after another on one case context, as run_case
 runs them, in a fresh process (make_context pins threads and CPUs, as the worker's case does)."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 
 CHILD = textwrap.dedent("""
     import json, sys
-    from bench.cases import Case
-    from bench.measure import case as m
+    from bench.case import Case
+    from bench.measure import case_measurements as m
     backend, out_dir = sys.argv[1], sys.argv[2]
     case = Case(id="c", index=0, arch="dit", preset="dit-tiny", overrides={}, backend=backend, device="cpu",
                 batch=2, threads=1, timeout_s=8.0, measure=("train", "train_step", "memory", "quality"),
@@ -35,7 +35,7 @@ CHILD = textwrap.dedent("""
 
     sample("nothing")
     m.measure_train_step(ctx); sample("train_step")
-    ctx.device_peaks = []  # nothing timed: memory runs a training step of its own
+    ctx.device_peak_bytes = []  # nothing timed: memory runs a training step of its own
     m.measure_memory(ctx); sample("memory")
     train = m.measure_train(ctx); sample("train")
     m.measure_train_step(ctx); sample("train, train_step")

@@ -12,10 +12,10 @@ import pytest
 
 CHILD = textwrap.dedent("""
     import json, os, sys
-    from bench.cases import Case
+    from bench.case import Case
     from bench.measure import run_case
-    from architectures import registry
-    registry.load_plugins()  # DIFFBENCH_PLUGINS, as the worker does
+    from architectures import plugins
+    plugins.load_plugins()  # DIFFBENCH_PLUGINS, as the worker does
     out = []
     for spec in json.loads(sys.argv[1]):
         spec = dict(dict(id=spec["arch"], index=0, overrides={}, device="cpu", batch=2, threads=1, timeout_s=16.0), **spec)

@@ -10,7 +10,7 @@ import pytest
 
 from architectures import registry
 from architectures.processes.config import SCHEDULES, GaussianConfig
-from bench import spec
+from bench import suite_file
 from tests import fake_arch
 from tests.spec_helpers import ONE, assert_error, error, fake_registry  # noqa: F401
 
@@ -23,15 +23,15 @@ cases:
     override: {dropout: 1e-1, mults: [1, 2, 4], pair: [3, 2], extra: {depth: 3}, process: {schedule: sigmoid, tau: 2}}
     matrix: {override: [{heads: 4}, {process: {tau: 0.5}, extra: null}]}
 """
-    first, second = spec.loads(text).cases
+    first, second = suite_file.loads(text).cases
     preset = fake_arch.PRESETS["fakenet-wide"].config
     want_first = dataclasses.replace(
         preset, dropout=0.1, mults=(1, 2, 4), pair=(3, 2.0), extra=fake_arch.Inner(depth=3), heads=4,
         process=GaussianConfig(schedule="sigmoid", tau=2.0))
     want_second = dataclasses.replace(want_first, heads=8, extra=None, process=GaussianConfig(schedule="sigmoid", tau=0.5))
-    assert spec.resolve_config(first) == want_first
-    assert spec.resolve_config(second) == want_second
-    assert isinstance(spec.resolve_config(first).pair[1], float)
+    assert suite_file.resolve_config(first) == want_first
+    assert suite_file.resolve_config(second) == want_second
+    assert isinstance(suite_file.resolve_config(first).pair[1], float)
     assert second.overrides.to_dict()["process"] == {"schedule": "sigmoid", "tau": 0.5}
 
 
@@ -55,7 +55,7 @@ def test_matrix_override_errors_point_at_the_matrix_item():
 # --- cases travel as JSON ----------------------------------------------------------------
 
 def test_case_round_trips_through_json():
-    suite = spec.loads("""
+    suite = suite_file.loads("""
 cases:
   - preset: fakenet-tiny
     override: {mults: [2, 2], process: {tau: 3}, extra: {gate: true}}
@@ -65,17 +65,17 @@ cases:
     for case in suite.cases:
         data = json.loads(json.dumps(case.to_dict()))
         assert data["overrides"]["mults"] == [2, 2]
-        again = spec.Case.from_dict(data)
+        again = suite_file.Case.from_dict(data)
         assert again == case and hash(again) == hash(case)
-        assert spec.resolve_config(again) == spec.resolve_config(case)
+        assert suite_file.resolve_config(again) == suite_file.resolve_config(case)
 
 
 @pytest.mark.parametrize("change", [{"backend": "mlx"}, {"device": "tpu"}, {"batch": 0}, {"measure": ["fid"]},
                                     {"timeout_s": 0}, {"threads": 0}, {"color": 1}])
 def test_from_dict_rejects_invalid_cases(change):
-    data = spec.loads(ONE).cases[0].to_dict()
+    data = suite_file.loads(ONE).cases[0].to_dict()
     with pytest.raises(ValueError):
-        spec.Case.from_dict({**data, **change})
+        suite_file.Case.from_dict({**data, **change})
 
 
 def test_overrides_against_the_real_rin_config():
@@ -85,11 +85,11 @@ cases:
     override: {num_blocks: 3, dropout: 0.1, process: {schedule: sigmoid, start: -3, end: 3, tau: 1.1}}
     matrix: {backend: [torch, jax]}
 """
-    torch_case, jax_case = spec.loads(text).cases
+    torch_case, jax_case = suite_file.loads(text).cases
     base = registry.get("rin").preset("rin-tiny").config
     want = dataclasses.replace(base, num_blocks=3, dropout=0.1, process=dataclasses.replace(
         base.process, schedule="sigmoid", start=-3.0, end=3.0, tau=1.1))
-    assert spec.resolve_config(torch_case) == spec.resolve_config(jax_case) == want
+    assert suite_file.resolve_config(torch_case) == suite_file.resolve_config(jax_case) == want
     assert "allowed: ['gamma']" in error("cases: [{preset: rin-tiny, override: {process: {time_input: t}}}]")
     assert_error("cases: [{preset: rin-tiny, override: {latent_dim: '64'}}]", "cases[0].override.latent_dim", "an integer")
 
@@ -102,11 +102,11 @@ cases:
     matrix:
       override: [{channel_mult: [1, 2, 2], attention_resolutions: [4], num_res_blocks: 2}, {dropout: 0.25}]
 """
-    first, second = spec.loads(text).cases
+    first, second = suite_file.loads(text).cases
     base = registry.get("unet2d").preset("unet2d-tiny").config
-    assert spec.resolve_config(first) == dataclasses.replace(
+    assert suite_file.resolve_config(first) == dataclasses.replace(
         base, channel_mult=(1.0, 2.0, 2.0), attention_resolutions=(4,), num_res_blocks=2)
-    assert spec.resolve_config(second) == dataclasses.replace(base, dropout=0.25)
+    assert suite_file.resolve_config(second) == dataclasses.replace(base, dropout=0.25)
     assert_error("cases: [{preset: unet2d-tiny, override: {attention_resolutions: 8}}]",
                  "cases[0].override.attention_resolutions", "a list of (an integer)")
     message = error("cases: [{preset: unet2d-tiny, override: {image_size: 17}}]")
@@ -114,7 +114,7 @@ cases:
 
 
 def test_case_overrides_are_frozen_and_hashable():
-    case, = spec.loads("cases: [{preset: fakenet-tiny, override: {mults: [1, 2], process: {tau: 2}}}]").cases
+    case, = suite_file.loads("cases: [{preset: fakenet-tiny, override: {mults: [1, 2], process: {tau: 2}}}]").cases
     with pytest.raises(TypeError):
         case.overrides["width"] = 3
     with pytest.raises(AttributeError):
@@ -123,11 +123,11 @@ def test_case_overrides_are_frozen_and_hashable():
     thawed = case.overrides.to_dict()
     thawed["process"]["tau"] = 5.0  # a plain copy: the case does not change
     assert case.overrides["process"]["tau"] == 2.0
-    assert len({case, spec.Case.from_dict(case.to_dict())}) == 1
+    assert len({case, suite_file.Case.from_dict(case.to_dict())}) == 1
 
 
 def test_bare_tuple_fields_take_any_json_like_items():
-    case, = spec.loads("cases: [{preset: fakenet-tiny, override: {tags: [a, 1, [2.5, null], {k: true}]}}]").cases
-    assert spec.resolve_config(case).tags == ("a", 1, (2.5, None), {"k": True})
+    case, = suite_file.loads("cases: [{preset: fakenet-tiny, override: {tags: [a, 1, [2.5, null], {k: true}]}}]").cases
+    assert suite_file.resolve_config(case).tags == ("a", 1, (2.5, None), {"k": True})
     assert_error("cases: [{preset: fakenet-tiny, override: {tags: [.nan]}}]", "cases[0].override.tags[0]",
                  "any JSON-like value")

@@ -262,15 +262,15 @@ def test_paper_presets_sample_as_the_released_commands(name):
 
 
 def test_nfe_is_a_suite_matrix_axis_and_recorded(tmp_path):
-    from bench import spec
+    from bench import suite_file
     from bench.measure.flops import nfe_per_sample
 
-    suite = spec.loads("name: nfe\ncases:\n  - preset: agm-tiny\n    matrix:\n      override:\n"
+    suite = suite_file.loads("name: nfe\ncases:\n  - preset: agm-tiny\n    matrix:\n      override:\n"
                        "        - {process: {sample_steps: 5, hop_time: 0.4}}\n"
                        "        - {process: {sample_steps: 20, hop_time: 0.9}}\n")
-    nfes = [nfe_per_sample(spec.resolve_config(c), "phase_space") for c in suite.cases]
+    nfes = [nfe_per_sample(suite_file.resolve_config(c), "phase_space") for c in suite.cases]
     assert nfes == [5, 20]
-    proc = PhaseSpaceProcess(spec.resolve_config(suite.cases[1]).process)
+    proc = PhaseSpaceProcess(suite_file.resolve_config(suite.cases[1]).process)
     assert len(proc.time_grid()) == 20 and proc.time_grid()[-1] == pytest.approx((0.9, 0.999))
 
 
@@ -291,14 +291,14 @@ def test_agm_recipe_is_ml_agms():
 
 
 def test_agm_nfe_suite_compares_agm_and_gaussian_on_one_backbone_and_budget():
-    from bench import spec
+    from bench import suite_file
     from bench.measure.flops import nfe_per_sample
 
-    suite = spec.load("suites/agm-nfe.yaml")
+    suite = suite_file.load("suites/agm-nfe.yaml")
     trained = [c for c in suite.cases if c.train]
     by_arch = {}
     for case in trained:
-        cfg = spec.resolve_config(case)
+        cfg = suite_file.resolve_config(case)
         by_arch.setdefault(case.arch, []).append((case, cfg))
     assert sorted(by_arch) == ["phase_space", "songunet"]
     agm_cfg, gauss_cfg = by_arch["phase_space"][0][1], by_arch["songunet"][0][1]

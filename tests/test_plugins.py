@@ -162,9 +162,9 @@ def test_loader_isolates_failures_and_runs_entry_point_callables_once(outside, m
         assert "epcall = ep_callable:register_all" in first.loaded + second.loaded
         assert {f.plugin for f in first.failed} >= {"broken_exit", "broken_half"}
         assert "half" not in registry.names(include_test_only=True)
-        assert plugins.registered_by("epcall = ep_callable:register_all") == ("epcall",)
+        assert "epcall" in registry.names(include_test_only=True)  # the callable entry point registered it
         with pytest.raises(registry.RegistryError, match="could not be imported: SystemExit"):
-            registry.load_plugins(["broken_exit"])  # a suite's own plugins: are required
+            plugins.load_plugins(["broken_exit"])  # a suite's own plugins: are required
     finally:
         for name in ("epcall", "tinynet"):
             registry.unregister(name)

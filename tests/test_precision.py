@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from architectures import registry
-from bench import convert, spec
+from bench import convert, suite_file
 from bench.backends import framework_free
 from bench.backends import jax_adapter as jb
 from bench.backends import torch_adapter as tb
@@ -172,8 +172,8 @@ def test_tf32_needs_a_gpu_and_says_so():
 ])
 def test_settings_that_cannot_run_are_rejected_at_load(setting, allowed):
     body = setting[1:-1] if setting.startswith("{") else setting
-    with pytest.raises(spec.SpecError) as info:
-        spec.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
+    with pytest.raises(suite_file.SpecError) as info:
+        suite_file.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
     assert allowed in str(info.value) and "\n" not in str(info.value)
 
 
@@ -185,7 +185,7 @@ def test_settings_that_cannot_run_are_rejected_at_load(setting, allowed):
     "device: cpu, attention: flash",  # the CPU flash kernel takes float32
 ])
 def test_settings_that_can_run_are_accepted(body):
-    spec.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
+    suite_file.loads(f"cases: [{{preset: unet2d-tiny, {body}}}]", "s.yaml")
 
 
 def test_attention_kernel_is_enforced_not_silently_replaced():

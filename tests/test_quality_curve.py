@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from bench import spec
+from bench import suite_file
 from bench.runner import run_suite
 
 SUITE = """
@@ -25,7 +25,7 @@ cases:
 def test_learning_curve_points_do_not_disturb_training(tmp_path):
     path = tmp_path / "curve.yaml"
     path.write_text(SUITE)
-    run_dir = run_suite(spec.load(path), results_root=tmp_path / "results", show_progress=False)
+    run_dir = run_suite(suite_file.load(path), results_root=tmp_path / "results", show_progress=False)
     curve_rec, plain_rec = [json.loads(p.read_text()) for p in sorted(run_dir.glob("0*.json"))]
     assert curve_rec["status"] == plain_rec["status"] == "ok", (curve_rec.get("error"), plain_rec.get("error"))
     t, plain = curve_rec["train"], plain_rec["train"]

@@ -65,8 +65,8 @@ def test_quality_measurement_end_to_end_through_the_runner(tmp_path):
     with N, feature space and floor, NFE in the record; untrained samples are far from the data."""
     import json
 
-    from bench import runner, spec
-    suite = spec.loads("name: q\ncases:\n  - preset: unet2d-tiny\n    measure: [quality]\n    threads: 1\n"
+    from bench import runner, suite_file
+    suite = suite_file.loads("name: q\ncases:\n  - preset: unet2d-tiny\n    measure: [quality]\n    threads: 1\n"
                        "    quality: {metrics: [fd-effnet, kid], n: 8, steps: 2, batch: 4, dataset: shapes}\n")
     run_dir = runner.run_suite(suite, tmp_path)
     record = json.loads(next(p for p in sorted(run_dir.glob("*.json")) if p.name != "run.json").read_text())

@@ -3,15 +3,15 @@ import pytest
 
 
 def test_quality_settings_errors_name_the_key_path():
-    from bench import spec
+    from bench import suite_file
     from bench.strict_yaml import SpecError
 
     base = "cases:\n  - preset: unet2d-tiny\n    measure: [quality]\n    quality: {}\n"
-    case, = spec.loads(base.replace("{}", "{metrics: [kid], n: 8, steps: 4}")).cases
+    case, = suite_file.loads(base.replace("{}", "{metrics: [kid], n: 8, steps: 4}")).cases
     assert case.quality.metrics == ("kid",) and case.quality.n == 8 and "/q" in case.id
-    assert spec.Case.from_dict(case.to_dict()) == case
+    assert suite_file.Case.from_dict(case.to_dict()) == case
     for bad, path in [("{metrics: [fid, fidd]}", "quality.metrics[1]"), ("{n: 1}", "quality.n"),
                       ("{steps: 0}", "quality.steps"), ("{colour: 1}", "quality.colour"), ("[kid]", "quality")]:
         with pytest.raises(SpecError) as err:
-            spec.loads(base.replace("{}", bad), "s.yaml")
+            suite_file.loads(base.replace("{}", bad), "s.yaml")
         assert err.value.path == f"cases[0].{path}", (bad, err.value)

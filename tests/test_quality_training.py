@@ -8,6 +8,7 @@ from bench import backends
 from bench.backends import framework_free
 from bench.data import builtin
 from bench.quality import features, metrics, sample
+from tests.shape_data import for_shapes
 
 N, STEPS, BATCH = 64, 150, 16
 
@@ -28,7 +29,7 @@ def test_trained_beats_untrained_on_fd_effnet_and_kid(one_torch_thread):
     entry = registry.get("unet2d")
     cfg = entry.preset("unet2d-tiny").config
     built = adapter.build(entry, cfg, seed=0)
-    x, y, _ = builtin.for_shapes(cfg.input_shapes(512)["x"][0], cfg.num_classes, seed=0)
+    x, y, _ = for_shapes(cfg.input_shapes(512)["x"][0], cfg.num_classes, seed=0)
     ref = features.to_uint8(builtin.shapes(2 * N, 16, 3, seed=123)[0])  # disjoint from the training draw
     ex = {"effnet": features.effnet_images()}
 

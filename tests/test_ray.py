@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-from bench import records, runner, spec
+from bench import records, runner, suite_file
 
 if os.environ.get("CI"):
     import ray  # `make test` installs the [ray] extra: in CI a missing Ray is a failure, not a skip
@@ -76,7 +76,7 @@ def cluster():
 def _load(tmp_path, name, cases):
     path = tmp_path / f"{name}.yaml"
     path.write_text(SUITE.format(name=name, cases=cases))
-    return spec.load(path)
+    return suite_file.load(path)
 
 
 def test_ray_records_match_the_local_executors(cluster, tmp_path):
@@ -154,7 +154,7 @@ def test_a_second_loss_is_a_failed_record(cluster, tmp_path):
 
 
 def test_pinned_accelerator_indices_are_refused(cluster, tmp_path):
-    suite = spec.loads(SUITE.format(name="pin", cases="  - {preset: fault-ok-tiny, device: 'cuda:1'}"), "pin.yaml")
+    suite = suite_file.loads(SUITE.format(name="pin", cases="  - {preset: fault-ok-tiny, device: 'cuda:1'}"), "pin.yaml")
     with pytest.raises(runner.RunError, match="pins an accelerator index"):
         runner.run_suite(suite, results_root=tmp_path, show_progress=False, executor="ray")
 

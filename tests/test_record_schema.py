@@ -171,20 +171,20 @@ def test_compare_takes_one_run_per_side(tmp_path, capsys):
 
 def test_old_report_column_names_still_select():
     recs = results.load_records([V2])
-    from bench.report import columns
+    from bench.report import selection
 
-    assert [c.name for c in columns.select(recs, ["gflops_image", "gflop_sample"])] == ["gflop_image", "gflop_sample"]
+    assert [c.name for c in selection.select(recs, ["gflops_image", "gflop_sample"])] == ["gflop_image", "gflop_sample"]
 
 
 def test_resume_rewrites_an_older_run_file_and_refuses_a_newer_one(tmp_path, capsys):
-    from bench import spec
+    from bench import suite_file
     from tests.test_hardening import OK_SUITE
 
     suite_path = tmp_path / "ok.yaml"
     suite_path.write_text(OK_SUITE.format(name="ok"))
     run = tmp_path / "results" / "ok" / "old-run"
     run.mkdir(parents=True)
-    old = {"schema": 1, "run_id": run.name, "suite": "ok", "suite_sha256": spec.load(suite_path).content_sha256,
+    old = {"schema": 1, "run_id": run.name, "suite": "ok", "suite_sha256": suite_file.load(suite_path).content_sha256,
            "resumes": [], "cpu_peaks": {"4": {"fp32": {"gflops": 50.0, "method": "m"}, "threads": 4}}}
     (run / records.RUN_FILE).write_text(json.dumps({**old, "schema": 99}))
     assert main(["run", str(suite_path), "--resume", str(run), "--quiet"]) == 2

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import records, rounds, runner, spec
+from bench import case_process, records, rounds, runner, suite_file
 from bench.measure.stats import bootstrap_median_ci
 from tests.report_records import timing_entry
 
@@ -28,7 +28,7 @@ cases:
 def _suite(tmp_path, text=SUITE):
     path = tmp_path / "rounds.yaml"
     path.write_text(text)
-    return spec.load(path)
+    return suite_file.load(path)
 
 
 def _round_record(case, k: int, status: str = "ok") -> dict:
@@ -36,7 +36,7 @@ def _round_record(case, k: int, status: str = "ok") -> dict:
     rng = np.random.default_rng(k)
     rec = {"schema": records.SCHEMA, "suite": "rounds", "run_id": "r", "case_id": case.id, "case": case.to_dict(),
            "started": f"t{k}", "ended": f"t{k}+", "duration_s": 1.0, "status": status,
-           "worker": {"log": runner.log_name(case, k), "returncode": 0, "node": {"executor": "fake"}}}
+           "worker": {"log": case_process.log_name(case, k), "returncode": 0, "node": {"executor": "fake"}}}
     if status != "ok":
         rec["error"] = {"type": "Timeout", "message": "timed out"}
         return rec
@@ -99,8 +99,8 @@ def test_merged_record_keeps_every_round_and_medians_over_rounds():
     assert step["converged_rounds"] == 3 and step["stop_reason"] == "converged"
     assert merged["params"] == 42 and merged["status"] == "ok" and merged["duration_s"] == 3.0
     assert merged["started"] == "t1" and merged["ended"] == "t3+"
-    assert [w["log"] for w in merged["worker"]["rounds"]] == [runner.log_name(case, k) for k in (1, 2, 3)]
-    assert runner.log_name(case, 2).endswith(".round2.log") and not runner.log_name(case, 1).endswith(".round1.log")
+    assert [w["log"] for w in merged["worker"]["rounds"]] == [case_process.log_name(case, k) for k in (1, 2, 3)]
+    assert case_process.log_name(case, 2).endswith(".round2.log") and not case_process.log_name(case, 1).endswith(".round1.log")
     one = rounds.merge(results[:1], 1)["timing"]["sample_step"]  # one round: its own statistics
     assert {k: v for k, v in one.items() if k not in ("rounds", "converged_rounds")} == per_round[0]
 
@@ -158,7 +158,7 @@ def test_a_failed_first_round_ends_the_case(tmp_path, monkeypatch):
 
 
 def _suite_cases():
-    return spec.loads(SUITE, "rounds.yaml").cases
+    return suite_file.loads(SUITE, "rounds.yaml").cases
 
 
 def _slug(case) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import records, results, runner, spec
+from bench import records, results, runner, suite_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ cases:
 def _suite(tmp_path, text, name="suite.yaml"):
     path = tmp_path / name
     path.write_text(text)
-    return spec.load(path)
+    return suite_file.load(path)
 
 
 @pytest.fixture(scope="module")

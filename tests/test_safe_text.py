@@ -22,7 +22,7 @@ from markdown_it import MarkdownIt
 from bench import safe_text
 from bench.data import DataError
 from bench.quality import weights
-from bench.report import columns, table
+from bench.report import selection, table
 from tests.report_records import lognormal_ms, record, write_run
 from tests.test_hardening import run_cli
 
@@ -168,7 +168,7 @@ def _compile(tex_path, table_tex: str) -> str:
 
 def _table(cells: list[str]) -> str:
     recs = [record("r", i, "unet2d", text, sample_ms=[1.0, 1.1, 0.9]) for i, text in enumerate(cells)]
-    cols = [c for c in columns.select(recs, ["preset", "backend"])]
+    cols = [c for c in selection.select(recs, ["preset", "backend"])]
     return table.to_latex(table.Table(recs, cols), caption="diffbench: " + cells[0])
 
 

@@ -14,8 +14,9 @@ import pytest
 
 from architectures import plugins, registry
 from architectures.processes.config import GaussianConfig
-from bench import spec
-from bench.cases import DEVICES, MEASUREMENTS
+from bench import suite_file
+from bench.case import DEVICES, MEASUREMENTS
+from bench.plan import format_plan
 from tests import fake_arch
 from tests.spec_helpers import FAKE_PRESETS, ONE, REPO, assert_error, error, fake_registry  # noqa: F401
 
@@ -34,11 +35,11 @@ def test_duplicate_keys_are_rejected_with_path_and_lines(text, path, line):
 
 
 @pytest.mark.parametrize("text, path, allowed", [
-    ("cases: [{preset: fakenet-tiny}]\nsuite: x", "suite", spec.TOP_KEYS),
-    ("cases: [{preset: fakenet-tiny, batches: 2}]", "cases[0].batches", spec.CASE_KEYS),
-    ("cases: [{preset: fakenet-tiny, matrix: {measure: [[params]]}}]", "cases[0].matrix.measure", spec.MATRIX_KEYS),
-    ("defaults: {preset: fakenet-tiny}\n" + ONE, "defaults.preset", spec.DEFAULT_KEYS),
-    ("defaults: {matrix: {preset: [fakenet-tiny]}}\n" + ONE, "defaults.matrix.preset", spec.DEFAULT_MATRIX_KEYS),
+    ("cases: [{preset: fakenet-tiny}]\nsuite: x", "suite", suite_file.TOP_KEYS),
+    ("cases: [{preset: fakenet-tiny, batches: 2}]", "cases[0].batches", suite_file.CASE_KEYS),
+    ("cases: [{preset: fakenet-tiny, matrix: {measure: [[params]]}}]", "cases[0].matrix.measure", suite_file.MATRIX_KEYS),
+    ("defaults: {preset: fakenet-tiny}\n" + ONE, "defaults.preset", suite_file.DEFAULT_KEYS),
+    ("defaults: {matrix: {preset: [fakenet-tiny]}}\n" + ONE, "defaults.matrix.preset", suite_file.DEFAULT_MATRIX_KEYS),
     ("cases: [{preset: fakenet-tiny, override: {widht: 3}}]", "cases[0].override.widht",
      [f.name for f in dataclasses.fields(fake_arch.FakeConfig)]),
     ("cases: [{preset: fakenet-tiny, override: {process: {steps: 3}}}]", "cases[0].override.process.steps",
@@ -107,8 +108,8 @@ def test_unknown_names_list_the_valid_names(text, path, allowed):
 
 def test_ambiguous_preset_names_its_owners():
     assert "['fakenet', 'fakeuni']" in error("cases: [{preset: shared-tiny}]")
-    case, = spec.loads("cases: [{arch: fakeuni, preset: shared-tiny}]").cases
-    assert (case.arch, spec.resolve_config(case).width) == ("fakeuni", 2)
+    case, = suite_file.loads("cases: [{arch: fakeuni, preset: shared-tiny}]").cases
+    assert (case.arch, suite_file.resolve_config(case).width) == ("fakeuni", 2)
 
 
 def test_empty_matrix_list_and_missing_preset():
@@ -123,7 +124,7 @@ def test_tpu_needs_jax():
     text = "cases: [{preset: fakenet-tiny, matrix: {backend: [jax, torch], device: [cpu, tpu]}}]"
     message = assert_error(text, "cases[0].matrix.device[1]", "cpu, cuda, cuda:N, auto")
     assert "torch" in message
-    ok = spec.loads("cases: [{preset: fakenet-tiny, backend: jax, matrix: {device: [cpu, tpu, 'cuda:1', auto]}}]")
+    ok = suite_file.loads("cases: [{preset: fakenet-tiny, backend: jax, matrix: {device: [cpu, tpu, 'cuda:1', auto]}}]")
     assert [c.device for c in ok.cases] == ["cpu", "tpu", "cuda:1", "auto"]
 
 
@@ -139,18 +140,18 @@ def test_yaml_syntax_and_file_errors(tmp_path):
     assert "not a string" in error("cases: [{preset: fakenet-tiny, 1: x}]")
     assert "recursive alias" in error("cases: &a [*a]")
     missing = tmp_path / "missing.yaml"
-    with pytest.raises(spec.SpecError, match=f"^{missing}: \\(file\\): cannot read"):
-        spec.load(missing)
+    with pytest.raises(suite_file.SpecError, match=f"^{missing}: \\(file\\): cannot read"):
+        suite_file.load(missing)
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
-    with pytest.raises(spec.SpecError, match="not UTF-8"):
-        spec.load(latin)
+    with pytest.raises(suite_file.SpecError, match="not UTF-8"):
+        suite_file.load(latin)
 
 
 # --- expansion, defaults, ids -------------------------------------------------------------
 
 def test_matrix_expands_as_a_cartesian_grid_with_unique_ids():
-    suite = spec.loads("""
+    suite = suite_file.loads("""
 cases:
   - arch: fakenet
     override: {width: 16}
@@ -171,7 +172,7 @@ cases:
 
 
 def test_defaults_apply_and_case_settings_win():
-    suite = spec.loads("""
+    suite = suite_file.loads("""
 defaults:
   backend: jax
   batch: 3
@@ -190,21 +191,21 @@ cases:
     assert (a.backend, a.batch, a.measure, a.timeout_s, a.threads, a.device) == ("jax", 3, ("params", "memory"), 30.0, 2, "cpu")
     assert b.device == "tpu"
     assert (c.batch, c.timeout_s, c.device, c.compile, c.seed) == (5, 1.5, "auto", "none", 0)
-    builtin, = spec.loads(ONE).cases
+    builtin, = suite_file.loads(ONE).cases
     assert (builtin.backend, builtin.device, builtin.batch, builtin.measure, builtin.timeout_s, builtin.threads) == (
         "torch", "cpu", 1, ("params", "flops"), 600.0, None)
 
 
 def test_ids_are_stable_and_ignore_how_an_override_is_written():
-    a = spec.loads("cases: [{preset: fakenet-tiny, override: {dropout: 0, process: {tau: 2, schedule: sigmoid}}}]")
-    b = spec.loads("cases: [{preset: fakenet-tiny, override: {process: {schedule: sigmoid, tau: 2.0}, dropout: 0.0}}]")
-    c = spec.loads("cases: [{preset: fakenet-tiny, override: {dropout: 0.1}}]")
+    a = suite_file.loads("cases: [{preset: fakenet-tiny, override: {dropout: 0, process: {tau: 2, schedule: sigmoid}}}]")
+    b = suite_file.loads("cases: [{preset: fakenet-tiny, override: {process: {schedule: sigmoid, tau: 2.0}, dropout: 0.0}}]")
+    c = suite_file.loads("cases: [{preset: fakenet-tiny, override: {dropout: 0.1}}]")
     assert a.cases[0].id == b.cases[0].id != c.cases[0].id
     assert a.cases[0].overrides == b.cases[0].overrides
 
 
 def test_cases_differing_only_in_measure_get_readable_ids_and_true_duplicates_fail():
-    suite = spec.loads("cases: [{preset: fakenet-tiny, measure: [flops]}, {preset: fakenet-tiny, measure: [train_step, params]}]")
+    suite = suite_file.loads("cases: [{preset: fakenet-tiny, measure: [flops]}, {preset: fakenet-tiny, measure: [train_step, params]}]")
     assert [c.id for c in suite.cases] == ["fakenet/fakenet-tiny/torch/cpu/b1/flops",
                                           "fakenet/fakenet-tiny/torch/cpu/b1/params+train_step"]
     message = assert_error("cases: [{preset: fakenet-tiny}, {preset: fakenet-wide}, {preset: fakenet-tiny, timeout: 5}]",
@@ -213,11 +214,11 @@ def test_cases_differing_only_in_measure_get_readable_ids_and_true_duplicates_fa
 
 
 def test_rounds_default_per_case_and_bad_values():
-    suite = spec.loads("defaults: {rounds: 3}\ncases: [{preset: fakenet-tiny}, {preset: fakenet-wide, rounds: 1}]")
+    suite = suite_file.loads("defaults: {rounds: 3}\ncases: [{preset: fakenet-tiny}, {preset: fakenet-wide, rounds: 1}]")
     assert [c.rounds for c in suite.cases] == [3, 1]
-    builtin, = spec.loads(ONE).cases
+    builtin, = suite_file.loads(ONE).cases
     assert builtin.rounds == 5 and "/r" not in builtin.id  # rounds is not part of the case id
-    assert spec.Case.from_dict(builtin.to_dict()) == builtin
+    assert suite_file.Case.from_dict(builtin.to_dict()) == builtin
     for text, path in [("cases: [{preset: fakenet-tiny, rounds: 0}]", "cases[0].rounds"),
                        ("cases: [{preset: fakenet-tiny, rounds: true}]", "cases[0].rounds"),
                        ("defaults: {rounds: 2.5}\n" + ONE, "defaults.rounds"),
@@ -231,17 +232,17 @@ def test_rounds_default_per_case_and_bad_values():
 def test_suite_metadata(tmp_path):
     path = tmp_path / "my-suite.yaml"
     path.write_text("description: two cases\nplugins: []\n" + ONE)
-    suite = spec.load(path)
+    suite = suite_file.load(path)
     assert (suite.name, suite.path, suite.description, suite.plugins) == ("my-suite", str(path), "two cases", ())
     assert suite.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert spec.loads("name: other\n" + ONE).name == "other"
+    assert suite_file.loads("name: other\n" + ONE).name == "other"
     with pytest.raises(dataclasses.FrozenInstanceError):
         suite.cases[0].batch = 2
 
 
 def test_format_plan_lists_every_case():
-    suite = spec.loads("cases: [{preset: fakenet-tiny, override: {width: 16}, matrix: {batch: [1, 2], backend: [torch, jax]}}]")
-    plan = spec.format_plan(suite)
+    suite = suite_file.loads("cases: [{preset: fakenet-tiny, override: {width: 16}, matrix: {batch: [1, 2], backend: [torch, jax]}}]")
+    plan = format_plan(suite)
     assert "4 case(s)" in plan.splitlines()[0]
     for case in suite.cases:
         assert case.id in plan
@@ -257,18 +258,18 @@ def plugin_cleanup():
 
 
 def test_suite_plugins_register_architectures_before_validation(plugin_cleanup):
-    suite = spec.loads("plugins: [tests.plugin_arch]\ncases: [{preset: plugnet-tiny, backend: jax}]")
+    suite = suite_file.loads("plugins: [tests.plugin_arch]\ncases: [{preset: plugnet-tiny, backend: jax}]")
     assert suite.plugins == ("tests.plugin_arch",)
     assert suite.cases[0].arch == "plugnet"
 
 
 def test_env_plugins(monkeypatch, plugin_cleanup, capsys):
     monkeypatch.setenv(registry.PLUGINS_ENV, " tests.plugin_arch , ")
-    assert spec.loads("cases: [{preset: plugnet-tiny, backend: jax}]").cases[0].arch == "plugnet"
+    assert suite_file.loads("cases: [{preset: plugnet-tiny, backend: jax}]").cases[0].arch == "plugnet"
     # a failing DIFFBENCH_PLUGINS module is reported and breaks nothing else; a case that needs
     # an architecture it would have registered names it
     monkeypatch.setenv(registry.PLUGINS_ENV, "tests.no_such_plugin")
-    assert spec.loads(ONE).cases
+    assert suite_file.loads(ONE).cases
     assert "plugin 'tests.no_such_plugin' (DIFFBENCH_PLUGINS) failed to import" in capsys.readouterr().err
     try:
         message = assert_error("cases: [{preset: nonet-tiny}]", "cases[0].preset", "")
@@ -290,27 +291,27 @@ PAPER = {"paper-rin.yaml": ["rin"], "paper-unet.yaml": ["unet2d", "unet3d"]}
 
 @pytest.mark.parametrize("name, archs", PAPER.items())
 def test_paper_suites_cover_every_full_size_preset(name, archs):
-    suite = spec.load(REPO / "suites" / name)
+    suite = suite_file.load(REPO / "suites" / name)
     full = {(a, p) for a in archs for p in registry.get(a).load_presets() if not p.endswith("-tiny")}
     assert {(c.arch, c.preset) for c in suite.cases} == full
     assert {c.backend for c in suite.cases} == {"torch", "jax"}
     for case in suite.cases:
         assert case.measure == ("params", "flops") and case.device == "cpu"
-        assert spec.resolve_config(case) == registry.get(case.arch).preset(case.preset).config
+        assert suite_file.resolve_config(case) == registry.get(case.arch).preset(case.preset).config
 
 
 def test_every_shipped_suite_loads():
     paths = sorted((REPO / "suites").glob("*.yaml"))
     assert {"smoke.yaml", *PAPER} <= {p.name for p in paths}
     for path in paths:
-        suite = spec.load(path)
+        suite = suite_file.load(path)
         assert suite.cases and len({c.id for c in suite.cases}) == len(suite.cases)
 
 
 def test_listing_and_loading_import_neither_torch_nor_jax():
-    code = ("import sys; from bench import spec; s = spec.load('suites/paper-unet.yaml'); "
-            "s2 = spec.load('suites/paper-rin.yaml'); [spec.resolve_config(c) for c in s.cases + s2.cases]; "
-            "spec.format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
+    code = ("import sys; from bench import suite_file; from bench.plan import format_plan; s = suite_file.load('suites/paper-unet.yaml'); "
+            "s2 = suite_file.load('suites/paper-rin.yaml'); [suite_file.resolve_config(c) for c in s.cases + s2.cases]; "
+            "format_plan(s); print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax', 'numpy'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
@@ -319,10 +320,10 @@ def test_the_docs_example_loads_and_expands_as_documented():
     text = (REPO / "docs" / "suites.md").read_text()
     example = re.search(r"## Example\n\n```yaml\n(.*?)```", text, re.S).group(1)
     claimed = int(re.search(r"This expands to [\d +]+= (\d+) cases", text).group(1))
-    suite = spec.loads(example, "docs/suites.md")
+    suite = suite_file.loads(example, "docs/suites.md")
     assert len(suite.cases) == claimed
     assert {c.arch for c in suite.cases} == {"rin", "unet2d"}
-    for key in [*spec.TOP_KEYS, *spec.CASE_KEYS, *spec.MATRIX_KEYS]:  # every key is documented
+    for key in [*suite_file.TOP_KEYS, *suite_file.CASE_KEYS, *suite_file.MATRIX_KEYS]:  # every key is documented
         assert f"`{key}`" in text, key
 
 
@@ -335,7 +336,7 @@ def test_an_entry_with_a_broken_config_module_is_named():
         message = error("cases: [{arch: brokennet, preset: brokennet-tiny}]")
         assert message.startswith("suite.yaml: cases[0].preset: cannot load the presets of 'brokennet'")
         assert "ModuleNotFoundError" in message and "tests.no_such_module:P" in message
-        assert spec.loads(ONE).cases[0].arch == "fakenet"  # other entries still load
+        assert suite_file.loads(ONE).cases[0].arch == "fakenet"  # other entries still load
     finally:
         registry.unregister("brokennet")
 
@@ -343,4 +344,4 @@ def test_an_entry_with_a_broken_config_module_is_named():
 def test_suite_measurements_are_the_ones_the_worker_runs():
     from bench import measure
 
-    assert tuple(measure.MEASUREMENTS) == spec.MEASUREMENTS == MEASUREMENTS
+    assert tuple(measure.MEASUREMENTS) == suite_file.MEASUREMENTS == MEASUREMENTS

@@ -10,15 +10,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from architectures import registry
+from architectures import plugins, registry
 from architectures.processes.config import SCHEDULES
-from bench import spec
-from bench.cases import MEASUREMENTS
+from bench import suite_file
+from bench.case import MEASUREMENTS
 from tests.spec_helpers import FAKE_PRESETS, fake_registry  # noqa: F401
 
 # --- property tests -----------------------------------------------------------------------
 
-VOCAB_KEYS = [*spec.TOP_KEYS, *spec.CASE_KEYS, "width", "process", "schedule", "extra", "depth", "heads", "mults"]
+VOCAB_KEYS = [*suite_file.TOP_KEYS, *suite_file.CASE_KEYS, "width", "process", "schedule", "extra", "depth", "heads", "mults"]
 VOCAB_VALUES = [*FAKE_PRESETS, "rin-tiny", "unet2d-tiny", "fakenet", "fakeuni", "rin", *registry.BACKENDS,
                 "cpu", "tpu", "cuda:0", "auto", "gpu", *MEASUREMENTS, "sigmoid", "tests.no_such_plugin"]
 SAFE_PLUGINS = {"tests.fake_arch"}
@@ -78,16 +78,16 @@ def near_valid_suites(draw):
 def check_outcome(text: str) -> bool:
     """loads either returns valid cases or raises SpecError; True when it returned a suite."""
     try:
-        suite = spec.loads(text, "fuzz.yaml")
-    except spec.SpecError as exc:
+        suite = suite_file.loads(text, "fuzz.yaml")
+    except suite_file.SpecError as exc:
         assert str(exc).startswith("fuzz.yaml: ") and "\n" not in str(exc)
         return False
     assert len({c.id for c in suite.cases}) == len(suite.cases) > 0
     for i, case in enumerate(suite.cases):
-        assert isinstance(case, spec.Case) and case.index == i
-        assert spec.Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
+        assert isinstance(case, suite_file.Case) and case.index == i
+        assert suite_file.Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
         assert case.backend in registry.get(case.arch).backends
-        assert dataclasses.is_dataclass(spec.resolve_config(case))
+        assert dataclasses.is_dataclass(suite_file.resolve_config(case))
     return True
 
 
@@ -95,7 +95,7 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 
 
 def test_property_random_structures_never_crash():
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+    with mock.patch.object(plugins, "load_plugins", _load_plugins_offline):
         @FUZZ
         @given(st.one_of(trees, st.fixed_dictionaries({"cases": trees}, optional={"defaults": trees})))
         def run(tree):
@@ -108,7 +108,7 @@ TOKENS = [*"abc:-[]{},&*!<>'\"\n #1e.", "\n  ", "- ", "cases:", "preset: ", "fak
 
 
 def test_property_random_text_never_crashes():
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+    with mock.patch.object(plugins, "load_plugins", _load_plugins_offline):
         @FUZZ
         @given(st.lists(st.sampled_from(TOKENS), max_size=30).map("".join))
         def run(text):
@@ -118,7 +118,7 @@ def test_property_random_text_never_crashes():
 
 def test_property_near_valid_suites_load_or_fail_cleanly():
     outcomes = []
-    with mock.patch.object(registry, "load_plugins", _load_plugins_offline):
+    with mock.patch.object(plugins, "load_plugins", _load_plugins_offline):
         @FUZZ
         @given(near_valid_suites())
         def run(tree):

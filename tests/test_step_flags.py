@@ -13,11 +13,11 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import tests.precision_arch  # noqa: F401  (registers precision-tiny)
 from architectures import registry
-from bench import spec
+from bench import suite_file
 from bench.backends import framework_free
 from bench.backends import torch_adapter as tb
 from bench.backends.torch_adapter.precision import Policy, backend_flags, read_flags
-from bench.cases import Case
+from bench.case import Case
 from bench.measure import run_case
 
 ENTRY = registry.get("precision-tiny")
@@ -113,13 +113,13 @@ def test_record_says_the_flags_that_were_in_force(opposite_flags):
     ("{cudnn_benchmark: sometimes}", "true, false or null"),
 ])
 def test_cudnn_benchmark_is_checked_at_load(setting, allowed):
-    with pytest.raises(spec.SpecError) as info:
-        spec.loads(f"cases: [{{preset: unet2d-tiny, {setting[1:-1]}}}]", "s.yaml")
+    with pytest.raises(suite_file.SpecError) as info:
+        suite_file.loads(f"cases: [{{preset: unet2d-tiny, {setting[1:-1]}}}]", "s.yaml")
     assert allowed in str(info.value) and "cudnn_benchmark" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_cudnn_benchmark_setting_names_the_case():
-    suite = spec.loads("cases: [{preset: unet2d-tiny, device: cuda, matrix: {cudnn_benchmark: [null, true, false]}}]")
+    suite = suite_file.loads("cases: [{preset: unet2d-tiny, device: cuda, matrix: {cudnn_benchmark: [null, true, false]}}]")
     assert [c.cudnn_benchmark for c in suite.cases] == [None, True, False]
     assert len({c.id for c in suite.cases}) == 3 and suite.cases[2].id.endswith("cudnn-benchmark-off")
 

@@ -10,7 +10,7 @@ import torch
 
 import tests.precision_arch  # noqa: F401  (registers precision-tiny)
 from architectures import registry
-from bench import spec
+from bench import suite_file
 from bench.backends import jax_adapter as jb
 from bench.backends import torch_adapter as tb
 
@@ -71,13 +71,13 @@ def test_jax_without_donation_keeps_the_input_buffers_and_the_same_update():
     ("{device: cuda, attention: flash, precision: tf32}", "bf16, fp16 or bf16-pure with attention 'flash'"),
 ])
 def test_switches_that_cannot_run_are_rejected_at_load(setting, allowed):
-    with pytest.raises(spec.SpecError) as info:
-        spec.loads(f"cases: [{{preset: unet2d-tiny, {setting[1:-1]}}}]", "s.yaml")
+    with pytest.raises(suite_file.SpecError) as info:
+        suite_file.loads(f"cases: [{{preset: unet2d-tiny, {setting[1:-1]}}}]", "s.yaml")
     assert allowed in str(info.value) and "\n" not in str(info.value)
 
 
 def test_switches_name_their_cases():
-    suite = spec.loads("cases:\n - {preset: unet2d-tiny, backend: jax, matrix: {donate: [true, false]}}\n"
+    suite = suite_file.loads("cases:\n - {preset: unet2d-tiny, backend: jax, matrix: {donate: [true, false]}}\n"
                        " - {preset: unet2d-tiny, matrix: {fused_adamw: [false, true]}}\n"
                        " - {preset: unet2d-tiny, device: cuda, precision: bf16, attention: flash}\n")
     ids = [c.id for c in suite.cases]

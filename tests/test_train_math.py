@@ -23,7 +23,7 @@ from bench.strict_yaml import SpecError
 from bench.training.lamb_torch import LAMB
 from bench.training.optim import OptimSpec
 from bench.training.run import steps_for_budget
-from bench import spec
+from bench import suite_file
 
 
 # -- schedule ------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ SUITE = "name: t\ncases:\n  - preset: {preset}\n    measure: [{measure}]\n    tr
 
 
 def _load(train, measure="train", preset="rin-tiny"):
-    return spec.loads(SUITE.format(train=train, measure=measure, preset=preset), source="s.yaml")
+    return suite_file.loads(SUITE.format(train=train, measure=measure, preset=preset), source="s.yaml")
 
 
 @pytest.mark.parametrize("train,where,allowed", [
@@ -212,7 +212,7 @@ def test_bad_train_mappings_are_one_error_naming_the_key(train, where, allowed):
 
 def test_train_and_the_train_measurement_go_together_and_resolve_with_the_recipe():
     with pytest.raises(SpecError, match="measure lists 'train' but the case has no"):
-        spec.loads("name: t\ncases:\n  - preset: rin-tiny\n    measure: [train]\n", source="s.yaml")
+        suite_file.loads("name: t\ncases:\n  - preset: rin-tiny\n    measure: [train]\n", source="s.yaml")
     with pytest.raises(SpecError, match="measure does not list 'train'"):
         _load("{dataset: shapes, budget: {steps: 5}}", measure="params")
     case = _load("{dataset: shapes, budget: {steps: 50}, recipe: paper, warmup_fraction: 0.1, lr: 1.0e-3}").cases[0]
@@ -257,7 +257,7 @@ def test_loading_a_train_suite_imports_neither_torch_nor_jax():
     import sys
     from pathlib import Path
 
-    code = ("import sys; from bench import spec; s = spec.load('suites/train-tiny.yaml'); spec.format_plan(s); "
+    code = ("import sys; from bench import suite_file; from bench.plan import format_plan; s = suite_file.load('suites/train-tiny.yaml'); format_plan(s); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'flax'}))")
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)

@@ -11,6 +11,7 @@ from architectures import registry
 from bench import backends
 from bench.data import builtin
 from bench.training.optim import OptimSpec
+from tests.shape_data import for_shapes
 
 BATCH, POOL, LR = 8, 64, 1e-3
 STEPS = {"rin": 200, "unet2d": 120, "unet3d": 120, "phase_space": 120}  # RIN is slower here: last/first 0.42 at 120 steps, 0.21 at 200
@@ -21,7 +22,7 @@ def _dataset(cfg, process):
     """POOL examples shaped like the process's data (and its conditioning frames)."""
     shapes = cfg.input_shapes(POOL)
     frames = shapes["context"][0][1] if "context" in shapes else 0
-    return builtin.for_shapes(process.data_shape(shapes["x"][0]), cfg.num_classes, seed=0, context_frames=frames)
+    return for_shapes(process.data_shape(shapes["x"][0]), cfg.num_classes, seed=0, context_frames=frames)
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_moving_shapes_move_and_split_into_context():
     assert v.shape == (6, 5, 16, 16, 3) and v.min() >= -1 and v.max() <= 1
     change = np.abs(np.diff(v, axis=1)).sum(axis=(2, 3, 4))  # (clip, frame pair)
     assert (change.sum(axis=1) > 0).all() and (change > 0).mean() > 0.9
-    x, y, context = builtin.for_shapes((6, 3, 16, 16, 3), seed=0, context_frames=2)
+    x, y, context = for_shapes((6, 3, 16, 16, 3), seed=0, context_frames=2)
     np.testing.assert_array_equal(np.concatenate([context, x], axis=1), v)
     assert (y == 0).all()  # unconditional: one label
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from bench import spec
+from bench import suite_file
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "utilization_switches.py"
 _spec = importlib.util.spec_from_file_location("utilization_switches", PATH)
@@ -17,7 +17,7 @@ _spec.loader.exec_module(switches)
 
 
 def test_every_switch_plans_as_a_case_of_its_own(capsys):
-    suite = spec.loads(switches.suite_text(), "switches")
+    suite = suite_file.loads(switches.suite_text(), "switches")
     assert len({c.id for c in suite.cases}) == len(suite.cases)
     labels = [switches.label(c.to_dict()) for c in suite.cases]
     assert "?" not in labels
@@ -44,7 +44,7 @@ def _record(case, train_ms=None, sample_ms=None, mfu=None, status="ok"):
 
 
 def test_table_divides_by_the_baseline_of_the_same_model_and_backend():
-    cases = {switches.label(c.to_dict()): c for c in spec.loads(switches.suite_text(("dit-xl-2",)), "s").cases}
+    cases = {switches.label(c.to_dict()): c for c in suite_file.loads(switches.suite_text(("dit-xl-2",)), "s").cases}
     records = [_record(cases["baseline: eager, SDPA auto"], 100.0, 40.0, 0.2),
                _record(cases["torch.compile default"], 50.0, 20.0, 0.4),
                _record(cases["CUDA graphs (sampling)"], sample_ms=10.0),

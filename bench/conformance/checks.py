@@ -24,7 +24,7 @@ import numpy as np
 
 from architectures import registry
 from bench.backends import framework_free
-from bench.conformance.kit import BATCH, TOLERANCE, Fail, Skip, leaves
+from bench.conformance.rules import BATCH, TOLERANCE, Fail, Skip, leaves
 
 
 def contract(kit, _backend=None) -> str:

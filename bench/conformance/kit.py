@@ -16,18 +16,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from architectures import registry
+from bench.conformance.checks import CHECKS
+from bench.conformance.rules import BATCH, Fail, Skip
 
-BATCH = 2
-TOLERANCE = 1e-5  # fp32 parity, relative to the output's scale
 PERTURB = 0.05  # every weight moved off its init: zero-init layers would make parity trivial
-
-
-class Fail(AssertionError):
-    """A check's failure; the message carries the numbers."""
-
-
-class Skip(Exception):
-    """A check that does not apply (the reason is the message)."""
 
 
 @dataclass
@@ -73,15 +65,6 @@ def tiny_preset(entry) -> str:
     return tiny[0]
 
 
-def leaves(tree) -> list:
-    """Arrays of an output or input tree (an array, a tuple/list of them, None dropped)."""
-    if tree is None:
-        return []
-    if isinstance(tree, (tuple, list)):
-        return [a for item in tree for a in leaves(item)]
-    return [tree]
-
-
 class Kit:
     """One entry + preset; models and inputs built lazily and shared by the checks."""
 
@@ -96,16 +79,12 @@ class Kit:
 
     # -- which checks -------------------------------------------------------------------
     def check_names(self) -> list[str]:
-        from bench.conformance.checks import CHECKS
-
         names = []
         for name, _, per_backend in CHECKS:
             names += [f"{name}:{b}" for b in self.backends] if per_backend else [name]
         return names
 
     def run(self, check: str) -> Result:
-        from bench.conformance.checks import CHECKS
-
         base, _, backend = check.partition(":")
         fn = {name: f for name, f, _ in CHECKS}[base]
         started = time.perf_counter()

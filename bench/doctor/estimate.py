@@ -38,10 +38,10 @@ def step_gflop(entry, config, batch: int, what: str) -> float:
 def case_seconds(case, device_name: str = H100, platform: str = "cuda") -> float:
     """Estimated wall clock of one case on that device (its timing policy as the worker sets it)."""
     from architectures import registry
-    from bench import spec
-    from bench.measure.case import policy_for
+    from bench import suite_file
+    from bench.measure.case_measurements import policy_for
 
-    entry, config = registry.get(case.arch), spec.resolve_config(case)
+    entry, config = registry.get(case.arch), suite_file.resolve_config(case)
     policy: TimingPolicy = policy_for(case)
     seconds = CASE_OVERHEAD_S + (COUNT_S if "flops" in case.measure else 0.0)
     peak = device_peak(device_name, platform, case.precision)["tflop_per_s"] or device_peak(
@@ -61,9 +61,9 @@ def case_seconds(case, device_name: str = H100, platform: str = "cuda") -> float
 
 
 def suite_seconds(path: str, device_name: str = H100) -> tuple[float, int]:
-    from bench import spec
+    from bench import suite_file
 
-    suite = spec.load(path)
+    suite = suite_file.load(path)
     platform = "tpu" if device_name.upper().startswith("TPU") else "cuda"
     return sum(case_seconds(c, device_name, platform) for c in suite.cases), len(suite.cases)
 

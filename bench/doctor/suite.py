@@ -59,11 +59,11 @@ def pytest_cuda(timeout_s: float = 300) -> Result:
 
 def validate_suite(device_slug: str, results: Path, reports: Path, suite_path: Path | None = None) -> Result:
     """gpu-validate through the runner (one process per case); its report under reports/<device_slug>/."""
-    from bench import runner, spec
+    from bench import runner, suite_file
     from bench.records import read_records
     from bench.report import build
 
-    suite = spec.load(suite_path or REPO / "suites" / "gpu-validate.yaml")
+    suite = suite_file.load(suite_path or REPO / "suites" / "gpu-validate.yaml")
     run_dir = runner.run_suite(suite, results_root=results, show_progress=False)
     records = list(read_records(run_dir).values())
     failed = [r["case_id"] for r in records if r["status"] != "ok"]

@@ -34,10 +34,10 @@ class CountJob:
 
 def resolve(job: CountJob):
     """(registry entry, config with the job's overrides)."""
-    from architectures import registry
+    from architectures import plugins, registry
     from bench.overrides import apply_overrides, dotted
 
-    registry.load_plugins(tuple(job.plugins))
+    plugins.load_plugins(tuple(job.plugins))
     entry = registry.get(job.arch)
     config = entry.preset(job.preset).config
     if job.overrides:

@@ -71,12 +71,12 @@ def find_row(device_name: str, platform: str) -> PeakRow | None:
     return next((row for row in table if want in {_norm(n) for n in row.names}), None)
 
 
-def device_peak(device_name: str, platform: str, precision: str, cpu_peaks: dict | None = None) -> dict:
+def device_peak(device_name: str, platform: str, precision: str, cpu_peak_gflop_per_s: dict | None = None) -> dict:
     """{"tflop_per_s": peak or None, "source", "row" (the table row used), "kind" ("dense" datasheet or
     "measured" on CPU), "why": reason when None} for one device."""
     key = PEAK_KEY[precision]
     if platform == "cpu":
-        measured = (cpu_peaks or {}).get("fp32" if key in ("fp32", "tf32") else "bf16")
+        measured = (cpu_peak_gflop_per_s or {}).get("fp32" if key in ("fp32", "tf32") else "bf16")
         if not measured:
             return {"tflop_per_s": None, "source": None, "row": None, "kind": None,
                     "why": "no CPU matmul peak measured for this run (MFU on CPU needs `diffbench run`, "

@@ -27,7 +27,7 @@ PROXIES = ("fd-effnet", "kid")
 WEIGHTS_ENV = {"fid": "DIFFBENCH_INCEPTION", "kid-inception": "DIFFBENCH_INCEPTION", "fvd": "DIFFBENCH_I3D"}
 MAX_N = 100_000  # FID's standard is 50,000 samples; each is generated and featurized
 MAX_STEPS = 10_000  # sampler steps; DDPM's ancestral sampler uses 1,000
-MAX_BATCH = 1 << 20  # as a case's batch (bench.cases.MAX_BATCH)
+MAX_BATCH = 1 << 20  # as a case's batch (bench.case.MAX_BATCH)
 
 
 @dataclasses.dataclass(frozen=True)

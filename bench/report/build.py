@@ -11,6 +11,7 @@ from bench.report import baseline as baseline_mod
 from bench.report import columns as cols
 from bench.records import write_text
 from bench.report import plots, selection, table
+from bench.report.prose import LEGEND, QUALITY_LEGEND, constants_text, provenance
 
 FORMATS = ("md", "html", "csv", "latex")
 FILES = {"md": "report.md", "html": "report.html", "csv": "table.csv", "latex": "table.tex"}
@@ -59,12 +60,12 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
         raise ReportError(f"no records under {', '.join(map(str, paths))} (no record files beside a run.json); "
                           "allowed: run directories made by `diffbench run`, their suite folders or results/")
     try:
-        main_cols = cols.select(records, _names(columns))
+        main_cols = selection.select(records, _names(columns))
     except ValueError as exc:
         raise ReportError(f"--columns: {exc}") from None
     same = () if _names(columns) else tuple(selection.default_columns(records)[1])
     try:
-        groups = cols.select(records, _names(group_by)) if group_by else []
+        groups = selection.select(records, _names(group_by)) if group_by else []
     except ValueError as exc:
         raise ReportError(f"--group-by: {exc}") from None
     if groups:  # grouped columns head the table, rows sorted by them (stable)
@@ -72,7 +73,7 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
         records = sorted(records, key=lambda r: tuple(str(g.get(r)) for g in groups))
     same = tuple(c for c in same if c.name not in {g.name for g in groups})
     report = Report(records, table.Table(records, main_cols, tuple(groups), same), exponents=plots.exponents(records))
-    report.everything = report.main if _names(columns) else table.Table(records, cols.select(records, None, everything=True))
+    report.everything = report.main if _names(columns) else table.Table(records, selection.select(records, None, everything=True))
     q_records, q_cols, q_same = selection.quality_columns(records)
     if q_records:
         report.quality = table.Table(q_records, q_cols, (), tuple(q_same))
@@ -85,56 +86,6 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
         report.ratios = table.Table(records, labels + cols.with_data(ratio_cols, records), tuple(groups))
         report.baseline = baseline
     return report
-
-
-def provenance(report: Report) -> list[dict]:
-    """One entry per run: suite, run id, date, git sha, suite hash, host, versions, threads, precision, devices."""
-    out = []
-    for run_id in dict.fromkeys(str(r.get("run_id")) for r in report.records):
-        rs = [r for r in report.records if str(r.get("run_id")) == run_id]
-        meta = rs[0].get("_run") or {}
-        prov = meta.get("provenance") or {}
-        git = prov.get("git") or {}
-        host = prov.get("host") or {}
-        versions = prov.get("versions") or {}
-        accel = host.get("accelerators") or {}
-        devices = sorted({str(cols.dig(r, "case", "device")) for r in rs}
-                         | {str(cols.dig(r, "timing", s, "device", "name")) for r in rs for s in cols.TIMED_STEPS
-                            if cols.dig(r, "timing", s, "device", "device") not in (None, "cpu")})
-        out.append({
-            "suite": rs[0].get("suite"), "run_id": run_id, "date": meta.get("started"), "ended": meta.get("ended"),
-            "git": (str(git.get("sha") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")),
-            "suite_sha256": str(meta.get("suite_sha256") or "?")[:12], "suite_path": meta.get("suite_path"),
-            "host": f"{host.get('cpu_model', '?')} x{host.get('cpu_count', '?')}",
-            "accelerators": ", ".join(str(a) for v in accel.values() if isinstance(v, list) for a in v) or "none",
-            "devices": ", ".join(devices),
-            "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v),
-            "threads": ", ".join(sorted({str(cols.dig(r, "worker", "threads")) for r in rs})),
-            "precision": ", ".join(sorted({str(cols.precision(r)) for r in rs if cols.precision(r)})) or "-",
-            "cases": len(rs), "failed": sum(r.get("status") != "ok" for r in rs),
-        })
-    return out
-
-
-LEGEND = ("Times are medians per step in ms with their 95% bootstrap CI in brackets; "
-          f"{table.UNRELIABLE_MARK} = the timing did not converge (stopped by the repetition or time cap, "
-          f"listed below); {table.CONTENDED_MARK} = timed while the CPU was shared (listed below); "
-          f"{table.FAILED_MARK} = a measurement inside the case failed (reason below). "
-          "GFLOP = 2 x multiply-accumulates (matmuls, convolutions, attention QK^T and AV) "
-          "per forward pass; /img divides by the batch; NFE/sample is what the case's quality measurement "
-          "sampled with (else the preset's sampler) and GFLOP/sample = NFE/sample x GFLOP/img. "
-          "ms/sample = sample-step median x steps per sample / batch. Quality values carry a 95% bootstrap CI "
-          "over samples.")
-QUALITY_LEGEND = ("Each score with its 95% bootstrap CI over samples (generated and reference sets resampled; "
-                  "docs/quality.md) and its floor (the same statistic between two disjoint real sets of the same N). "
-                  "vs best: against the best score measured on the same reference set (dataset, N, seed, "
-                  "resolution), \"≈ best\" when the paired-bootstrap 95% CI of the difference holds 0 (the two are "
-                  "not distinguishable at this N), \"worse\" when it does not. Training GFLOPs: the train "
-                  "measurement's counted FLOPs (0: the seeded initialization).")
-
-
-def constants_text(t: table.Table) -> str:
-    return f"Every case: {selection.constants_line(list(t.constants), t.records)}." if t.constants else ""
 
 
 def markdown(report: Report, plot_dir: str = "") -> str:
@@ -153,7 +104,7 @@ def markdown(report: Report, plot_dir: str = "") -> str:
         if report.quality.constants:
             lines += [constants_text(report.quality), ""]
         lines += [*table.markdown_table(report.quality), QUALITY_LEGEND]
-    lines += table.markdown_notes(report.records, cols.available(report.records))
+    lines += table.markdown_notes(report.records, selection.available(report.records))
     if report.ratios is not None:
         lines += ["", f"## Ratios against the baseline `{report.baseline}`", "",
                   "Each case divided by the baseline case with the same backend, device, precision, resolution, "

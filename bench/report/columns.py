@@ -263,34 +263,6 @@ def quality_entries(record: dict) -> dict[str, dict]:
     return {}
 
 
-def quality_columns(records) -> list[Column]:
-    from bench.report.quality_columns import metric_columns
-
-    return metric_columns(records)
-
-
-def _varying(records) -> list[Column]:
-    """Case settings shown only when some case departs from the default (torch.compile, seed)."""
-    out = []
-    if any(dig(r, "case", "compile") for r in records):
-        out.append(Column("compile", "compiled", lambda r: dig(r, "case", "compile"), kind="label"))
-    if any(dig(r, "case", "seed") for r in records):
-        out.append(Column("seed", "seed", lambda r: dig(r, "case", "seed"), kind="label"))
-    return out
-
-
-def available(records) -> list[Column]:
-    """Every column these records could fill, in display order (labels, overrides, measures,
-    training and sampling provenance, quality, status)."""
-    from bench.report.quality_columns import provenance_columns
-
-    static = STATIC[:-1]
-    labels = [c for c in static if c.kind == "label" and c.name not in ("flop_check", "threads")]
-    rest = [c for c in static if c not in labels]
-    return (labels + _varying(records) + override_columns(records) + rest + provenance_columns()
-            + quality_columns(records) + [STATIC[-1]])
-
-
 DEFAULT_HIDDEN = ("case",)  # the readable columns identify a case; --columns case brings the id back
 ALIASES = {f"gflops_{k}": f"gflop_{k}" for k in ("nfe", "image", "sample", "train")}  # names before schema 2
 
@@ -298,21 +270,3 @@ ALIASES = {f"gflops_{k}": f"gflop_{k}" for k in ("nfe", "image", "sample", "trai
 def with_data(columns: list[Column], records) -> list[Column]:
     """The columns that have a value in at least one record."""
     return [c for c in columns if any(c.get(r) is not None for r in records)]
-
-
-def select(records, names: list[str] | None, extra: list[Column] = (), everything: bool = False) -> list[Column]:
-    """The requested columns (`extra` go before status); without names, every column with data
-    (`everything`, for CSV) or the default table's (default_columns). Unknown names raise
-    ValueError naming the allowed ones."""
-    cols = available(records)
-    cols = cols[:-1] + list(extra) + cols[-1:]
-    if not names:
-        from bench.report.selection import default_columns
-
-        return with_data(cols, records) if everything else default_columns(records, cols)[0]
-    by_name = {c.name: c for c in cols}
-    names = [ALIASES.get(n, n) for n in names]
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ValueError(f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(by_name)}")
-    return [by_name[n] for n in names]

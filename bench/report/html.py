@@ -101,8 +101,8 @@ def _headers(t: table.Table):
 
 
 def render(report) -> str:
-    from bench.report.build import LEGEND, QUALITY_LEGEND, constants_text, provenance
-    from bench.report.columns import available
+    from bench.report.prose import LEGEND, QUALITY_LEGEND, constants_text, provenance
+    from bench.report.selection import available
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     plots = [{"caption": p["caption"], "data": base64.b64encode(p["png"].read_bytes()).decode()} for p in report.plots]

@@ -1,4 +1,5 @@
-"""Which columns a report shows by default: the efficiency table (the standard set, the quality
+"""The columns a set of records could fill (`available`), picked by name (`select`, `--columns`),
+and which of them a report shows by default: the efficiency table (the standard set, the quality
 values, and the label columns that differ between cases; constant ones said once under the
 title) and the quality table (what produced each score, its CI, floor and verdict against the
 best comparable score). `--columns` overrides the efficiency table's choice. Docs: docs/reports.md.
@@ -6,7 +7,8 @@ best comparable score). `--columns` overrides the efficiency table's choice. Doc
 
 from __future__ import annotations
 
-from bench.report.columns import DEFAULT_HIDDEN, Column, available, with_data
+from bench.report.columns import ALIASES, DEFAULT_HIDDEN, STATIC, Column, dig, override_columns, with_data
+from bench.report.quality_columns import metric_columns, provenance_columns
 
 # the efficiency table's standard set (besides the label columns that vary and the quality values)
 STANDARD = ("arch", "preset", "resolution", "params", "gflop_image", "nfe_sample", "gflop_sample", "ms_per_sample",
@@ -15,6 +17,26 @@ NOT_IN_MAIN = ("sampler", "contended")  # NFE/sample says it, the quality table 
 MEASURED_LABELS = ("flop_check",)  # None there means "not measured": a constant among the cases that measured it
 PROVENANCE = ("weights", "train_steps", "train_gflop", "train_s", "sampler", "nfe_sample", "gflop_sample",
               "quality_n")
+
+
+def _varying(records) -> list[Column]:
+    """Case settings shown only when some case departs from the default (torch.compile, seed)."""
+    out = []
+    if any(dig(r, "case", "compile") for r in records):
+        out.append(Column("compile", "compiled", lambda r: dig(r, "case", "compile"), kind="label"))
+    if any(dig(r, "case", "seed") for r in records):
+        out.append(Column("seed", "seed", lambda r: dig(r, "case", "seed"), kind="label"))
+    return out
+
+
+def available(records) -> list[Column]:
+    """Every column these records could fill, in display order (labels, overrides, measures,
+    training and sampling provenance, quality, status)."""
+    static = STATIC[:-1]
+    labels = [c for c in static if c.kind == "label" and c.name not in ("flop_check", "threads")]
+    rest = [c for c in static if c not in labels]
+    return (labels + _varying(records) + override_columns(records) + rest + provenance_columns()
+            + metric_columns(records) + [STATIC[-1]])
 
 
 def constant(column: Column, records) -> bool:
@@ -74,3 +96,19 @@ def constants_line(columns: list[Column], records) -> str:
     def first(c):
         return next((r for r in ok if c.get(r) is not None), ok[0])
     return " · ".join(f"{c.header} {cell(c, first(c))}" for c in columns)
+
+
+def select(records, names: list[str] | None, extra: list[Column] = (), everything: bool = False) -> list[Column]:
+    """The requested columns (`extra` go before status); without names, every column with data
+    (`everything`, for CSV) or the default table's (default_columns). Unknown names raise
+    ValueError naming the allowed ones."""
+    cols = available(records)
+    cols = cols[:-1] + list(extra) + cols[-1:]
+    if not names:
+        return with_data(cols, records) if everything else default_columns(records, cols)[0]
+    by_name = {c.name: c for c in cols}
+    names = [ALIASES.get(n, n) for n in names]
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(by_name)}")
+    return [by_name[n] for n in names]

@@ -13,7 +13,7 @@ from bench import safe_text
 from bench.report.columns import MFU_FLAGGED, Column, TIMED_STEPS, dig, mfu, timing
 
 UNRELIABLE_MARK = "†"  # timing stopped by the repetition or time cap, not by the convergence rule
-CONTENDED_MARK = "‡"  # timing taken while the CPU was shared (bench/measure/case.py: cpu_record)
+CONTENDED_MARK = "‡"  # timing taken while the CPU was shared (bench/measure/case_measurements.py: cpu_record)
 FAILED_MARK = "✗"  # a sub-measurement of an ok case failed (FLOP counter, training-step count, MFU peak)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cases import compile_flag
+from bench.case import compile_flag
 from bench.training import checkpoint
 from bench.training.recipes import DEFAULT_RECIPE, find_recipe
 from bench.training.spec import eval_steps, resolve
@@ -43,7 +43,7 @@ def count_step_flops(case, entry, batch: int, levels: int = 0) -> dict:
     nest's innermost `levels` U-Nets alone (a stage, bench.training.stages)."""
     from bench.measure.count_job import CountJob, run_counter
     from bench.measure.flops import analytic, train_record
-    from bench.spec import resolve_config
+    from bench.suite_file import resolve_config
 
     module = COUNTER[case.backend]
     from bench.training.stages import stage_config

@@ -191,7 +191,7 @@ class Case:
             raise SpecError(f"case {self.id!r}", "device", "device 'tpu' needs backend 'jax'", "cpu, cuda, cuda:N, auto")
         if not (self.id and isinstance(self.arch, str) and isinstance(self.preset, str) and _int(self.index)):
             raise SpecError(f"case {self.id!r}", "(case)", "id, arch and preset must be strings, index an integer",
-                            "a case made by bench.spec")
+                            "a case made by bench.suite_file")
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -22,10 +22,10 @@ class Context:
     adapter: Any = None
     device: Any = None
     env: dict = field(default_factory=dict)  # threads and device, recorded with every timing
-    device_peaks: list = field(default_factory=list)  # device peak bytes of each timed step (None on CPU)
+    device_peak_bytes: list = field(default_factory=list)  # device peak bytes of each timed step (None on CPU)
     device_peak_covers: list = field(default_factory=list)  # what each of those covers (adapter.peak_memory_span)
     flops: dict | None = None  # the flops record, when measured (before the timed steps)
-    cpu_peaks: dict | None = None  # the run's CPU matmul microbenchmark at this case's threads
+    cpu_peak_gflop_per_s: dict | None = None  # CPU matmul peak at these threads: {"fp32": {"gflop_per_s": ...}, ...}
     run_dir: str | None = None  # where `train` writes its checkpoint (None: not written)
     artifacts: Any = None  # directory for files the case keeps (samples), or None
     weights: str = "initial"  # what ctx.built() holds: "initial" (seeded init) or where trained weights came from
@@ -61,10 +61,10 @@ def pin_threads(case) -> dict:
 
 def make_context(case) -> Context:
     from architectures import registry
-    from bench import backends, spec
+    from bench import backends, suite_file
 
     pinned = pin_threads(case)
-    ctx = Context(case, registry.get(case.arch), spec.resolve_config(case))
+    ctx = Context(case, registry.get(case.arch), suite_file.resolve_config(case))
     ctx.adapter = backends.get(case.backend)
     ctx.device = ctx.adapter.resolve_device(case.device)  # DeviceError says what was found
     ctx.env = {**pinned, **ctx.adapter.set_threads(pinned["threads"]),
@@ -93,7 +93,7 @@ def measure_flops(ctx: Context) -> dict:
 
 
 def _compile_flag(ctx: Context):
-    from bench.cases import compile_flag
+    from bench.case import compile_flag
 
     return compile_flag(ctx.case)
 
@@ -125,11 +125,11 @@ def _timed(ctx: Context, step, what: str) -> dict:
     if not a.all_finite(out):
         raise ValueError(f"non-finite {what} output (checked after timing)")
     span = a.peak_memory_span(ctx.device, peak_mark)
-    ctx.device_peaks.append(span["bytes"])
+    ctx.device_peak_bytes.append(span["bytes"])
     ctx.device_peak_covers.append(span["covers"])
     record = timing_record(samples, reason, policy, c.batch, compile_s=step.compile_seconds, compiled=step.compiled,
                            torch_compile=c.compile if c.backend == "torch" else None, nfe=step.nfe,
-                           warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peaks[-1],
+                           warmup=policy.warmup, notes=list(step.notes), device_peak_bytes=ctx.device_peak_bytes[-1],
                            device_peak_covers=span["covers"],
                            precision=ctx.built().policy.describe(), **ctx.env)
     record.update(cpu_record(samples, cpu_samples, ctx.env["threads"], ctx.env["device"]), **step.info)
@@ -144,7 +144,7 @@ def _timed(ctx: Context, step, what: str) -> dict:
         record.update(per_sample(record, ctx, step.nfe))
     gflop, method = _step_gflop(ctx, step, what)
     dev = ctx.env["device"]
-    peak = device_peak(str(dev.get("name", "")), _platform(dev), c.precision, ctx.cpu_peaks)
+    peak = device_peak(str(dev.get("name", "")), _platform(dev), c.precision, ctx.cpu_peak_gflop_per_s)
     record["utilization"] = {**utilization(gflop, record["median_ms"], peak), "gflop_per_step": gflop,
                              "flop_method": method}
     return record
@@ -228,7 +228,7 @@ def measure_memory(ctx: Context) -> dict:
     Without a timed step, one training step runs first."""
     from bench.measure.memory import memory_record
 
-    a, timed = ctx.adapter, bool(ctx.device_peaks)
+    a, timed = ctx.adapter, bool(ctx.device_peak_bytes)
     if not timed:
         peak_mark = a.reset_peak_memory(ctx.device)
         with a.restored(ctx.built()):
@@ -236,9 +236,9 @@ def measure_memory(ctx: Context) -> dict:
             if not a.all_finite(a.sync(step.fn())):
                 raise ValueError("non-finite train step output (memory run)")
         span = a.peak_memory_span(ctx.device, peak_mark)
-        ctx.device_peaks.append(span["bytes"])
+        ctx.device_peak_bytes.append(span["bytes"])
         ctx.device_peak_covers.append(span["covers"])
-    peaks = [(p, c) for p, c in zip(ctx.device_peaks, ctx.device_peak_covers) if p is not None]
+    peaks = [(p, c) for p, c in zip(ctx.device_peak_bytes, ctx.device_peak_covers) if p is not None]
     method = {"torch": "torch.cuda.max_memory_allocated, reset before the steps",
               "jax": "device.memory_stats()['peak_bytes_in_use'], compared with its value before the steps"}
     rec = memory_record(max(peaks)[0] if peaks else None, str(ctx.device), method[ctx.case.backend])

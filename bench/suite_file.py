@@ -1,4 +1,5 @@
-"""YAML suite -> frozen, validated cases (`load`, `loads`), plus `format_plan` and `resolve_config`.
+"""YAML suite -> frozen, validated cases (`load`, `loads`), plus `resolve_config`. Case ids are made
+in bench/case_ids.py, the plan table in bench/plan.py.
 
 Every problem is one SpecError: '<file>: <key path>: <problem>; allowed: <...>'. Loading imports
 neither torch nor jax (the registry is lazy and config modules are standard library only).
@@ -9,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from architectures import plugins, registry
-from bench import case_checks
-from bench.cases import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
-from bench.overrides import FrozenMapping, apply_overrides, canonical_json, deep_merge, dotted
+from architectures import plugin_failures, plugins, registry
+from bench import case_checks, case_ids
+from bench.case import MEASUREMENTS, Case, SETTINGS, check_setting, combination_problems
+from bench.overrides import FrozenMapping, apply_overrides, deep_merge, dotted
 from bench.strict_yaml import SpecError, child, parse, read_text, show
 from bench.training.spec import check_for_case as check_train
 
-__all__ = ["MEASUREMENTS", "Case", "Suite", "SpecError", "load", "loads", "format_plan", "resolve_config"]
+__all__ = ["MEASUREMENTS", "Case", "Suite", "SpecError", "load", "loads", "resolve_config"]
 
 TOP_KEYS = ("name", "description", "plugins", "defaults", "cases")
 CASE_KEYS = ("arch", "preset", "override", *SETTINGS, "matrix")
@@ -66,7 +66,7 @@ def loads(text: str, source: str = "<string>") -> Suite:
                                 f"at most {MAX_CASES} cases in all")
             points.append(point)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return Suite(name, source, digest, _number(points, source), plugins, description)
+    return Suite(name, source, digest, case_ids.number(points, source), plugins, description)
 
 
 def _mapping(value, path: str, source: str, keys, what: str) -> dict:
@@ -107,7 +107,7 @@ def _plugins(value, source: str) -> tuple[str, ...]:
 
 def _import_plugins(modules, path: str, source: str) -> None:
     try:
-        registry.load_plugins(modules)
+        plugins.load_plugins(modules)
     except Exception as exc:  # a plugin's import-time error is the user's to fix: name the module
         raise SpecError(source, path, f"plugin import failed: {type(exc).__name__}: {exc}",
                         "importable modules that call architectures.registry.register(...)") from None
@@ -185,7 +185,7 @@ class _CaseReader:
         arch = self.raw["arch"]
         allowed = registry.names(include_test_only=True)
         if not isinstance(arch, str) or arch not in allowed:
-            raise SpecError(self.source, f"{self.path}.arch", f"unknown architecture {show(arch)}{plugins.failure_hint()}",
+            raise SpecError(self.source, f"{self.path}.arch", f"unknown architecture {show(arch)}{plugin_failures.failure_hint()}",
                             allowed)
         return registry.get(arch)
 
@@ -243,7 +243,7 @@ class _CaseReader:
                 problem += f" (the presets of {broken} could not be loaded: name the arch to see why)"
             if not owners:
                 problem += registry.did_you_mean(preset, self._presets_allowed()) + (
-                    plugins.failure_hint() or "; a preset from a plugin needs it in `plugins:`, --plugins or "
+                    plugin_failures.failure_hint() or "; a preset from a plugin needs it in `plugins:`, --plugins or "
                                               "DIFFBENCH_PLUGINS")
             raise SpecError(self.source, path, problem, self._presets_allowed())
         return owners[0]
@@ -290,97 +290,8 @@ def _load_presets(entry, source: str, path: str) -> dict:
                         f"a working {entry.presets}") from None
 
 
-def _number(points: list[dict], source: str) -> tuple[Case, ...]:
-    """Index and name the grid points; ids are unique, or two cases are the same case."""
-    ids = [_base_id(p) for p in points]
-    groups: dict[str, list[int]] = {}
-    for i, case_id in enumerate(ids):
-        groups.setdefault(case_id, []).append(i)
-    for members in groups.values():
-        if len(members) > 1:
-            for i in members:
-                ids[i] += "/" + "+".join(points[i]["measure"])
-    seen: dict[str, int] = {}
-    for i, case_id in enumerate(ids):
-        if case_id in seen:
-            first = points[seen[case_id]]["origin"]
-            raise SpecError(source, points[i]["origin"], f"case {_base_id(points[i])!r} (measure "
-                            f"{list(points[i]['measure'])}) is already given by {first}",
-                            "distinct cases (merge their measure lists)")
-        seen[case_id] = i
-    return tuple(Case(id=ids[i], index=i, **_case_fields(p)) for i, p in enumerate(points))
-
-
-def _case_fields(point: dict) -> dict:
-    fields = {k: v for k, v in point.items() if k not in ("origin", "timeout")}
-    return dict(fields, timeout_s=point["timeout"])
-
-
-def _base_id(p: dict) -> str:
-    parts = [p["arch"], p["preset"], p["backend"], p["device"], f"b{p['batch']}"]
-    if p["threads"] is not None:
-        parts.append(f"t{p['threads']}")
-    if p["cpus"] is not None:
-        parts.append("cpu" + _ranges(p["cpus"]))
-    if p["precision"] != "fp32":
-        parts.append(p["precision"])
-    if p["compile"] == "default":
-        parts.append("compiled")
-    elif p["compile"] != "none":
-        parts.append(f"compiled-{p['compile']}")
-    if p["memory_format"] != "contiguous":
-        parts.append(p["memory_format"])
-    if p["attention"] != "auto":
-        parts.append(f"sdpa-{p['attention']}")
-    if p["cuda_graphs"]:
-        parts.append("cudagraphs")
-    if p.get("cudnn_benchmark") is not None:
-        parts.append("cudnn-benchmark-" + ("on" if p["cudnn_benchmark"] else "off"))
-    if p.get("fused_adamw"):
-        parts.append("fused-adamw")
-    if p.get("donate") is False:
-        parts.append("no-donate")
-    if p["seed"]:
-        parts.append(f"s{p['seed']}")
-    if p["overrides"]:
-        parts.append("o" + hashlib.sha256(canonical_json(p["overrides"]).encode()).hexdigest()[:8])
-    if p["train"] is not None:
-        parts.append("tr" + hashlib.sha256(canonical_json(p["train"]).encode()).hexdigest()[:8])
-    if p.get("quality") is not None:
-        parts.append("q" + hashlib.sha256(canonical_json(p["quality"].to_dict()).encode()).hexdigest()[:8])
-    return "/".join(parts)
-
-
-def _ranges(cpus) -> str:
-    """(0, 1, 2, 5) -> '0-2,5'."""
-    out, start = [], None
-    for i, c in enumerate(cpus):
-        if start is None:
-            start = c
-        if i + 1 == len(cpus) or cpus[i + 1] != c + 1:
-            out.append(str(start) if start == c else f"{start}-{c}")
-            start = None
-    return ",".join(out)
-
-
 def resolve_config(case: Case):
     """The case's config: its preset's config with its overrides applied (for the worker)."""
     entry = registry.get(case.arch)
     config = entry.preset(case.preset).config
     return apply_overrides(config, case.overrides, case.id, dotted("override"))[0]
-
-
-def format_plan(suite: Suite) -> str:
-    """The expanded cases as a text table (`diffbench plan SUITE`)."""
-    head = [f"suite {suite.name}: {len(suite.cases)} case(s) from {suite.path} (sha256 {suite.content_sha256[:12]})"]
-    if suite.plugins:
-        head.append("plugins: " + ", ".join(suite.plugins))
-    rows = [("#", "id", "measure", "timeout", "rounds", "threads", "overrides")]
-    for c in suite.cases:
-        overrides = json.dumps(c.overrides.to_dict(), sort_keys=True) if c.overrides else "-"
-        threads = "all" if c.threads is None else str(c.threads)
-        rounds = str(c.rounds) if {"sample_step", "train_step"} & set(c.measure) else "-"  # only timed steps repeat
-        rows.append((str(c.index), c.id, ",".join(c.measure), f"{c.timeout_s:g}s", rounds, threads, overrides))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
-    return "\n".join(head + lines)
