@@ -9,7 +9,7 @@ import pytest
 
 from architectures import registry
 from bench import backends, spec
-from bench.measure.case import Context
+from bench.measure.case_measurements import Context
 from bench.strict_yaml import SpecError
 from bench.training import checkpoint, progressive, run, stages
 from tests import test_record_schema

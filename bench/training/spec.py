@@ -41,7 +41,7 @@ KEYS = ("dataset", "root", "limit", "budget", "recipe", "batch", "warmup", "warm
         *_OPTIM, *EVAL_KEYS, *STAGE_KEYS)
 MAX_STEPS = 10**8  # at 1 ms a step, 28 hours; DiT-XL/2 trained 7M steps
 MAX_GFLOPS = 1e12  # 1e21 FLOPs: ~4 months of a GPU sustaining 100 TFLOP/s
-MAX_BATCH = 1 << 20  # as a case's batch (bench.cases.MAX_BATCH)
+MAX_BATCH = 1 << 20  # as a case's batch (bench.case.MAX_BATCH)
 DEFAULTS = {"root": None, "limit": None, "recipe": "default", "batch": None, "warmup": None, "warmup_fraction": None,
             "log_every": 10, "init": None, **{k: None for k in _OPTIM}}
 

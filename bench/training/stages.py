@@ -55,7 +55,7 @@ def train_stages(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
 def _stage_context(ctx, config):
     """A context holding a stage's own model (built on first use, with the case's settings) and
     its own quality cache (its reference images are at its side)."""
-    return dataclasses.replace(ctx, config=config, _built=None, quality_cache={}, device_peaks=[],
+    return dataclasses.replace(ctx, config=config, _built=None, quality_cache={}, device_peak_bytes=[],
                                device_peak_covers=[])
 
 
