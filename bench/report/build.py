@@ -133,17 +133,25 @@ QUALITY_LEGEND = ("Each score with its 95% bootstrap CI over samples (generated 
                   "measurement's counted FLOPs (0: the seeded initialization).")
 
 
+RATIOS_NOTE = ("Each case divided by the baseline case with the same backend, device, precision, resolution, "
+               "frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.")
+
+
+def provenance_line(p: dict) -> tuple[str, str]:
+    """One provenance entry as (its run, the rest), for report.md and report.html (the run in code font)."""
+    return (f"{p['suite']}/{p['run_id']}",
+            f"({p['date']}): git {p['git']}; suite sha256 {p['suite_sha256']}; {p['host']}; accelerators: "
+            f"{p['accelerators']}; devices: {p['devices']}; threads {p['threads']}; precision {p['precision']}; "
+            f"{p['versions']}; {p['cases']} case(s), {p['failed']} failed")
+
+
 def constants_text(t: table.Table) -> str:
     return f"Every case: {selection.constants_line(list(t.constants), t.records)}." if t.constants else ""
 
 
 def markdown(report: Report, plot_dir: str = "") -> str:
     lines = [f"# diffbench report: {', '.join(report.suites)}", "", "## Provenance", ""]
-    for p in provenance(report):
-        lines.append(f"- run `{p['suite']}/{p['run_id']}` ({p['date']}): git {p['git']}; suite sha256 "
-                     f"{p['suite_sha256']}; {p['host']}; accelerators: {p['accelerators']}; devices: {p['devices']}; "
-                     f"threads {p['threads']}; precision {p['precision']}; {p['versions']}; "
-                     f"{p['cases']} case(s), {p['failed']} failed")
+    lines += ["- run `{}` {}".format(*provenance_line(p)) for p in provenance(report)]
     lines += ["", "## Results", ""]
     if report.main.constants:
         lines += [constants_text(report.main), ""]
@@ -155,9 +163,7 @@ def markdown(report: Report, plot_dir: str = "") -> str:
         lines += [*table.markdown_table(report.quality), QUALITY_LEGEND]
     lines += table.markdown_notes(report.records, cols.available(report.records))
     if report.ratios is not None:
-        lines += ["", f"## Ratios against the baseline `{report.baseline}`", "",
-                  "Each case divided by the baseline case with the same backend, device, precision, resolution, "
-                  "frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.", "",
+        lines += ["", f"## Ratios against the baseline `{report.baseline}`", "", RATIOS_NOTE, "",
                   *table.markdown_table(report.ratios)]
     if report.exponents:
         lines += ["", "## Cost vs resolution: fitted exponents", "",
