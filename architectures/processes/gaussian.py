@@ -24,8 +24,10 @@ from array_api_compat import array_namespace
 from architectures.processes import discrete, schedules, vlb
 from architectures.processes.coefficients import Level, StepTerms, as_level
 from architectures.processes.config import GaussianConfig
-# SampleOut is imported from here too (`from architectures.processes.gaussian import SampleOut`)
 from architectures.processes.gaussian_sampler import Denoise, GaussianSampler, SampleOut, _per_example, _split
+
+# SampleOut is public here too: `from architectures.processes.gaussian import GaussianProcess, SampleOut`
+__all__ = ["GaussianProcess", "SampleOut", "forward_passes_per_sample_step", "forward_passes_per_train_step"]
 
 
 def _identity(a):
