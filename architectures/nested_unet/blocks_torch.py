@@ -1,9 +1,9 @@
 """ml-mdm U-Net blocks in PyTorch (ml-mdm models/unet.py), channels-first.
 
 They differ from ADM's (architectures/unet): the time embedding is [sin | cos] of temporal_dim/8
-frequencies; the ResNet has ml-mdm's parameter names and never resamples; attention projects qkv with a 1x1
-conv, adds a cross-attention to conditioning tokens to the self-attention output and may add an
-FFN. Submodule names match blocks_flax.py so bench/convert.py transfers weights by name.
+frequencies; the ResNet has ml-mdm's parameter names and never resamples; attention projects qkv
+with a 1x1 conv, adds a cross-attention to conditioning tokens to the self-attention output and
+may add an FFN. Submodule names match blocks_flax.py so bench/convert.py transfers weights by name.
 """
 
 from __future__ import annotations
