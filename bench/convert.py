@@ -131,13 +131,19 @@ def _match(flax_flat: dict, torch_shapes: dict[str, tuple]) -> dict[tuple[str, .
     return pairs
 
 
+def _paired(flax_params: dict, torch_tensors: dict) -> tuple[dict, dict, bool]:
+    """(flat Flax params, {Flax path: torch name}, whether the params were wrapped in {"params": ...}),
+    every name and shape checked (_match)."""
+    params, wrapped = _unwrap(flax_params)
+    flat = _flatten(params)
+    return flat, _match(flat, {name: tuple(t.shape) for name, t in torch_tensors.items()}), wrapped
+
+
 def torch_to_flax(state_dict: dict, flax_params: dict) -> dict:
     """Flax params shaped like `flax_params` (arrays or abstract shapes) filled from a torch state_dict."""
     import jax.numpy as jnp
 
-    params, wrapped = _unwrap(flax_params)
-    flat = _flatten(params)
-    pairs = _match(flat, {name: tuple(t.shape) for name, t in state_dict.items()})
+    flat, pairs, wrapped = _paired(flax_params, state_dict)
     out = {}
     for path, name in pairs.items():
         array = _as_numpy(state_dict[name])
@@ -153,9 +159,7 @@ def flax_to_torch(flax_params: dict, module_or_state_dict) -> dict:
     import torch
 
     target = module_or_state_dict.state_dict() if hasattr(module_or_state_dict, "state_dict") else module_or_state_dict
-    params, _ = _unwrap(flax_params)
-    flat = _flatten(params)
-    pairs = _match(flat, {name: tuple(t.shape) for name, t in target.items()})
+    flat, pairs, _ = _paired(flax_params, target)
     out = {}
     for path, name in pairs.items():
         array = _as_numpy(flat[path])

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from architectures import registry
+from architectures.layers_torch import timestep_embedding
 from architectures.unet import flops
-from architectures.unet.blocks_torch import Attention, timestep_embedding
+from architectures.unet.blocks_torch import Attention
 from architectures.unet.config import PRESETS_2D, PRESETS_3D, UNetConfig
 from architectures.unet.unet_flax import UNet as FlaxUNet
 from architectures.unet.unet_torch import UNet as TorchUNet

@@ -2,13 +2,12 @@
 dit_torch.py, so bench/convert.py moves weights between them.
 
 Patchify (conv, kernel = stride = p) + fixed 2D sin-cos positions -> N adaLN-Zero blocks
-conditioned on c = t_emb + y_emb -> adaLN final layer -> unpatchify. The network's time input is
-The time input is ADM's integer step k (discrete time; x time_scaling = 1), or t in [0, 1] x 1000.
+conditioned on c = t_emb + y_emb -> adaLN final layer -> unpatchify. The time input is ADM's
+integer step k in [0, T) (every preset is discrete-time, time_scaling 1); only a process override
+with timesteps 0 gives continuous t in [0, 1], scaled by 1000 before the sinusoid.
 """
 
 from __future__ import annotations
-
-import math
 
 import flax.linen as nn
 import jax
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 from einops import rearrange
 
 from architectures.dit.config import DiTConfig
+from architectures.layers_flax import timestep_embedding  # GLIDE's [cos | sin], as the official TimestepEmbedder
 
 EPS = 1e-6  # every LayerNorm (no affine parameters), as in the official code
 _xavier = nn.initializers.xavier_uniform()
@@ -33,14 +33,6 @@ def _norm(x):
     """LayerNorm without affine parameters (nothing to convert)."""
     mean = x.mean(-1, keepdims=True)
     return (x - mean) * jax.lax.rsqrt(((x - mean) ** 2).mean(-1, keepdims=True) + EPS)
-
-
-def timestep_embedding(t, dim: int):
-    """GLIDE's sinusoid [cos | sin] of t, frequencies exp(-ln(10^4) i / (dim/2))."""
-    half = dim // 2
-    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half, dtype=jnp.float32) / half)
-    args = t.astype(jnp.float32)[:, None] * freqs[None]
-    return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
 
 
 def sincos_2d(dim: int, grid: int):
@@ -152,7 +144,7 @@ class DiT(nn.Module):
         self.final_layer = FinalLayer(cfg)
 
     def __call__(self, x, t, y=None, train: bool = False):
-        """x (B, I, I, C), t (B,) in [0, 1], y (B,) labels (num_classes = null) -> (B, I, I, out_channels).
+        """x (B, I, I, C), t (B,) the step k (module docstring), y (B,) labels (num_classes = null) -> (B, I, I, out_channels).
         `train` is accepted for the harness; DiT has no dropout."""
         cfg = self.config
         h = rearrange(self.x_embedder(x), "b gh gw d -> b (gh gw) d") + sincos_2d(cfg.hidden_size, cfg.grid)

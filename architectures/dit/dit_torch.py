@@ -2,13 +2,12 @@
 dit_flax.py, so bench/convert.py moves weights between them.
 
 Patchify (conv, kernel = stride = p) + fixed 2D sin-cos positions -> N adaLN-Zero blocks
-conditioned on c = t_emb + y_emb -> adaLN final layer -> unpatchify. The network's time input is
-The time input is ADM's integer step k (discrete time; x time_scaling = 1), or t in [0, 1] x 1000.
+conditioned on c = t_emb + y_emb -> adaLN final layer -> unpatchify. The time input is ADM's
+integer step k in [0, T) (every preset is discrete-time, time_scaling 1); only a process override
+with timesteps 0 gives continuous t in [0, 1], scaled by 1000 before the sinusoid.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from architectures.dit.config import DiTConfig
+from architectures.layers_torch import timestep_embedding  # GLIDE's [cos | sin], as the official TimestepEmbedder
 
 EPS = 1e-6  # every LayerNorm (no affine parameters), as in the official code
 
@@ -31,14 +31,6 @@ def _dense(d_in: int, d_out: int, std: float | None = None, zero: bool = False) 
         nn.init.xavier_uniform_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
-
-
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """GLIDE's sinusoid [cos | sin] of t, frequencies exp(-ln(10^4) i / (dim/2))."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
 def sincos_2d(dim: int, grid: int) -> torch.Tensor:
@@ -147,7 +139,7 @@ class DiT(nn.Module):
         self.final_layer = FinalLayer(cfg)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C, I, I), t (B,) in [0, 1], y (B,) labels (num_classes = null) -> (B, out_channels, I, I)."""
+        """x (B, C, I, I), t (B,) the step k (module docstring), y (B,) labels (num_classes = null) -> (B, out_channels, I, I)."""
         cfg = self.config
         h = rearrange(self.x_embedder(x), "b d gh gw -> b (gh gw) d") + self.pos_embed
         c = self.t_embedder(t)

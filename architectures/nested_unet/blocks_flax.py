@@ -5,35 +5,23 @@ See blocks_torch.py for how they differ from ADM's. Submodule names match blocks
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from einops import rearrange
 from flax import linen as nn
 
-EPS = 1e-5  # torch's GroupNorm / LayerNorm default
-ZERO = dict(kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
+from architectures.layers_flax import ZERO, conv3x3, group_norm, timestep_embedding, upsample2
+
+EPS = 1e-5  # torch's LayerNorm default
 
 
 def sinusoid(t: jax.Array, dim: int) -> jax.Array:
-    """[sin | cos] of (B,) values at dim // 8 frequencies 10000^(-i / (dim // 8)): width dim // 4."""
-    half = dim // 8
-    freqs = jnp.exp(-math.log(10000.0) / half * jnp.arange(half, dtype=jnp.float32))
-    args = t.astype(jnp.float32)[:, None] * freqs[None]
-    return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
-
-
-def conv3x3(cout: int, stride: int = 1, zero: bool = False, name: str | None = None) -> nn.Conv:
-    return nn.Conv(cout, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)), name=name, **(ZERO if zero else {}))
+    """ml-mdm's [sin | cos] of (B,) values at dim // 8 frequencies 10000^(-i / (dim // 8)): width dim // 4."""
+    return timestep_embedding(t, 2 * (dim // 8), sin_first=True)
 
 
 def conv1x1(cout: int, zero: bool = False, name: str | None = None) -> nn.Conv:
     return nn.Conv(cout, (1, 1), name=name, **(ZERO if zero else {}))
-
-
-def group_norm(groups: int, name: str | None = None) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=groups, epsilon=EPS, name=name)
 
 
 class Embed(nn.Module):
@@ -48,6 +36,9 @@ class Embed(nn.Module):
         return nn.Dense(self.dim, name="fc_out", **(ZERO if self.zero_out else {}))(h)
 
 
+# The same arithmetic as ADM's ResBlock with scale-shift (architectures/unet), kept apart because
+# the parameter names are ml-mdm's (norm1/conv1/time_layer/norm2/conv2, the canonical weight names)
+# and ADM's block also resamples inside and has an additive (no scale-shift) mode.
 class ResNet(nn.Module):
     """GN -> SiLU -> conv3x3 -> GN -> x (1 + a) + b -> SiLU -> dropout -> zero conv3x3, + skip."""
 
@@ -91,10 +82,6 @@ class Attention(nn.Module):
             h = conv1x1(4 * self.channels, name="ffn_in")(group_norm(self.groups, "ffn_norm")(x))
             x = x + conv1x1(self.channels, zero=True, name="ffn_out")(nn.gelu(h, approximate=False))
         return x
-
-
-def upsample2(x):
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 class Block(nn.Module):

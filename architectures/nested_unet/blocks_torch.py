@@ -1,37 +1,24 @@
 """ml-mdm U-Net blocks in PyTorch (ml-mdm models/unet.py), channels-first.
 
 They differ from ADM's (architectures/unet): the time embedding is [sin | cos] of temporal_dim/8
-frequencies; the ResNet applies SiLU after the scale-shift; attention projects qkv with a 1x1
-conv, adds a cross-attention to conditioning tokens to the self-attention output and may add an
-FFN. Submodule names match blocks_flax.py so bench/convert.py transfers weights by name.
+frequencies; the ResNet has ml-mdm's parameter names and never resamples; attention projects qkv
+with a 1x1 conv, adds a cross-attention to conditioning tokens to the self-attention output and
+may add an FFN. Submodule names match blocks_flax.py so bench/convert.py transfers weights by name.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from architectures.layers_torch import conv3x3, timestep_embedding, upsample2, zero_
+
 
 def sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """[sin | cos] of (B,) values at dim // 8 frequencies 10000^(-i / (dim // 8)): width dim // 4."""
-    half = dim // 8
-    freqs = torch.exp(-math.log(10000.0) / half * torch.arange(half, dtype=torch.float32, device=t.device))
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
-
-
-def zero_(module: nn.Module) -> nn.Module:
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
-def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+    """ml-mdm's [sin | cos] of (B,) values at dim // 8 frequencies 10000^(-i / (dim // 8)): width dim // 4."""
+    return timestep_embedding(t, 2 * (dim // 8), sin_first=True)
 
 
 class Embed(nn.Module):
@@ -49,6 +36,9 @@ class Embed(nn.Module):
         return self.fc_out(F.silu(self.fc_in(sinusoid(t, self.dim))))
 
 
+# The same arithmetic as ADM's ResBlock with scale-shift (architectures/unet), kept apart because
+# the parameter names are ml-mdm's (norm1/conv1/time_layer/norm2/conv2, the canonical weight names)
+# and ADM's block also resamples inside and has an additive (no scale-shift) mode.
 class ResNet(nn.Module):
     """GN -> SiLU -> conv3x3 -> GN -> x (1 + a) + b -> SiLU -> dropout -> zero conv3x3, + skip."""
 
@@ -120,7 +110,7 @@ class Block(nn.Module):
                 x = self.attn[i * self.attn_per + j](x, tokens, mask)
             outs.append(x)
         if self.mode == "up":
-            x = self.resample(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+            x = self.resample(upsample2(x))
         elif self.mode == "down":
             x = self.resample(x)
             outs.append(x)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from einops import rearrange
 
+from architectures.layers_flax import timestep_embedding
 from architectures.rin.config import RINConfig
 from architectures.row_dense import RowDense
 
@@ -51,9 +52,7 @@ def _trunc_normal(key, shape, dtype=jnp.float32):
 
 def time_code(gamma: jax.Array, dim: int, scaling: float) -> jax.Array:
     """Sinusoid of gamma * scaling, dim values (sin half | cos half), standardized per vector (spec step 1)."""
-    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(dim // 2, dtype=jnp.float32) * 2 / dim)
-    angles = (gamma.astype(jnp.float32) * scaling)[:, None] * freqs[None, :]
-    code = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+    code = timestep_embedding(gamma.astype(jnp.float32) * scaling, dim, sin_first=True)
     centered = code - code.mean(-1, keepdims=True)
     return centered / jnp.sqrt(jnp.mean(centered**2, -1, keepdims=True))
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from architectures.layers_torch import timestep_embedding
 from architectures.rin.config import RINConfig
 
 EPS = 1e-6  # every LayerNorm, as in the official code
@@ -48,9 +49,7 @@ def _trunc_normal(*shape: int) -> nn.Parameter:
 
 def time_code(gamma: torch.Tensor, dim: int, scaling: float) -> torch.Tensor:
     """Sinusoid of gamma * scaling, dim values (sin half | cos half), standardized per vector (spec step 1)."""
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(dim // 2, dtype=torch.float32, device=gamma.device) * 2 / dim)
-    angles = (gamma.float() * scaling)[:, None] * freqs[None, :]
-    code = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+    code = timestep_embedding(gamma.float() * scaling, dim, sin_first=True)
     centered = code - code.mean(-1, keepdim=True)
     return centered / centered.pow(2).mean(-1, keepdim=True).sqrt()
 

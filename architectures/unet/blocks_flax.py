@@ -7,43 +7,18 @@ Submodule names match blocks_torch.py so bench/convert.py transfers weights by n
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from einops import rearrange
 from flax import linen as nn
 
+from architectures.layers_flax import ZERO, conv3x3, group_norm, upsample2
 from architectures.row_dense import RowDense
-
-GN_EPS = 1e-5  # torch.nn.GroupNorm's default, as in ADM's GroupNorm32
-
-
-def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
-    """Sinusoidal embedding [cos, sin] of (B,) timesteps (Vaswani et al. 2017; ADM's ordering)."""
-    half = dim // 2
-    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
-    args = t.astype(jnp.float32)[:, None] * freqs[None]
-    emb = jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
-    return jnp.pad(emb, ((0, 0), (0, dim % 2)))
-
-
-def conv3x3(cout: int, stride: int = 1, zero: bool = False, name: str | None = None) -> nn.Conv:
-    init = dict(kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros) if zero else {}
-    return nn.Conv(cout, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)), name=name, **init)
-
-
-def group_norm(groups: int, name: str | None = None) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=groups, epsilon=GN_EPS, name=name)
 
 
 def per_frame(e: jax.Array, n: int) -> jax.Array:
     """Repeat per-example rows (B, D) for the frames folded into n = B * T rows."""
     return e if e.shape[0] == n else jnp.repeat(e, n // e.shape[0], axis=0)
-
-
-def upsample2(x: jax.Array) -> jax.Array:
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def avgpool2(x: jax.Array) -> jax.Array:
@@ -137,8 +112,7 @@ class Attention(nn.Module):
         if mask is not None:
             mask = jnp.repeat(mask, hh * ww, axis=0)[:, None]  # one row per (example, pixel)
         out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask)
-        zeros = dict(kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)
-        out = RowDense(self.channels, name="proj", **zeros)(rearrange(out, "n l h d -> n l (h d)"))
+        out = RowDense(self.channels, name="proj", **ZERO)(rearrange(out, "n l h d -> n l (h d)"))
         if self.frames:
             out = rearrange(out, "(b h w) t c -> (b t) h w c", h=hh, w=ww)
         else:

@@ -7,32 +7,12 @@ Submodule names match blocks_flax.py so bench/convert.py transfers weights by na
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding [cos, sin] of (B,) timesteps (Vaswani et al. 2017; ADM's ordering)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, dim % 2))
-
-
-def zero_(module: nn.Module) -> nn.Module:
-    """ADM's zero_module: the layer starts at zero, so each residual branch starts as identity."""
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
-def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+from architectures.layers_torch import conv3x3, upsample2, zero_
 
 
 def per_frame(e: torch.Tensor, n: int) -> torch.Tensor:
@@ -59,7 +39,7 @@ class Upsample(nn.Module):
         self.conv = conv3x3(channels, channels)
 
     def forward(self, x, emb=None):
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv(upsample2(x))
 
 
 class ResBlock(nn.Module):
@@ -79,7 +59,7 @@ class ResBlock(nn.Module):
 
     def _resample(self, x):
         if self.resample == "up":
-            return F.interpolate(x, scale_factor=2.0, mode="nearest")
+            return upsample2(x)
         if self.resample == "down":
             return F.avg_pool2d(x, 2)
         return x

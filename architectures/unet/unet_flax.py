@@ -10,9 +10,9 @@ import jax.numpy as jnp
 from einops import rearrange
 from flax import linen as nn
 
+from architectures.layers_flax import conv3x3, group_norm, timestep_embedding
 from architectures.unet import layout
-from architectures.unet.blocks_flax import (Attention, Downsample, ResBlock, SpaceTimeAttention, Upsample, conv3x3,
-                                            group_norm, timestep_embedding)
+from architectures.unet.blocks_flax import Attention, Downsample, ResBlock, SpaceTimeAttention, Upsample
 from architectures.unet.config import UNetConfig
 
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from architectures.layers_torch import conv3x3, timestep_embedding, zero_
 from architectures.unet import layout
-from architectures.unet.blocks_torch import (Attention, Downsample, ResBlock, SpaceTimeAttention, Upsample, conv3x3,
-                                             timestep_embedding, zero_)
+from architectures.unet.blocks_torch import Attention, Downsample, ResBlock, SpaceTimeAttention, Upsample
 from architectures.unet.config import UNetConfig
 
 

@@ -11,7 +11,7 @@ from bench.report import baseline as baseline_mod
 from bench.report import columns as cols
 from bench.records import write_text
 from bench.report import plots, selection, table
-from bench.report.prose import LEGEND, QUALITY_LEGEND, constants_text, provenance
+from bench.report.prose import LEGEND, QUALITY_LEGEND, RATIOS_NOTE, constants_text, provenance, provenance_line
 
 FORMATS = ("md", "html", "csv", "latex")
 FILES = {"md": "report.md", "html": "report.html", "csv": "table.csv", "latex": "table.tex"}
@@ -90,11 +90,7 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
 
 def markdown(report: Report, plot_dir: str = "") -> str:
     lines = [f"# diffbench report: {', '.join(report.suites)}", "", "## Provenance", ""]
-    for p in provenance(report):
-        lines.append(f"- run `{p['suite']}/{p['run_id']}` ({p['date']}): git {p['git']}; suite sha256 "
-                     f"{p['suite_sha256']}; {p['host']}; accelerators: {p['accelerators']}; devices: {p['devices']}; "
-                     f"threads {p['threads']}; precision {p['precision']}; {p['versions']}; "
-                     f"{p['cases']} case(s), {p['failed']} failed")
+    lines += ["- run `{}` {}".format(*provenance_line(p)) for p in provenance(report)]
     lines += ["", "## Results", ""]
     if report.main.constants:
         lines += [constants_text(report.main), ""]
@@ -106,9 +102,7 @@ def markdown(report: Report, plot_dir: str = "") -> str:
         lines += [*table.markdown_table(report.quality), QUALITY_LEGEND]
     lines += table.markdown_notes(report.records, selection.available(report.records))
     if report.ratios is not None:
-        lines += ["", f"## Ratios against the baseline `{report.baseline}`", "",
-                  "Each case divided by the baseline case with the same backend, device, precision, resolution, "
-                  "frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.", "",
+        lines += ["", f"## Ratios against the baseline `{report.baseline}`", "", RATIOS_NOTE, "",
                   *table.markdown_table(report.ratios)]
     if report.exponents:
         lines += ["", "## Cost vs resolution: fitted exponents", "",

@@ -29,9 +29,7 @@ img { max-width: 100%; }
 <h1>diffbench report: {{ suites }}</h1>
 <h2>Provenance</h2>
 <ul class="prov">
-{% for p in provenance %}<li>run <code>{{ p.suite }}/{{ p.run_id }}</code> ({{ p.date }}): git {{ p.git }};
-suite sha256 {{ p.suite_sha256 }}; {{ p.host }}; accelerators: {{ p.accelerators }}; devices: {{ p.devices }};
-threads {{ p.threads }}; precision {{ p.precision }}; {{ p.versions }}; {{ p.cases }} case(s), {{ p.failed }} failed</li>
+{% for run, rest in provenance %}<li>run <code>{{ run }}</code> {{ rest }}</li>
 {% endfor %}</ul>
 <h2>Results</h2>
 {% macro render(t, headers, table_id="") %}{% for title, rows in t %}{% if title %}<h3>{{ title }}</h3>{% endif %}
@@ -49,12 +47,10 @@ threads {{ p.threads }}; precision {{ p.precision }}; {{ p.versions }}; {{ p.cas
 {% if sub_failures %}<h2>Measurements that failed inside successful cases ({{ failed_mark }})</h2>
 <ul>{% for f in sub_failures %}<li><code>{{ f.case }}</code> {{ f.column }}: {{ f.why }}</li>{% endfor %}</ul>{% endif %}
 {% if contended %}<h2>Timings taken while the CPU was shared ({{ contended_mark }})</h2>
-<p class="legend">Wall time well above the CPU time the case's threads used, or more runnable work than CPUs: other
-processes took CPU time from the step, which then reads slower than on a quiet machine.</p>
+<p class="legend">{{ contended_note }}</p>
 <ul>{% for c in contended %}<li><code>{{ c }}</code></li>{% endfor %}</ul>{% endif %}
 {% if unreliable %}<h2>Timings that did not converge ({{ mark }})</h2>
-<p class="legend">Stopped by the repetition or time cap with IQR/median above the target: the median is reported
-but the machine was too noisy for it to settle.</p>
+<p class="legend">{{ unreliable_note }}</p>
 <ul>{% for u in unreliable %}<li><code>{{ u }}</code></li>{% endfor %}</ul>{% endif %}
 {% if flagged_mfu %}<h2>MFU not reported: flagged (&gt;100%)</h2>
 <ul>{% for f in flagged_mfu %}<li><code>{{ f.case }}</code> {{ f.step }}: {{ f.why }}</li>{% endfor %}</ul>{% endif %}
@@ -63,8 +59,7 @@ but the machine was too noisy for it to settle.</p>
 {% if failures %}<h2>Failed cases</h2>
 <ul>{% for f in failures %}<li><code>{{ f.case }}</code> ({{ f.type }}): {{ f.message }}</li>{% endfor %}</ul>{% endif %}
 {% if ratios %}<h2>Ratios against the baseline <code>{{ baseline }}</code></h2>
-<p class="legend">Each case divided by the baseline case with the same backend, device, precision, resolution,
-frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.</p>
+<p class="legend">{{ ratios_note }}</p>
 {{ render(ratios, ratio_headers) }}{% endif %}
 {% if exponents %}<h2>Cost vs resolution: fitted exponents</h2>
 <table><thead><tr><th class="label">quantity</th><th class="label">series</th><th>exponent b</th></tr></thead><tbody>
@@ -101,22 +96,22 @@ def _headers(t: table.Table):
 
 
 def render(report) -> str:
-    from bench.report.prose import LEGEND, QUALITY_LEGEND, constants_text, provenance
+    from bench.report.prose import LEGEND, QUALITY_LEGEND, RATIOS_NOTE, constants_text, provenance, provenance_line
     from bench.report.selection import available
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     plots = [{"caption": p["caption"], "data": base64.b64encode(p["png"].read_bytes()).decode()} for p in report.plots]
     return env.from_string(TEMPLATE).render(
-        suites=", ".join(report.suites), provenance=provenance(report), legend=LEGEND, mark=table.UNRELIABLE_MARK,
+        suites=", ".join(report.suites), provenance=[provenance_line(p) for p in provenance(report)], legend=LEGEND, mark=table.UNRELIABLE_MARK,
         main=_rows(report.main), main_headers=_headers(report.main), main_constants=constants_text(report.main),
         quality=_rows(report.quality) if report.quality else None, quality_legend=QUALITY_LEGEND,
         quality_headers=_headers(report.quality) if report.quality else [],
         quality_constants=constants_text(report.quality) if report.quality else "",
         sub_failures=table.sub_failures(report.records, available(report.records)), failed_mark=table.FAILED_MARK,
         contended=[table.contended_line(c) for c in table.contended_timings(report.records)],
-        contended_mark=table.CONTENDED_MARK,
+        contended_mark=table.CONTENDED_MARK, contended_note=table.CONTENDED_NOTE, unreliable_note=table.UNRELIABLE_NOTE,
         ratios=_rows(report.ratios) if report.ratios else None,
-        ratio_headers=_headers(report.ratios) if report.ratios else [], baseline=report.baseline,
+        ratio_headers=_headers(report.ratios) if report.ratios else [], baseline=report.baseline, ratios_note=RATIOS_NOTE,
         unreliable=[table.unreliable_line(u) for u in table.unreliable_timings(report.records)],
         disagreements=table.disagreements(report.records), failures=table.failures(report.records),
         flagged_mfu=table.flagged_mfu(report.records),

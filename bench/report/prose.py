@@ -54,5 +54,17 @@ QUALITY_LEGEND = ("Each score with its 95% bootstrap CI over samples (generated 
                   "measurement's counted FLOPs (0: the seeded initialization).")
 
 
+RATIOS_NOTE = ("Each case divided by the baseline case with the same backend, device, precision, resolution, "
+               "frames and batch; time ratios carry a 95% bootstrap CI from both cases' raw samples.")
+
+
+def provenance_line(p: dict) -> tuple[str, str]:
+    """One provenance entry as (its run, the rest), for report.md and report.html (the run in code font)."""
+    return (f"{p['suite']}/{p['run_id']}",
+            f"({p['date']}): git {p['git']}; suite sha256 {p['suite_sha256']}; {p['host']}; accelerators: "
+            f"{p['accelerators']}; devices: {p['devices']}; threads {p['threads']}; precision {p['precision']}; "
+            f"{p['versions']}; {p['cases']} case(s), {p['failed']} failed")
+
+
 def constants_text(t: table.Table) -> str:
     return f"Every case: {selection.constants_line(list(t.constants), t.records)}." if t.constants else ""

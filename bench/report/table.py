@@ -15,6 +15,11 @@ from bench.report.columns import MFU_FLAGGED, Column, TIMED_STEPS, dig, mfu, tim
 UNRELIABLE_MARK = "†"  # timing stopped by the repetition or time cap, not by the convergence rule
 CONTENDED_MARK = "‡"  # timing taken while the CPU was shared (bench/measure/case_measurements.py: cpu_record)
 FAILED_MARK = "✗"  # a sub-measurement of an ok case failed (FLOP counter, training-step count, MFU peak)
+# the notes' intros, written once for report.md and report.html
+CONTENDED_NOTE = ("Wall time well above the CPU time the case's threads used, or more runnable work than CPUs: "
+                  "other processes took CPU time from the step, which then reads slower than on a quiet machine.")
+UNRELIABLE_NOTE = ("Stopped by the repetition or time cap with IQR/median above the target: the median is "
+                   "reported but the machine was too noisy for it to settle.")
 
 
 @dataclass(frozen=True)
@@ -190,37 +195,26 @@ def markdown_table(table: Table) -> list[str]:
     return out
 
 
+def _md_section(title: str, items: list[str], intro: str = "") -> list[str]:
+    """A "## title" section of bullet lines (with an intro paragraph), or nothing without items."""
+    return ["", f"## {title}", "", *([intro, ""] if intro else []), *items] if items else []
+
+
 def markdown_notes(records, columns=()) -> list[str]:
-    out = []
-    subs = sub_failures(records, columns)
-    if subs:
-        out += ["", f"## Measurements that failed inside successful cases ({FAILED_MARK})", ""]
-        out += [f"- `{f['case']}` {f['column']}: {f['why']}" for f in subs]
-    busy = contended_timings(records)
-    if busy:
-        out += ["", f"## Timings taken while the CPU was shared ({CONTENDED_MARK})", "",
-                "Wall time well above the CPU time the case's threads used, or more runnable work than CPUs: "
-                "other processes took CPU time from the step, which then reads slower than on a quiet machine.", ""]
-        out += [f"- `{contended_line(c)}`" for c in busy]
-    unreliable = unreliable_timings(records)
-    if unreliable:
-        out += ["", f"## Timings that did not converge ({UNRELIABLE_MARK})", "",
-                "Stopped by the repetition or time cap with IQR/median above the target: the median is "
-                "reported but the machine was too noisy for it to settle.", ""]
-        out += [f"- `{u['case']}` {unreliable_line(u)[len(str(u['case'])) + 1:]}" for u in unreliable]
-    flagged = flagged_mfu(records)
-    if flagged:
-        out += ["", f"## MFU not reported: {MFU_FLAGGED}", ""]
-        out += [f"- `{f['case']}` {f['step']}: {f['why']}" for f in flagged]
-    bad = disagreements(records)
-    if bad:
-        out += ["", "## FLOP counters that disagree with the analytic count", ""]
-        out += [f"- `{d['case']}`: {d['ratios'] or 'see the record'}" for d in bad]
-    failed = failures(records)
-    if failed:
-        out += ["", "## Failed cases", ""]
-        out += [f"- `{f['case']}` ({f['type']}): {f['message']}" for f in failed]
-    return out
+    return [
+        *_md_section(f"Measurements that failed inside successful cases ({FAILED_MARK})",
+                     [f"- `{f['case']}` {f['column']}: {f['why']}" for f in sub_failures(records, columns)]),
+        *_md_section(f"Timings taken while the CPU was shared ({CONTENDED_MARK})",
+                     [f"- `{contended_line(c)}`" for c in contended_timings(records)], CONTENDED_NOTE),
+        *_md_section(f"Timings that did not converge ({UNRELIABLE_MARK})",
+                     [f"- `{u['case']}` {unreliable_line(u)[len(str(u['case'])) + 1:]}"
+                      for u in unreliable_timings(records)], UNRELIABLE_NOTE),
+        *_md_section(f"MFU not reported: {MFU_FLAGGED}",
+                     [f"- `{f['case']}` {f['step']}: {f['why']}" for f in flagged_mfu(records)]),
+        *_md_section("FLOP counters that disagree with the analytic count",
+                     [f"- `{d['case']}`: {d['ratios'] or 'see the record'}" for d in disagreements(records)]),
+        *_md_section("Failed cases", [f"- `{f['case']}` ({f['type']}): {f['message']}" for f in failures(records)]),
+    ]
 
 
 # -- LaTeX (booktabs) ---------------------------------------------------------------------
