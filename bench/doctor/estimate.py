@@ -31,7 +31,7 @@ def step_gflop(entry, config, batch: int, what: str) -> float:
     forward = 2 * analytic(entry, config, batch)["macs"] / 1e9
     process = framework_free.make_process(entry, config)
     if what == "sample_step":
-        return forward * process.nfe_per_sample_step(host.conditional(config))
+        return forward * process.nfe_per_sample_step(framework_free.conditional(config))
     return forward * (process.forward_passes_per_train_step("latents" in entry.extras) + 2)
 
 
