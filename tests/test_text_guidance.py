@@ -162,9 +162,9 @@ def test_condition_dropout_needs_a_condition():
 
 
 def test_a_guided_token_nest_runs_sample_step_and_quality_with_doubled_nfe(tmp_path):
-    from bench import runner, spec
+    from bench import runner, suite_file
 
-    suite = spec.loads("name: t\ncases:\n  - preset: mdm-tiny\n    measure: [sample_step, quality]\n"
+    suite = suite_file.loads("name: t\ncases:\n  - preset: mdm-tiny\n    measure: [sample_step, quality]\n"
                        "    threads: 1\n    rounds: 1\n"
                        "    override: {process: {guidance_scale: 1.5}}\n"
                        "    quality: {metrics: [kid], n: 4, steps: 2, batch: 2, dataset: shapes}\n")

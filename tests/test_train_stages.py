@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from architectures import registry
-from bench import backends, spec
+from bench import backends, suite_file
 from bench.measure.case_measurements import Context
 from bench.strict_yaml import SpecError
-from bench.training import checkpoint, progressive, run, stages
+from bench.training import case_train, checkpoint, progressive, run, stages
 from tests import test_record_schema
 
 TRAIN = "dataset: shapes, limit: 8, warmup: 0, log_every: 1"
@@ -25,15 +25,15 @@ cases:
 
 
 def _case(tmp_path, backend: str, preset: str, train: str):
-    return spec.loads(SUITE.format(backend=backend, preset=preset, train=train), str(tmp_path / "s.yaml")).cases[0]
+    return suite_file.loads(SUITE.format(backend=backend, preset=preset, train=train), str(tmp_path / "s.yaml")).cases[0]
 
 
 def _train(case, run_dir):
     adapter = backends.get(case.backend)
-    ctx = Context(case, registry.get(case.arch), spec.resolve_config(case), adapter=adapter,
+    ctx = Context(case, registry.get(case.arch), suite_file.resolve_config(case), adapter=adapter,
                   device=adapter.resolve_device("cpu"))
     run_dir.mkdir()
-    return ctx, run.train_case(ctx, str(run_dir), "case")
+    return ctx, case_train.train_case(ctx, str(run_dir), "case")
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -84,7 +84,7 @@ def test_a_stage_is_counted_as_the_smaller_preset(tmp_path):
     case = _case(tmp_path, "torch", "mdm-tiny", f"{TRAIN}, stages: [{{levels: 1, budget: {{steps: 1}}}}, "
                                                 "{levels: 2, budget: {steps: 1}}]")
     entry = registry.get("nested_unet")
-    small = stages.stage_config(spec.resolve_config(case), 1)
+    small = stages.stage_config(suite_file.resolve_config(case), 1)
     assert small.levels == entry.preset("mdm-tiny-inner").config.levels and small.process.resolutions == (16,)
     inner = _case(tmp_path, "torch", "mdm-tiny-inner", f"{TRAIN}, budget: {{steps: 1}}")
     got, want = run.count_step_flops(case, entry, 2, levels=1), run.count_step_flops(inner, entry, 2)
@@ -106,7 +106,7 @@ def test_eval_after_stages_scores_the_stage_model_at_its_own_side(tmp_path, monk
     text = SUITE.replace("measure: [train]", "measure: [train, quality]").format(
         backend="torch", preset="mdm-tiny", train=f"{TRAIN}, eval_after_stages: true, "
         "stages: [{levels: 1, budget: {steps: 2}}, {levels: 2, budget: {steps: 1}}]")
-    ctx, staged = _train(spec.loads(text, "s.yaml").cases[0], tmp_path / "r")
+    ctx, staged = _train(suite_file.loads(text, "s.yaml").cases[0], tmp_path / "r")
     one, two = staged["stages"]
     assert len(scored) == 1 and scored[0][0] == 16 and "quality" not in two
     assert one["quality"] == {"resolution": 16, "weights": "trained", "metrics": [], "sampling_s": 0.0, "scoring_s": 0.0}

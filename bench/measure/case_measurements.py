@@ -201,7 +201,7 @@ def cpu_record(wall_s: list[float], cpu_s: list[float], threads: int, device: di
 def measure_train(ctx: Context) -> dict:
     """Budgeted training (bench.training.run); the built model then holds the trained weights."""
     from bench.records import record_filename
-    from bench.training.run import train_case
+    from bench.training.case_train import train_case
 
     return train_case(ctx, ctx.run_dir, record_filename(ctx.case.index, ctx.case.id)[:-5])
 

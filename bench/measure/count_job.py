@@ -43,7 +43,7 @@ def resolve(job: CountJob):
     if job.overrides:
         config = apply_overrides(config, job.overrides, f"{job.arch}/{job.preset}", dotted("override"))[0]
     if job.levels:
-        from bench.training.stages import stage_config
+        from bench.training.stage_spec import stage_config
 
         config = stage_config(config, job.levels)
     return entry, config

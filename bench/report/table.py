@@ -153,7 +153,15 @@ def contended_timings(records) -> list[dict]:
 def contended_line(c: dict) -> str:
     ratio = c["wall_over_cpu"]
     why = c["why"] if isinstance(c["why"], str) else str(c["why"])
-    return f"{c['case']} {c['step']}: {why}" + (f" (wall/CPU {ratio:.2f})" if ratio and "wall/CPU" not in why else "")
+    return f"{c['case']} {c['step']}: {why}" + (f" (wall/CPU {_ratio(ratio)})" if ratio and "wall/CPU" not in why else "")
+
+
+def _ratio(value) -> str:
+    """A ratio to 2 decimals; a value no float holds (a hostile record's huge int) as it is."""
+    try:
+        return f"{float(value):.2f}"
+    except (OverflowError, TypeError, ValueError):
+        return str(value)
 
 
 def disagreements(records) -> list[dict]:

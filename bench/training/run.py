@@ -46,7 +46,7 @@ def count_step_flops(case, entry, batch: int, levels: int = 0) -> dict:
     from bench.suite_file import resolve_config
 
     module = COUNTER[case.backend]
-    from bench.training.stages import stage_config
+    from bench.training.stage_spec import stage_config
 
     job = CountJob(case.arch, case.preset, case.overrides.to_dict(), batch, case.seed,
                    (entry.config.partition(":")[0],), train=True, compile=False, levels=levels)
@@ -92,18 +92,6 @@ def training_data(train: dict, config, seed: int, process=None):
                               seed + 1, 0)
         context = {k: drawn[k] for k in ("context", "context_mask")}
     return x, (y if config.num_classes > 0 else None), context
-
-
-def train_case(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
-    """Run the case's `train:` budget (or its stages); ctx.built() ends holding the trained (EMA) weights."""
-    train = ctx.case.train.to_dict()
-    if "stages" in train:
-        from bench.training.stages import train_stages
-
-        return train_stages(ctx, run_dir, checkpoint_name)
-    count = count_step_flops(ctx.case, ctx.entry, train["batch"] or ctx.case.batch)
-    start = lambda built: _start_from(train["init"], ctx.case.arch, ctx.adapter, built)  # noqa: E731
-    return train_model(ctx, train, count, start, run_dir, checkpoint_name)[0]
 
 
 def train_model(ctx, train: dict, count: dict, start, run_dir: str | None, checkpoint_name: str):

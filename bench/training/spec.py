@@ -194,7 +194,7 @@ def check_for_case(train: dict, entry, preset: str, measure: tuple, source: str,
     except RecipeError as err:
         raise SpecError(source, child(path, "recipe"), str(err), RECIPES) from None
     if "stages" in train:
-        return stage_spec.check_for_case(train, entry, preset, measure, recipe, source, path)
+        return stage_spec.check_for_case(train, entry, preset, measure, recipe, source, path, resolve)
     steps = train["budget"].get("steps")
     if steps is not None:
         try:

@@ -15,6 +15,8 @@ the case's `train:` for that stage). Every other `train:` key applies to every s
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.strict_yaml import SpecError, child, show
 
 STAGE_KEYS = ("levels", "budget", "batch", "lr", "warmup")
@@ -87,10 +89,11 @@ def stage_train(train: dict, stage: dict) -> dict:
     return out
 
 
-def check_for_case(train: dict, entry, preset: str, measure: tuple, recipe, source: str, path: str) -> None:
+def check_for_case(train: dict, entry, preset: str, measure: tuple, recipe, source: str, path: str,
+                   resolve) -> None:
     """What needs the architecture: a nest (a config with `levels`), quality for eval_after_stages,
-    and each step budget against the warmup."""
-    from bench.training.spec import resolve
+    and each step budget against the warmup (resolve: bench.training.spec.resolve, passed in so
+    the two modules do not import each other)."""
 
     config = entry.load_presets()[preset].config
     if not hasattr(config, "levels"):
@@ -123,3 +126,9 @@ def nest_problem(train: dict, config):
         return ("stages", len(stages) - 1, "levels"), \
             f"the last stage trains {stages[-1]['levels']} of the nest's {n} levels", f"{n} (the whole nest)"
     return None
+
+
+def stage_config(config, levels: int):
+    """The model of a stage: the nest's `levels` innermost U-Nets, everything else the same."""
+    process = dataclasses.replace(config.process, weights=tuple(config.process.weights[-levels:]), resolutions=())
+    return dataclasses.replace(config, levels=tuple(config.levels[-levels:]), process=process)

@@ -15,13 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from bench.training import checkpoint, progressive, run
-from bench.training.stage_spec import stage_train
-
-
-def stage_config(config, levels: int):
-    """The model of a stage: the nest's `levels` innermost U-Nets, everything else the same."""
-    process = dataclasses.replace(config.process, weights=tuple(config.process.weights[-levels:]), resolutions=())
-    return dataclasses.replace(config, levels=tuple(config.levels[-levels:]), process=process)
+from bench.training.stage_spec import stage_config, stage_train
 
 
 def train_stages(ctx, run_dir: str | None, checkpoint_name: str) -> dict:
