@@ -249,11 +249,12 @@ def test_generate_runs_the_sampler_deterministically(name):
 
 
 def test_same_weights_and_draws_give_the_same_numbers_in_both_backends():
-    """torch weights moved to Flax (bench.convert): the loss with self-conditioning and one DDPM
-    step with guidance and latent carry agree, since every random draw comes from framework_free.py."""
+    """torch weights moved to Flax (bench.convert): the loss with self-conditioning and label dropout,
+    and one DDPM step with guidance and latent carry agree, since every random draw comes from
+    framework_free.py."""
     from bench.convert import torch_to_flax
 
-    entry, cfg = registry.get("rin"), rin_micro(sampler="ddpm", guidance_scale=0.5)
+    entry, cfg = registry.get("rin"), rin_micro(sampler="ddpm", guidance_scale=0.5, cond_drop_prob=0.5)
     t_built = tb.build(entry, cfg, seed=0)
     j_built = jb.build(entry, cfg, seed=0, abstract=True)
     j_built.params = torch_to_flax(t_built.model.state_dict(), j_built.params)
@@ -263,6 +264,7 @@ def test_same_weights_and_draws_give_the_same_numbers_in_both_backends():
     draws = half.train_draws(np.random.default_rng(1), host_arrays["x"].shape)
     batch = {"x0": np.clip(host_arrays["x"], -1, 1), "y": host_arrays["y"], **draws}
     assert 0 < draws["keep"].sum() < 3  # some examples keep their pass-1 latents, some drop them
+    assert 0 < draws["cond_keep"].sum() < 3  # some examples train on their label, some on the null label
     t_loss = tb.Trainer(t_built).loss(tb.device_arrays(t_built, batch))
     trainer = jb.Trainer(j_built)
     j_loss = jax.jit(trainer.loss)(trainer.params, jb.device_arrays(j_built, batch), trainer.key)

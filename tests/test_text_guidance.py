@@ -136,8 +136,8 @@ def test_condition_dropout_in_training_draws_and_feeds_the_null():
     shape = (64, 32, 32, 3)
     plain = host.make_process(ENTRY, TINY).train_draws(np.random.default_rng(0), shape)
     dropping = host.make_process(ENTRY, _config(cond_drop_prob=0.25)).train_draws(np.random.default_rng(0), shape)
-    assert "keep" not in plain and np.array_equal(plain["t"], dropping["t"])
-    assert 0 < (dropping["keep"] == 0).sum() < 64 and set(np.unique(dropping["keep"])) <= {0.0, 1.0}
+    assert "cond_keep" not in plain and np.array_equal(plain["t"], dropping["t"])
+    assert 0 < (dropping["cond_keep"] == 0).sum() < 64 and set(np.unique(dropping["cond_keep"])) <= {0.0, 1.0}
     labelled = replace(TINY, cond_dim=0, cond_proj_dim=0, num_classes=10,
                        process=replace(TINY.process, cond_drop_prob=0.25))
     assert labelled.process.null_label == 10
@@ -147,10 +147,10 @@ def test_condition_dropout_in_training_draws_and_feeds_the_null():
         seen.append(y)
         return [x * 0 for x in xs], None
 
-    keep, x0 = dropping["keep"], np.zeros(shape, np.float32)
+    keep, x0 = dropping["cond_keep"], np.zeros(shape, np.float32)
     for cfg, y, want in [(_config(cond_drop_prob=0.25), None, keep),
                          (labelled, np.arange(64) % 10, np.where(keep > 0, np.arange(64) % 10, 10))]:
-        host.make_process(ENTRY, cfg).training_loss(spy, x0, dropping["t"], dropping["eps"], y, keep=keep)
+        host.make_process(ENTRY, cfg).training_loss(spy, x0, dropping["t"], dropping["eps"], y, cond_keep=keep)
         np.testing.assert_array_equal(seen[-1], want)
 
 

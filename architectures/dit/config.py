@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from architectures.processes.config import GaussianConfig
+from architectures.processes.config import GaussianConfig, with_null_label
 from architectures.registry import Preset
 
 
@@ -52,6 +52,7 @@ class DiTConfig:
         if self.learn_sigma and not self.process.timesteps:
             raise ValueError("learn_sigma needs a discrete-time process (process.timesteps > 0): the VLB term and "
                              "beta~ are defined per discrete step")
+        object.__setattr__(self, "process", with_null_label(self.process, self.num_classes))  # label dropout drops to it
 
     @property
     def time_scaling(self) -> float:
@@ -96,9 +97,11 @@ def _adm_process(steps: int = 250) -> GaussianConfig:
     """ADM's diffusion as DiT trains it (create_diffusion): linear betas over T = 1000 discrete
     steps, eps prediction, learned sigma with the hybrid loss; the paper's FIDs sample 250 DDPM steps.
     Guidance (when a suite sets guidance_scale) as the official forward_with_cfg: one batch-2B call,
-    only the first 3 eps channels guided ("for exact reproducibility", models.py)."""
+    only the first 3 eps channels guided ("for exact reproducibility", models.py); trained for it
+    with each label dropped to the null label with probability 0.1 (DiT(class_dropout_prob=0.1),
+    LabelEmbedder.token_drop)."""
     return GaussianConfig(schedule="ddpm_linear", prediction="eps", time_input="t", sampler="ddpm", sample_steps=steps,
-                          timesteps=1000, guidance_mode="batched", guided_channels=3)
+                          timesteps=1000, guidance_mode="batched", guided_channels=3, cond_drop_prob=0.1)
 
 
 _SIZES = {  # name: (depth, hidden_size, num_heads), Table 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SCHEDULES = ("cosine", "cosine_iddpm", "cosine_shifted", "sigmoid", "linear", "ddpm_linear")  # see schedules.py
 PREDICTIONS = ("eps", "x0", "v")
@@ -34,6 +34,8 @@ class GaussianConfig:
     timesteps: int = 0  # T > 0: discrete time as DDPM/ADM (t = integer step 0..T-1, see discrete.py); 0: t in [0, 1]
     rescale_timesteps: bool = False  # discrete: the network sees k * 1000 / T (improved-diffusion) instead of k (ADM)
     vlb_weight: float = 0.001  # lambda of L_hybrid = L_simple + lambda L_vlb (iDDPM Sec. 3.1), learned-variance models
+    cond_drop_prob: float = 0.0  # training: P(an example's class label becomes the null label); DiT: 0.1
+    null_label: int = -1  # filled by the model config: its null class label (num_classes); -1 = no classes
 
     def __post_init__(self):
         for name, value, allowed in [
@@ -65,6 +67,8 @@ class GaussianConfig:
             raise ValueError(f"process.guided_channels={self.guided_channels!r}; allowed: >= 0 (0 = all channels)")
         if self.vlb_weight < 0:
             raise ValueError(f"process.vlb_weight={self.vlb_weight!r}; allowed: >= 0")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"process.cond_drop_prob={self.cond_drop_prob!r}; allowed: [0, 1)")
         self._check_discrete()
 
     def _check_discrete(self):
@@ -79,3 +83,13 @@ class GaussianConfig:
         if self.time_difference or self.sample_schedule not in ("", self.schedule):
             raise ValueError("process.time_difference and process.sample_schedule need continuous time "
                              "(process.timesteps = 0)")
+
+
+def with_null_label(process, num_classes: int):
+    """The model config's process with its null label (label num_classes; -1 without classes).
+    Label dropout (cond_drop_prob > 0) needs classes to drop: refused on an unconditional model."""
+    if process.cond_drop_prob > 0 and num_classes <= 0:
+        raise ValueError(f"process.cond_drop_prob={process.cond_drop_prob}: the model has no class label to drop "
+                         "(num_classes = 0); allowed: 0")
+    null = num_classes if num_classes > 0 else -1
+    return process if process.null_label == null else replace(process, null_label=null)

@@ -21,7 +21,7 @@ from typing import Callable
 
 from array_api_compat import array_namespace
 
-from architectures.processes import discrete, schedules, vlb
+from architectures.processes import discrete, guidance, schedules, vlb
 from architectures.processes.coefficients import Level, StepTerms, as_level
 from architectures.processes.config import GaussianConfig
 from architectures.processes.gaussian_sampler import Denoise, GaussianSampler, SampleOut, _per_example, _split
@@ -84,11 +84,14 @@ class GaussianProcess(GaussianSampler):
         """numpy draws of one training step, keyed by training_loss's keyword names."""
         b = x_shape[0]
         t = rng.integers(0, self.config.timesteps, b) if self.tables else rng.uniform(0.0, 1.0, (b,))
-        return {
+        out = {
             "t": t.astype("float32"),  # discrete time: the integer step k, as a float
             "eps": rng.standard_normal(x_shape).astype("float32"),
             "keep": (rng.uniform(0.0, 1.0, (b,)) < self.config.self_condition_rate).astype("float32"),
         }
+        if self.config.cond_drop_prob > 0:  # drawn last: without label dropout the draws are as before
+            out["cond_keep"] = (rng.uniform(0.0, 1.0, (b,)) >= self.config.cond_drop_prob).astype("float32")
+        return out
 
     def sample_step_draws(self, rng, x_shape: tuple[int, ...], steps: int, only: int | None = None) -> list[dict]:
         """numpy draws of each sampler step, keyed by sample_step's keyword names (DDPM: noise);
@@ -180,7 +183,7 @@ class GaussianProcess(GaussianSampler):
         return x0, eps
 
     # -- training -----------------------------------------------------------------------
-    def training_loss(self, denoise: Denoise, x0, t, eps, y=None, *, latents=None, keep=None,
+    def training_loss(self, denoise: Denoise, x0, t, eps, y=None, *, latents=None, keep=None, cond_keep=None,
                       stop_gradient: Callable = _identity):
         """MSE between the network output and the prediction target (Alg. 1).
 
@@ -188,8 +191,11 @@ class GaussianProcess(GaussianSampler):
         pass 1 on the whole batch with zero latents, stop-gradient on its output latents, zero
         them where keep == 0 (the caller draws keep ~ Bernoulli(r) per example), then pass 2
         with those latents gives the loss. No backprop through pass 1.
+        Label dropout (cond_drop_prob > 0, classifier-free guidance training): where cond_keep == 0
+        the example's label is the null label in every pass (DiT's LabelEmbedder.token_drop).
         """
         xp = array_namespace(x0)
+        y = guidance.dropped(y, cond_keep, self.config.null_label) if y is not None else y
         lev = self.level(t)
         x_t = self.add_noise(x0, lev, eps)
         time = self.network_time(t, lev.gamma)

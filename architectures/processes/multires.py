@@ -98,13 +98,13 @@ class MultiResProcess:
 
     def train_draws(self, rng, x_shape) -> dict:
         """k ~ U{1..T} as t = k / T (ml-mdm: randint(0, T) + 1) and eps per resolution; with
-        cond_drop_prob > 0, keep flags (0: the example trains on the null condition, guidance.dropped)."""
+        cond_drop_prob > 0, cond_keep flags (0: the example trains on the null condition, guidance.dropped)."""
         shapes = self.shapes(x_shape)
         b, steps = shapes[0][0], self.config.steps
         out = {"t": (rng.integers(1, steps + 1, (b,)) / steps).astype("float32"),
                "eps": [rng.standard_normal(s).astype("float32") for s in shapes]}
         if self.config.cond_drop_prob > 0:
-            out["keep"] = (rng.uniform(size=(b,)) >= self.config.cond_drop_prob).astype("float32")
+            out["cond_keep"] = (rng.uniform(size=(b,)) >= self.config.cond_drop_prob).astype("float32")
         return out
 
     def sample_step_draws(self, rng, x_shape, steps: int, only: int | None = None) -> list[dict]:
@@ -137,13 +137,13 @@ class MultiResProcess:
         x0 = x0[0] if isinstance(x0, (list, tuple)) else x0
         return [x0 if tuple(e.shape) == tuple(x0.shape) else avg_pool(x0, tuple(e.shape)) for e in eps]
 
-    def training_loss(self, denoise, x0, t, eps, y=None, *, keep=None, latents=None,
+    def training_loss(self, denoise, x0, t, eps, y=None, *, cond_keep=None, latents=None,
                       stop_gradient: Callable = _identity):
         xp = array_namespace(t)
         x0s = self.targets(x0, eps)
         gs = self.gammas(t, x0s)
         x_t = [self.gaussian.add_noise(x, g, e) for x, g, e in zip(x0s, gs, eps)]
-        preds, _ = denoise(x_t, self.network_time(t), guidance.dropped(y, keep, self.config.null_label), None)
+        preds, _ = denoise(x_t, self.network_time(t), guidance.dropped(y, cond_keep, self.config.null_label), None)
         loss = 0.0
         for w, x, g, v, e in zip(self.weights(len(eps)), x_t, gs, preds, eps):
             eps_hat = self.gaussian.x0_eps(x, g, v, clip=False)[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from architectures.processes.config import GaussianConfig
+from architectures.processes.config import GaussianConfig, with_null_label
 from architectures.registry import Preset
 
 
@@ -51,6 +51,7 @@ class RINConfig:
             raise ValueError(f"tape_mlp_ratio={self.tape_mlp_ratio!r}, num_classes={self.num_classes!r}; allowed: >= 0")
         if self.process.time_input != "gamma":
             raise ValueError(f"process.time_input={self.process.time_input!r}; allowed: ['gamma'] (RIN sees the noise level)")
+        object.__setattr__(self, "process", with_null_label(self.process, self.num_classes))  # label dropout drops to it
 
     def _check_positive(self):
         for name in ("image_size", "channels", "patch_size", "temporal_patch", "interface_dim", "latent_dim",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from architectures.processes.config import GaussianConfig
+from architectures.processes.config import GaussianConfig, with_null_label
 from architectures.registry import Preset
 
 EMBEDDINGS = ("fourier", "positional")  # NCSN++, DDPM++
@@ -67,6 +67,7 @@ class SongUNetConfig:
         if self.process.time_input != "t":
             raise ValueError(f"process.time_input={self.process.time_input!r}; allowed: ['t']")
         self._check_widths()
+        object.__setattr__(self, "process", with_null_label(self.process, self.num_classes))  # label dropout drops to it
 
     def _check_widths(self):
         sizes = self.resolutions

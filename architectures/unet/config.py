@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from architectures.processes.config import GaussianConfig
+from architectures.processes.config import GaussianConfig, with_null_label
 from architectures.registry import Preset
 
 
@@ -75,6 +75,7 @@ class UNetConfig:
         self._check_channels()
         self._check_video()
         self._check_attention()
+        object.__setattr__(self, "process", with_null_label(self.process, self.num_classes))  # label dropout drops to it
 
     def _check_channels(self):
         for ch in sorted(set(self.level_channels) | {self.level_channels[0]}):
