@@ -8,7 +8,7 @@ presets can be read without a framework too.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from architectures.plugin_failures import failure_hint

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from architectures import registry
-from architectures.nested_unet.config import LevelConfig, NestedUNetConfig
+from architectures.nested_unet.config import NestedUNetConfig
 from bench.backends import torch_adapter as tb
 
 TOKENS, WIDTH = 16, 2048

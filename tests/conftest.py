@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import settings
 
 # Shared 2-core machines are noisy: a per-example deadline would fail on load, not on a bug.
@@ -17,8 +18,22 @@ FAST_MODULES = {
 
 
 def pytest_collection_modifyitems(config, items):
-    import pytest
-
     for item in items:
         if item.module.__name__.rpartition(".")[2] in FAST_MODULES:
             item.add_marker(pytest.mark.fast)
+
+
+@pytest.fixture(autouse=True)
+def _restore_plugin_failures():
+    """A plugin that fails to import is remembered for the whole process (architectures/plugin_failures.py)
+    and named in every later "unknown architecture/preset" error; a test that makes one fail on purpose
+    must not change what later tests' error messages say. Restores the loader's failure and warned-once
+    records after each test (the architectures a test registers are its own fixtures' business)."""
+    from architectures import plugin_failures, plugins
+
+    failed, warned = dict(plugin_failures.FAILED), set(plugins._WARNED)
+    yield
+    plugin_failures.FAILED.clear()
+    plugin_failures.FAILED.update(failed)
+    plugins._WARNED.clear()
+    plugins._WARNED.update(warned)

@@ -5,7 +5,6 @@ import pytest
 
 from architectures import registry
 from bench import backends
-from bench.backends import framework_free
 from bench.data import builtin
 from bench.quality import features, metrics, sample
 from tests.shape_data import for_shapes

@@ -8,8 +8,7 @@ denoise(m, time, y, latents) -> (out, _); the force is (1 - t) * out with time =
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from array_api_compat import array_namespace, device as _device
@@ -52,7 +51,6 @@ class PhaseSpaceProcess:
 
     # -- the bridge --------------------------------------------------------------------
     def split(self, m):
-        xp = array_namespace(m)
         c = m.shape[self.channel_axis] // 2
         ax = self.channel_axis % m.ndim
         idx = [slice(None)] * m.ndim

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import builtin, cifar10, digits, folders, video
-from bench.data.cards import BUILTIN, DATASETS, FROM_ROOT  # noqa: F401 - DATASETS re-exported
+from bench.data.cards import BUILTIN, DATASETS
 from bench.data.dataset import Dataset, DataError, read_card, to_unit
 
 SPLIT_STREAM = {"train": 0, "test": 1, "val": 2}  # procedural splits draw disjoint streams

@@ -9,7 +9,6 @@ any failure (exception, crash, timeout) becomes {"error": ...} in the parent, ne
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

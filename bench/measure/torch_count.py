@@ -15,7 +15,6 @@ METHOD = "torch.utils.flop_counter.FlopCounterMode (meta device, SDPA math kerne
 
 
 def _counted(fn) -> dict:
-    import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
