@@ -11,6 +11,7 @@ from bench.report import baseline as baseline_mod
 from bench.report import columns as cols
 from bench.records import write_text
 from bench.report import plots, selection, table
+from bench.report.stage_table import STAGES_NOTE, stage_table
 from bench.report.prose import LEGEND, QUALITY_LEGEND, RATIOS_NOTE, constants_text, provenance, provenance_line
 
 FORMATS = ("md", "html", "csv", "latex")
@@ -29,6 +30,7 @@ class Report:
     ratios: table.Table | None = None
     quality: table.Table | None = None  # one row per case with quality: what produced each score, CI, verdict
     everything: table.Table | None = None  # every column with data (table.csv without --columns)
+    stages: table.Table | None = None  # one row per stage of the cases trained in stages (stage_table.py)
     baseline: str | None = None
     plots: list[dict] = field(default_factory=list)
     exponents: dict = field(default_factory=dict)
@@ -77,6 +79,7 @@ def assemble(paths, columns: str | None = None, group_by: str | None = None, bas
     q_records, q_cols, q_same = selection.quality_columns(records)
     if q_records:
         report.quality = table.Table(q_records, q_cols, (), tuple(q_same))
+    report.stages = stage_table(records)
     if baseline:
         try:
             ratio_cols = baseline_mod.columns(records, baseline)
@@ -100,6 +103,8 @@ def markdown(report: Report, plot_dir: str = "") -> str:
         if report.quality.constants:
             lines += [constants_text(report.quality), ""]
         lines += [*table.markdown_table(report.quality), QUALITY_LEGEND]
+    if report.stages is not None:
+        lines += ["", "## Training stages", "", *table.markdown_table(report.stages), STAGES_NOTE]
     lines += table.markdown_notes(report.records, selection.available(report.records))
     if report.ratios is not None:
         lines += ["", f"## Ratios against the baseline `{report.baseline}`", "", RATIOS_NOTE, "",

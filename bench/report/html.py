@@ -44,6 +44,9 @@ img { max-width: 100%; }
 {% if quality_constants %}<p class="prov">{{ quality_constants }}</p>{% endif %}
 {{ render(quality, quality_headers, "quality") }}
 <p class="legend">{{ quality_legend }}</p>{% endif %}
+{% if stages %}<h2>Training stages</h2>
+{{ render(stages, stage_headers, "stages") }}
+<p class="legend">{{ stages_note }}</p>{% endif %}
 {% if sub_failures %}<h2>Measurements that failed inside successful cases ({{ failed_mark }})</h2>
 <ul>{% for f in sub_failures %}<li><code>{{ f.case }}</code> {{ f.column }}: {{ f.why }}</li>{% endfor %}</ul>{% endif %}
 {% if contended %}<h2>Timings taken while the CPU was shared ({{ contended_mark }})</h2>
@@ -98,6 +101,7 @@ def _headers(t: table.Table):
 def render(report) -> str:
     from bench.report.prose import LEGEND, QUALITY_LEGEND, RATIOS_NOTE, constants_text, provenance, provenance_line
     from bench.report.selection import available
+    from bench.report.stage_table import STAGES_NOTE
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     plots = [{"caption": p["caption"], "data": base64.b64encode(p["png"].read_bytes()).decode()} for p in report.plots]
@@ -107,6 +111,8 @@ def render(report) -> str:
         quality=_rows(report.quality) if report.quality else None, quality_legend=QUALITY_LEGEND,
         quality_headers=_headers(report.quality) if report.quality else [],
         quality_constants=constants_text(report.quality) if report.quality else "",
+        stages=_rows(report.stages) if report.stages else None, stages_note=STAGES_NOTE,
+        stage_headers=_headers(report.stages) if report.stages else [],
         sub_failures=table.sub_failures(report.records, available(report.records)), failed_mark=table.FAILED_MARK,
         contended=[table.contended_line(c) for c in table.contended_timings(report.records)],
         contended_mark=table.CONTENDED_MARK, contended_note=table.CONTENDED_NOTE, unreliable_note=table.UNRELIABLE_NOTE,
