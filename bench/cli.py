@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default: 0.01)")
     s.add_argument("--metric", choices=("wall", "cpu"), default="wall",
                    help="per-round medians of wall time (default) or of the process's CPU time per step")
+    s.add_argument("--control", metavar="CASE", help="a case in both runs whose code did not change: each round "
+                                                     "median is divided by its round's (removes the machine's drift)")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(fn=cmd_compare)
 

@@ -117,7 +117,10 @@ def cmd_compare(args) -> int:
         raise UserError(str(exc)) from None
     from bench.safe_text import lines
 
-    result = compare.compare_runs(args.run_a, args.run_b, threshold, alpha, metric=args.metric)
+    try:
+        result = compare.compare_runs(args.run_a, args.run_b, threshold, alpha, metric=args.metric, control=args.control)
+    except compare.CompareError as exc:
+        raise UserError(str(exc)) from None
     print(compare.to_json(result) if args.json else lines(compare.format_text(result)))  # JSON escapes by itself
     return 1 if result["regressions"] else 0
 

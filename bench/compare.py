@@ -8,7 +8,9 @@ test (Mann & Whitney 1947) of the two sets of round medians. A change is flagged
 both beyond the threshold (|ratio - 1| > threshold) and significant (p < alpha). With few rounds
 the test cannot reach alpha at all (R rounds against R: smallest p = 2 / C(2R, R)); such a step is
 "inconclusive", and the row says why. A record written before rounds existed counts as one
-round. Docs: docs/reports.md.
+round. With `control` (a case whose code did not change), every round median is first divided by
+the control's of the same round and step, which removes the machine's drift between the two runs
+(bench/compare_control.py). Docs: docs/reports.md.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from bench import results
+from bench import compare_control, results
 from bench.measure.stats import bootstrap_ratio_ci
 from bench.report.columns import TIMED_STEPS, converged, dig, timing
 from bench.report.table import significant
 
-VERDICTS = ("regression", "improvement", "unchanged", "inconclusive", "failed", "recovered")
+VERDICTS = ("regression", "improvement", "unchanged", "inconclusive", "uncompared", "failed", "recovered")
 
 
 class CompareError(ValueError):
@@ -114,14 +116,23 @@ def compare_rounds(a, b, threshold: float, alpha: float, seed: int = 0) -> dict:
     return out
 
 
-def compare_steps(ta: dict, tb: dict, threshold: float, alpha: float, metric: str = "wall") -> dict | None:
+def compare_steps(ta: dict, tb: dict, threshold: float, alpha: float, metric: str = "wall",
+                  control: tuple | None = None) -> dict | None:
     """Two records' entries of one timed step -> a compare row (without the case and step names),
-    or None when either lacks the metric."""
+    or None when either lacks the metric. With `control` (the control case's entries of this step
+    in A and B): round medians divided by the control's of the same round, or a row with `why`
+    when they cannot be."""
     ma, rounds_a = round_medians(ta, metric)
     mb, rounds_b = round_medians(tb, metric)
     if ma is None or mb is None:
         return None
-    row = {**compare_rounds(ma, mb, threshold, alpha), "median_a_ms": float(np.median(ma)),
+    tested_a, tested_b = ma, mb
+    if control is not None:
+        (tested_a, why_a), (tested_b, why_b) = (compare_control.normalized(t, c, METRICS[metric])
+                                                for t, c in zip((ta, tb), control))
+        if tested_a is None or tested_b is None:
+            return {"verdict": "uncompared", "why": f"not divided by the control: {why_a or why_b}"}
+    row = {**compare_rounds(tested_a, tested_b, threshold, alpha), "median_a_ms": float(np.median(ma)),
            "median_b_ms": float(np.median(mb)), "medians_a_ms": ma, "medians_b_ms": mb,
            "converged_a": converged(ta), "converged_b": converged(tb)}
     old = [name for name, has in (("A", rounds_a), ("B", rounds_b)) if not has]
@@ -140,10 +151,17 @@ def _by_id(path) -> dict[str, dict]:
     return {r["case_id"]: r for r in recs}
 
 
-def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, metric: str = "wall") -> dict:
+def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, metric: str = "wall",
+                 control: str | None = None) -> dict:
     a, b = _by_id(run_a), _by_id(run_b)
-    rows, uncompared = [], []
-    for case_id in [c for c in a if c in b]:
+    rows, uncompared, drift = [], [], None
+    if control is not None:
+        try:
+            control = compare_control.find_control(list(a), list(b), control)
+        except ValueError as exc:
+            raise CompareError(str(exc)) from None
+        drift = _drift(a[control], b[control], metric)
+    for case_id in [c for c in a if c in b and c != control]:
         ra, rb = a[case_id], b[case_id]
         if ra.get("status") != rb.get("status") and "ok" in (ra.get("status"), rb.get("status")):
             verdict = "failed" if rb.get("status") != "ok" else "recovered"
@@ -153,17 +171,43 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, met
         n_rows = len(rows)
         for step in TIMED_STEPS:
             ta, tb = timing(ra, step), timing(rb, step)
-            row = compare_steps(ta, tb, threshold, alpha, metric) if ta and tb else None
+            pair = None if control is None else (timing(a[control], step), timing(b[control], step))
+            row = compare_steps(ta, tb, threshold, alpha, metric, pair) if ta and tb else None
             if row is not None:
                 rows.append({"case": case_id, "step": step, **row})
         if len(rows) == n_rows:
             uncompared.append(case_id)
     return {"run_a": str(run_a), "run_b": str(run_b), "threshold": threshold, "alpha": alpha, "metric": metric,
-            "rows": rows,
+            "control": control, "control_drift": drift, "rows": rows,
             "rounds_needed": rounds_needed(alpha),
             "missing": sorted(c for c in a if c not in b), "new": sorted(c for c in b if c not in a),
             "uncompared": uncompared,
             "regressions": sum(r["verdict"] in ("regression", "failed") for r in rows)}
+
+
+def _drift(ra: dict, rb: dict, metric: str) -> dict:
+    """The control case's own B/A per timed step (ratio, CI, p): what the machine did between the runs."""
+    out = {}
+    for step in TIMED_STEPS:
+        ta, tb = timing(ra, step), timing(rb, step)
+        ma, mb = (round_medians(ta, metric)[0], round_medians(tb, metric)[0]) if ta and tb else (None, None)
+        if ma and mb:
+            full = compare_rounds(ma, mb, 0.0, 0.5)
+            out[step] = {k: full[k] for k in ("ratio", "ci95", "p")}
+    return out
+
+
+def _control_lines(result: dict) -> list[str]:
+    """How the machine's drift between the runs was handled: divided out by the control case (with
+    the control's own B/A), or a warning that it is in every ratio."""
+    if result.get("control") is None:
+        return ["A and B ran at different times: a change of the machine between them moves every case alike and "
+                "is not in these CIs (identical code read 0.87-1.23x between runs on an idle VM; docs/reports.md). "
+                "--control CASE divides it out with a case whose code did not change."]
+    drift = "; ".join(f"{step} x{d['ratio']:.3f}" + (f" [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]" if d["ci95"] else "")
+                      for step, d in result["control_drift"].items()) or "no timed step"
+    return [f"every ratio is of round medians divided by the control case {result['control']}'s of the same round "
+            f"and step; the control's own B/A (the machine's drift, divided out): {drift}"]
 
 
 def format_text(result: dict) -> str:
@@ -172,11 +216,13 @@ def format_text(result: dict) -> str:
              f"median of A's [95% bootstrap CI over rounds], Mann-Whitney U p over round medians; flagged when "
              f"|ratio - 1| > {result['threshold']:.3g} and p < {result['alpha']:g} (needs >= "
              f"{result['rounds_needed']} rounds in each run)"]
+    lines += _control_lines(result)
     width = max([len(r["case"]) for r in result["rows"]] + [4])
     whys = []
     for r in result["rows"]:
-        if r["step"] is None:
-            lines.append(f"  {r['case']:<{width}}  {'':11s}  {r['verdict'].upper()}  {r.get('error', '')}")
+        if r["step"] is None or r["verdict"] == "uncompared":
+            lines.append(f"  {r['case']:<{width}}  {r['step'] or '':11s}  {r['verdict'].upper() if r['step'] is None else r['verdict']}"
+                         f"  {r.get('error') or r.get('why', '')}")
             continue
         ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r["ci95"] else "[no CI: 1 round]"
         verdict = r["verdict"].upper() if r["verdict"] in ("regression", "improvement") else r["verdict"]

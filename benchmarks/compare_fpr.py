@@ -81,6 +81,15 @@ def score(runs, metric: str, threshold: float, alpha: float) -> dict:
     slow = verdicts((runs[i]["base"], runs[j]["slow"]) for i, j in itertools.product(range(len(runs)), repeat=2) if i != j)
     slow_within = verdicts((r["base"], r["slow"]) for r in runs)
     rate = lambda n, rows: n / len(rows) if rows else None  # noqa: E731
+    # compare --control: base divided by its twin round by round (and the twin by base), the slow case by the twin
+    ctl = {"base": "twin", "twin": "base", "slow": "twin"}
+
+    def controlled(i, j, c, d=None):
+        return compare.compare_steps(runs[i][c], runs[j][d or c], threshold, alpha, metric,
+                                     (runs[i][ctl[c]], runs[j][ctl[d or c]]))
+    c_between = [controlled(i, j, c) for i, j in pairs for c in ("base", "twin") if "twin" in runs[i] and "twin" in runs[j]]
+    c_slow = [controlled(i, j, "base", "slow") for i, j in itertools.product(range(len(runs)), repeat=2)
+              if i != j and "twin" in runs[i] and "twin" in runs[j]]
     return {"metric": metric, "between": len(between), "between_flagged": flagged(between),
             "between_rate": rate(flagged(between), between), "within": len(within), "within_flagged": flagged(within),
             "within_rate": rate(flagged(within), within), "inconclusive": flagged(between + within, ("inconclusive",)),
@@ -88,7 +97,11 @@ def score(runs, metric: str, threshold: float, alpha: float) -> dict:
             "identical_ratios_within": [round(v["ratio"], 3) for v in within],
             "slow": len(slow), "power": rate(flagged(slow, ("regression",)), slow),
             "slow_within": len(slow_within), "power_within": rate(flagged(slow_within, ("regression",)), slow_within),
-            "slow_ratios": [round(v["ratio"], 3) for v in slow + slow_within]}
+            "slow_ratios": [round(v["ratio"], 3) for v in slow + slow_within],
+            "controlled": {"between": len(c_between), "between_flagged": flagged(c_between),
+                           "identical_ratios_between": [round(v["ratio"], 3) for v in c_between if "ratio" in v],
+                           "slow": len(c_slow), "power_flagged": flagged(c_slow, ("regression",)),
+                           "slow_ratios": [round(v["ratio"], 3) for v in c_slow if "ratio" in v]}}
 
 
 def main(argv=None) -> int:
@@ -136,6 +149,12 @@ def main(argv=None) -> int:
     for s in result["scores"]:
         print(f"{s['metric']}: ratios of identical code between runs {s['identical_ratios_between']}, "
               f"in one run {s['identical_ratios_within']}")
+    print("with --control (each run's base divided by its twin round by round, the twin by the base, the slowed "
+          "case by the twin):")
+    for s in result["scores"]:
+        c = s["controlled"]
+        print(f"  {s['metric']}: false positives between runs {frac(c['between_flagged'], c['between'])}, power between "
+              f"runs {frac(c['power_flagged'], c['slow'])}; identical-code ratios {c['identical_ratios_between']}")
     return 0
 
 
