@@ -89,3 +89,15 @@ def test_every_pass_sees_the_null_label_where_dropped():
     by_hand = process.training_loss(denoise, x0, y=want, latents=latents, **draws)
     undropped = process.training_loss(denoise, x0, y=y, latents=latents, **draws)
     assert float(loss) == float(by_hand) and float(loss) != float(undropped)
+
+
+def test_a_process_without_its_models_null_label_refuses_to_drop():
+    """A plugin config that keeps a GaussianConfig but never calls with_null_label: an error, not
+    labels silently set to -1 (which jax would wrap to the table's last row)."""
+    from architectures.processes.config import GaussianConfig
+
+    process = GaussianProcess(GaussianConfig(cond_drop_prob=0.5))
+    x0 = np.zeros((4, 2, 2, 3), np.float32)
+    draws = process.train_draws(np.random.default_rng(0), x0.shape)
+    with pytest.raises(ValueError, match="label dropout needs process.null_label"):
+        process.training_loss(lambda x, t, y, latents: (x, None), x0, y=np.arange(4), **draws)

@@ -195,6 +195,9 @@ class GaussianProcess(GaussianSampler):
         the example's label is the null label in every pass (DiT's LabelEmbedder.token_drop).
         """
         xp = array_namespace(x0)
+        if cond_keep is not None and y is not None and self.config.null_label < 0:
+            raise ValueError("label dropout needs process.null_label: the model config fills it from num_classes "
+                             "(architectures.processes.config.with_null_label)")
         y = guidance.dropped(y, cond_keep, self.config.null_label) if y is not None else y
         lev = self.level(t)
         x_t = self.add_noise(x0, lev, eps)
