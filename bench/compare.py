@@ -160,7 +160,7 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, met
             control = compare_control.find_control(list(a), list(b), control)
         except ValueError as exc:
             raise CompareError(str(exc)) from None
-        drift = _drift(a[control], b[control], metric)
+        drift = _drift(a[control], b[control], metric, threshold, alpha)
     for case_id in [c for c in a if c in b and c != control]:
         ra, rb = a[case_id], b[case_id]
         if ra.get("status") != rb.get("status") and "ok" in (ra.get("status"), rb.get("status")):
@@ -185,15 +185,14 @@ def compare_runs(run_a, run_b, threshold: float = 0.05, alpha: float = 0.01, met
             "regressions": sum(r["verdict"] in ("regression", "failed") for r in rows)}
 
 
-def _drift(ra: dict, rb: dict, metric: str) -> dict:
+def _drift(ra: dict, rb: dict, metric: str, threshold: float, alpha: float) -> dict:
     """The control case's own B/A per timed step (ratio, CI, p): what the machine did between the runs."""
     out = {}
     for step in TIMED_STEPS:
         ta, tb = timing(ra, step), timing(rb, step)
-        ma, mb = (round_medians(ta, metric)[0], round_medians(tb, metric)[0]) if ta and tb else (None, None)
-        if ma and mb:
-            full = compare_rounds(ma, mb, 0.0, 0.5)
-            out[step] = {k: full[k] for k in ("ratio", "ci95", "p")}
+        row = compare_steps(ta, tb, threshold, alpha, metric) if ta and tb else None
+        if row is not None:
+            out[step] = {k: row[k] for k in ("ratio", "ci95", "p")}
     return out
 
 

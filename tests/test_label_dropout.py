@@ -30,7 +30,7 @@ def _labelled(family: str, classes: int = 10, **process):
 def test_the_null_label_is_the_models_and_an_unconditional_model_refuses_dropout(family):
     cfg = _labelled(family, classes=7, cond_drop_prob=0.2)
     assert cfg.process.null_label == 7 and cfg.process.cond_drop_prob == 0.2
-    with pytest.raises(ValueError, match=r"cond_drop_prob=0.2: the model has no class label to drop .*allowed: 0"):
+    with pytest.raises(ValueError, match=r"cond_drop_prob=0.2: the model has no condition to drop .*allowed: 0"):
         dataclasses.replace(cfg, num_classes=0)
     plain = dataclasses.replace(cfg, num_classes=0, process=dataclasses.replace(cfg.process, cond_drop_prob=0.0))
     assert plain.process.null_label == -1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from architectures.processes.config import with_null_label
 from architectures.processes.multires_config import MultiResConfig
 from architectures.registry import Preset
 
@@ -85,12 +86,10 @@ class NestedUNetConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r}; allowed: [0, 1)")
         self._check_nest()
-        if self.process.cond_drop_prob > 0 and not (self.cond_dim or self.num_classes):
-            raise ValueError(f"process.cond_drop_prob={self.process.cond_drop_prob}: the model has no condition "
-                             "to drop (cond_dim = num_classes = 0); allowed: 0")
-        null = self.num_classes if self.num_classes else -1  # the process drops labels to it (cond_drop_prob)
-        if self.process.resolutions != self.resolutions or self.process.null_label != null:
-            object.__setattr__(self, "process", replace(self.process, resolutions=self.resolutions, null_label=null))
+        process = with_null_label(self.process, self.num_classes, tokens=self.cond_dim > 0)  # cond_drop_prob drops to it
+        if process.resolutions != self.resolutions:
+            process = replace(process, resolutions=self.resolutions)
+        object.__setattr__(self, "process", process)
 
     def _check_nest(self):
         emb = self.levels[-1].emb_dim

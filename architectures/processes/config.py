@@ -85,11 +85,12 @@ class GaussianConfig:
                              "(process.timesteps = 0)")
 
 
-def with_null_label(process, num_classes: int):
-    """The model config's process with its null label (label num_classes; -1 without classes).
-    Label dropout (cond_drop_prob > 0) needs classes to drop: refused on an unconditional model."""
-    if process.cond_drop_prob > 0 and num_classes <= 0:
-        raise ValueError(f"process.cond_drop_prob={process.cond_drop_prob}: the model has no class label to drop "
-                         "(num_classes = 0); allowed: 0")
+def with_null_label(process, num_classes: int, tokens: bool = False):
+    """The model config's process (gaussian or multi-resolution) with its null label (label
+    num_classes; -1 without classes). Condition dropout (cond_drop_prob > 0) needs a condition to
+    drop, class labels or conditioning `tokens` (their null is the null text): refused without."""
+    if process.cond_drop_prob > 0 and num_classes <= 0 and not tokens:
+        raise ValueError(f"process.cond_drop_prob={process.cond_drop_prob}: the model has no condition to drop "
+                         "(num_classes = 0, no conditioning tokens); allowed: 0")
     null = num_classes if num_classes > 0 else -1
     return process if process.null_label == null else replace(process, null_label=null)

@@ -10,7 +10,8 @@ from bench.report.columns import Column, dig, quality_entries, resolution
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall")
 
 
-def _pair(value):
+def ci_pair(value):
+    """A (lo, hi) CI from a record's two-item list, None when it is missing or incomplete."""
     return tuple(value) if isinstance(value, (list, tuple)) and len(value) == 2 and None not in value else None
 
 
@@ -87,7 +88,7 @@ def versus_best(records, metric: str) -> dict[int, str]:
             reps_a, reps_b = dig(a, "bootstrap", "replicates"), dig(b, "bootstrap", "replicates")
             if reps_a and reps_b and len(reps_a) == len(reps_b):
                 same = not difference(a["value"], reps_a, b["value"], reps_b)["distinguishable"]
-            elif _pair(a.get("ci95")) and _pair(b.get("ci95")):  # no replicates: do the two CIs overlap?
+            elif ci_pair(a.get("ci95")) and ci_pair(b.get("ci95")):  # no replicates: do the two CIs overlap?
                 (lo_a, hi_a), (lo_b, hi_b) = a["ci95"], b["ci95"]
                 same = lo_a <= hi_b and lo_b <= hi_a
             else:
@@ -104,7 +105,7 @@ def metric_columns(records) -> list[Column]:
             return lambda r: quality_entries(r).get(metric, {}).get(key)
 
         def ci(key, metric=m):
-            return lambda r: _pair(quality_entries(r).get(metric, {}).get(key))
+            return lambda r: ci_pair(quality_entries(r).get(metric, {}).get(key))
         verdicts = versus_best(records, m)
         out += [Column(f"quality.{m}", m, field("value"), "sig4", ci=ci("ci95")),
                 Column(f"quality.{m}.vs_best", f"{m} vs best", lambda r, v=verdicts: v.get(id(r)), kind="label"),

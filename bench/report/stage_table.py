@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bench.report import table
 from bench.report.columns import Column, dig, quality_entries
+from bench.report.quality_columns import ci_pair
 
 STAGES_NOTE = ("One row per stage of a progressively trained case. cum. GFLOP is the training spent up to the "
                "end of the stage (the x a learning curve would use). Each stage's model is scored at its own "
@@ -48,10 +49,7 @@ def _metric(name: str, key: str):
 
 
 def _ci(name: str):
-    def get(row):
-        pair = quality_entries(row).get(name, {}).get("ci95")
-        return tuple(pair) if isinstance(pair, (list, tuple)) and len(pair) == 2 and None not in pair else None
-    return get
+    return lambda row: ci_pair(quality_entries(row).get(name, {}).get("ci95"))
 
 
 def stage_table(records: list[dict]) -> table.Table | None:
